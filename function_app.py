@@ -1,0 +1,145 @@
+"""DM job service on Azure Functions: HTTP API, the job orchestration and its activities, the schedule timer.
+
+Each function parses its request, delegates to `shared/` and shapes the reply; the logic lives there.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Callable
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared import lifecycle, orchestrator, service
+from shared.durable_bridge import ClientOrchestrations, run_sync
+from shared.errors import ApiError
+from shared.identity import caller_from_headers
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger("function_app")
+JSON = "application/json"
+
+
+def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=JSON, headers=headers)
+
+
+def _error(error: Exception) -> func.HttpResponse:
+    if isinstance(error, ApiError):
+        return _reply(error.body(), error.status, error.headers)
+    log.error("unhandled %s", type(error).__name__)  # no message: it could hold a secret
+    body = {"status": 500, "type": "InternalServerError", "message": "internal error; see the app's logs",
+            "debug": "", "data": None}
+    return _reply(body, 500)
+
+
+def _answer(work: Callable[[], Any], status: int = 200) -> func.HttpResponse:
+    try:
+        result = work()
+    except Exception as error:  # noqa: BLE001 - every error gets the JSON error body
+        return _error(error)
+    return result if isinstance(result, func.HttpResponse) else _reply(result, status)
+
+
+def _job_token(req: func.HttpRequest) -> str | None:
+    """A job reporting progress presents its DMSS token (Access-Key or Bearer), as the old job containers do."""
+    token = req.headers.get("Access-Key")
+    auth = req.headers.get("Authorization", "")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+    return token or None
+
+
+# ---- HTTP API ---------------------------------------------------------------------------------------------
+def _started(result: service.StartResult) -> func.HttpResponse:
+    return _reply(result.body(), 200 if result.existed else 202, {"Location": f"/api/jobs/{result.uid}"})
+
+
+@app.route(route="jobs", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start_job(req: func.HttpRequest, client) -> func.HttpResponse:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+
+    def work():
+        return _started(service.start_job(service.parse_json(req.get_body()), caller=caller_from_headers(req.headers),
+                                          orchestrations=bridge,
+                                          idempotency_key=req.headers.get("Idempotency-Key")))
+    return await run_sync(_answer, work)
+
+
+@app.route(route="jobs/{*address}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpResponse:
+    from shared import dmss_start
+
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    address = req.route_params.get("address", "")
+
+    def work():
+        result = dmss_start.start_from_address(address, req.headers, caller=caller_from_headers(req.headers),
+                                               orchestrations=bridge,
+                                               idempotency_key=req.headers.get("Idempotency-Key"))
+        return _started(result)
+    return await run_sync(_answer, work)
+
+
+@app.route(route="jobs", methods=["GET"])
+def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.list_jobs(req.params.get("status"), req.params.get("limit"),
+                                             req.params.get("continuationToken")))
+
+
+@app.route(route="jobs/{uid}", methods=["GET"])
+def get_job(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.get_job(req.route_params["uid"], caller_from_headers(req.headers),
+                                           _job_token(req)))
+
+
+@app.route(route="jobs/{uid}", methods=["PUT"])
+def report_progress(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.report_progress(req.route_params["uid"], req.get_body(),
+                                                   req.params.get("overwrite_log"),
+                                                   caller_from_headers(req.headers), _job_token(req)))
+
+
+@app.route(route="jobs/{uid}", methods=["DELETE"])
+@app.durable_client_input(client_name="client")
+async def stop_job(req: func.HttpRequest, client) -> func.HttpResponse:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    stop_running = req.params.get("stopRunning", "false").lower() in ("true", "1", "yes")
+    return await run_sync(_answer, lambda: service.stop_job(req.route_params["uid"], caller_from_headers(req.headers),
+                                                            bridge, stop_running=stop_running))
+
+
+@app.route(route="jobs/{uid}/result", methods=["GET"])
+def get_result(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.get_result(req.route_params["uid"], caller_from_headers(req.headers)))
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    status, body = service.health()
+    return _reply(body, status)
+
+
+# ---- orchestration ----------------------------------------------------------------------------------------
+@app.orchestration_trigger(context_name="context", orchestration=orchestrator.ORCHESTRATOR)
+def job_orchestrator(context: df.DurableOrchestrationContext):
+    return (yield from orchestrator.orchestrate(context))
+
+
+@app.activity_trigger(input_name="uid", activity=orchestrator.START_ACTIVITY)
+def start_job_activity(uid: str) -> dict:
+    return lifecycle.start(uid)
+
+
+@app.activity_trigger(input_name="uid", activity=orchestrator.POLL_ACTIVITY)
+def poll_job_activity(uid: str) -> dict:
+    return lifecycle.poll(uid)
+
+
+@app.activity_trigger(input_name="request", activity=orchestrator.FINISH_ACTIVITY)
+def finish_job_activity(request: dict) -> dict:
+    return lifecycle.finish(request)

@@ -1,0 +1,90 @@
+"""The runner interface: the one small contract every way of running a job implements.
+
+A runner is created once per process (the registry keeps it) and must be safe to call from several threads.
+Everything it needs to find a job again is in the *handle* it returns from `start`: a small JSON-able dict that
+the core stores in the job's table row and passes back on every later call, so that a host restart (or another
+instance) can carry on. Handles never hold secrets: environment values are given to `start` and only there.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from shared.status import JobStatus
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a runner gets to start a job."""
+
+    uid: str
+    config: dict[str, Any]  # the job's `runner` entity (type normalised, unknown attributes kept)
+    environment: dict[str, str]  # resolved: JOB_UID, DM_JOB_URL, ..., then the runner's K=V items. Secret.
+    time_limit_seconds: int
+    entity: dict[str, Any] = field(default_factory=dict)  # the whole job entity, for runners that want more
+
+
+@dataclass(frozen=True)
+class RunnerStatus:
+    """What a poll sees. `state` is one of STARTING, RUNNING, COMPLETED, FAILED (or UNKNOWN)."""
+
+    state: JobStatus
+    log: list[str] = field(default_factory=list)  # tail of the job's output, oldest first
+    percentage: float | None = None
+    message: str = ""
+    exit_code: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+class RunnerError(Exception):
+    """The runner could not do what was asked; the message is shown to the user (no secrets in it)."""
+
+
+class ConfigError(RunnerError):
+    """The runner configuration is invalid (API answers 422 before anything is stored)."""
+
+
+class RetryLater(RunnerError):
+    """A transient refusal (throttling, 5xx): the core waits `retry_after` seconds and calls again."""
+
+    def __init__(self, message: str, retry_after: float = 10.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Runner(ABC):
+    #: runner `type` strings (normalised, e.g. "dmss://WorkflowDS/Blueprints/Shell") this runner handles
+    type_names: ClassVar[tuple[str, ...]] = ()
+    #: runs code on the app's own host: only allowed when ENABLE_LOCAL_RUNNERS is true
+    local: ClassVar[bool] = False
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """Raise ConfigError if `config` cannot be run. Called before anything is stored; no I/O."""
+
+    @abstractmethod
+    def start(self, job: JobSpec) -> dict[str, Any]:
+        """Launch the job and return its handle. Raise RetryLater for transient refusals, RunnerError else."""
+
+    @abstractmethod
+    def status(self, handle: dict[str, Any]) -> RunnerStatus:
+        """The job's state now. Cheap enough to call every second; never raises for a finished job."""
+
+    @abstractmethod
+    def stop(self, handle: dict[str, Any]) -> str:
+        """Stop the job (idempotent: stopping a stopped or vanished job is fine). Returns a short message."""
+
+    def logs(self, handle: dict[str, Any]) -> str:
+        """The full log for the final record (called before cleanup). Default: the status tail."""
+        return "\n".join(self.status(handle).log)
+
+    def result(self, handle: dict[str, Any]) -> str | None:
+        """The job's result text once it has finished, or None if it made none."""
+        return None
+
+    @abstractmethod
+    def cleanup(self, handle: dict[str, Any]) -> None:
+        """Release everything the job held (processes, containers, groups, files). Idempotent."""

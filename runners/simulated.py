@@ -1,0 +1,98 @@
+"""In-process simulated runner: a job that "runs" for a while on the app's clock and ends as told.
+
+Like dramatiq's StubBroker, it lets tests and benchmarks exercise the whole lifecycle (orchestration, polls,
+time limits, schedules) without processes or clouds, and with a replaced clock a 24-hour job takes seconds.
+Its state is all in the handle (start time, duration, outcome), so it survives a host restart like a real
+runner; only stops are remembered in memory. Local-only, as it is no use in production.
+
+Config: `durationSeconds` (default 1), `exitCode` (default 0), `result` (text), `logLines` (lines per
+elapsed tenth of the run, default 1), `progress` (report a percentage, default true).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared import clock
+from shared.models import BLUEPRINTS
+from shared.status import JobStatus
+
+from .base import ConfigError, JobSpec, Runner, RunnerStatus
+
+TYPE = BLUEPRINTS + "Simulated"
+
+
+class SimulatedConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    durationSeconds: float = Field(default=1.0, ge=0)
+    exitCode: int = 0
+    result: str | None = None
+    logLines: int = Field(default=1, ge=0)
+    progress: bool = True
+
+
+class SimulatedRunner(Runner):
+    type_names = (TYPE,)
+    local = True
+
+    def __init__(self) -> None:
+        self._stopped: set[str] = set()
+        self._cleaned: set[str] = set()
+        self._lock = threading.Lock()
+        self.polls = 0  # benchmarks read it
+
+    def validate(self, config: dict[str, Any]) -> None:
+        try:
+            SimulatedConfig.model_validate(config)
+        except ValidationError as error:
+            raise ConfigError(f"invalid simulated runner: {error.errors()[0]['msg']}") from error
+
+    def start(self, job: JobSpec) -> dict[str, Any]:
+        config = SimulatedConfig.model_validate(job.config)
+        return {"uid": job.uid, "startedAt": clock.now().timestamp(), **config.model_dump(
+            include={"durationSeconds", "exitCode", "result", "logLines", "progress"})}
+
+    def _elapsed(self, handle: dict[str, Any]) -> float:
+        return clock.now().timestamp() - handle["startedAt"]
+
+    def _log(self, handle: dict[str, Any], fraction: float) -> list[str]:
+        steps = min(10, int(fraction * 10))
+        return [f"step {i + 1}/10" for i in range(steps) for _ in range(handle["logLines"])]
+
+    def status(self, handle: dict[str, Any]) -> RunnerStatus:
+        with self._lock:
+            self.polls += 1
+            stopped = handle["uid"] in self._stopped
+        duration = handle["durationSeconds"]
+        fraction = 1.0 if duration == 0 else min(1.0, self._elapsed(handle) / duration)
+        if stopped:
+            return RunnerStatus(JobStatus.FAILED, log=self._log(handle, fraction), message="stopped")
+        if fraction < 1.0:
+            return RunnerStatus(JobStatus.RUNNING, log=self._log(handle, fraction),
+                                percentage=round(fraction * 100, 1) if handle["progress"] else None)
+        code = handle["exitCode"]
+        state = JobStatus.COMPLETED if code == 0 else JobStatus.FAILED
+        message = "exit code 0" if code == 0 else f"the job failed with exit code {code}"
+        return RunnerStatus(state, log=self._log(handle, 1.0), percentage=100.0, exit_code=code, message=message)
+
+    def stop(self, handle: dict[str, Any]) -> str:
+        with self._lock:
+            self._stopped.add(handle["uid"])
+        return "stopped"
+
+    def result(self, handle: dict[str, Any]) -> str | None:
+        return handle.get("result")
+
+    def cleanup(self, handle: dict[str, Any]) -> None:
+        with self._lock:
+            self._cleaned.add(handle["uid"])
+            self._stopped.discard(handle["uid"])
+
+    def cleaned(self, uid: str) -> bool:
+        with self._lock:
+            return uid in self._cleaned
+
+
+RUNNERS = [SimulatedRunner]

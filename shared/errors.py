@@ -1,0 +1,68 @@
+"""API errors with the old service's JSON body: {"status", "type", "message", "debug", "data"}.
+
+Messages must never carry a secret (tokens, environment values): build them from names and ids only.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    status = 500
+    type = "InternalServerError"
+
+    def __init__(self, message: str, *, data: Any = None, debug: str = "", status: int | None = None,
+                 type: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.data = data
+        self.debug = debug
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+
+    def body(self) -> dict[str, Any]:
+        return {"status": self.status, "type": self.type, "message": self.message, "debug": self.debug,
+                "data": self.data}
+
+
+class BadRequest(ApiError):
+    status, type = 400, "BadRequestException"
+
+
+class Unauthorized(ApiError):
+    status, type = 401, "UnauthorizedException"
+
+
+class Forbidden(ApiError):
+    status, type = 403, "MissingPrivilegeException"
+
+
+class NotFound(ApiError):
+    status, type = 404, "NotFoundException"
+
+
+class Conflict(ApiError):
+    status, type = 409, "ConflictException"
+
+
+class PayloadTooLarge(ApiError):
+    status, type = 413, "PayloadTooLargeException"
+
+
+class ValidationFailed(ApiError):
+    status, type = 422, "ValidationException"
+
+
+class NotImplementedRunner(ApiError):
+    status, type = 501, "NotImplementedException"
+
+
+class BadGateway(ApiError):
+    status, type = 502, "BadGatewayException"
+
+
+class ServiceUnavailable(ApiError):
+    status, type = 503, "ServiceUnavailableException"

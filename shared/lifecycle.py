@@ -1,0 +1,209 @@
+"""The activities of a job's orchestration: start it on its runner, poll it, finish it.
+
+Activities do the I/O the (replayed) orchestrator may not do. Their inputs and outputs land in the Durable
+history, which the management API can show: they carry the job uid and small facts only, never the job's
+environment or token, which activities read from the store themselves.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+from runners.base import JobSpec, RetryLater, RunnerError, RunnerStatus
+from runners.registry import default_registry
+
+from . import clock, environment, hooks, settings
+from .jobstore import JobRecord, store
+from .models import Job
+from .status import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def update(uid: str, mutate: Callable[[JobRecord], bool | None]) -> JobRecord:
+    """Store update that tells the listeners when the status changed."""
+    before: dict[str, JobStatus] = {}
+
+    def wrapped(record: JobRecord) -> bool | None:
+        before.setdefault("status", record.status)
+        return mutate(record)
+
+    record = store().update(uid, wrapped)
+    if "status" in before and record.status != before["status"]:
+        hooks.status_changed(record)
+    return record
+
+
+def load_entity(record: JobRecord) -> dict[str, Any]:
+    if record.entity_ref:
+        return json.loads(store().get_text(record.entity_ref))
+    return record.entity
+
+
+def time_limit(job: Job) -> int:
+    return int(job.timeLimitSeconds or job.runner.timeLimitSeconds or settings.get_int("JOB_MAX_RUN_SECONDS"))
+
+
+def service_environment(record: JobRecord) -> dict[str, str]:
+    """Values the service itself gives a job beyond JOB_UID/DM_JOB_URL (the DMSS ones when it has a token)."""
+    values = dict(record.extra.get("environment", {}))
+    if record.secret_token:
+        values["DMSS_TOKEN"] = record.secret_token
+    return values
+
+
+def secrets_of(record: JobRecord, entity: dict[str, Any]) -> list[str]:
+    items = (entity.get("runner") or {}).get("environmentVariables") or []
+    return environment.secret_values(items, [record.secret_token])
+
+
+def _fail(message: str) -> Callable[[JobRecord], None]:
+    def mutate(record: JobRecord) -> None:
+        if record.status.is_final:
+            return
+        record.status = JobStatus.FAILED
+        record.message = message
+        record.ended = clock.now()
+    return mutate
+
+
+def start(uid: str) -> dict[str, Any]:
+    record = store().get(uid)
+    if record.stop_requested or record.status.is_final:
+        return {"state": "done"}
+    entity = load_entity(record)
+    job = Job.model_validate(entity)
+    runner = default_registry().get(record.runner_type)
+    spec = JobSpec(uid=uid, config=job.runner.dump(), time_limit_seconds=time_limit(job), entity=entity,
+                   environment=environment.build(uid, job.runner.environmentVariables,
+                                                 service_environment(record)))
+    try:
+        handle = runner.start(spec)
+    except RetryLater as error:
+        update(uid, lambda r: setattr(r, "message", f"waiting to start: {error}"))
+        return {"state": "retry", "retryAfter": max(1.0, float(error.retry_after))}
+    except RunnerError as error:
+        update(uid, _fail(f"the runner could not start the job: {error}"))
+        return {"state": "done"}
+    except Exception as error:  # noqa: BLE001 - report, never leak details that may hold secrets
+        log.exception("runner %s failed to start job %s", record.runner_type, uid)
+        update(uid, _fail(f"the runner could not start the job ({type(error).__name__})"))
+        return {"state": "done"}
+
+    stop_now = False
+
+    def launched(r: JobRecord) -> None:
+        nonlocal stop_now
+        r.handle = handle
+        if r.stop_requested or r.status.is_final:
+            stop_now = True
+            return
+        r.message = "started"
+
+    update(uid, launched)
+    if stop_now:  # a DELETE came while we were starting it
+        runner.stop(handle)
+        runner.cleanup(handle)
+        return {"state": "done"}
+    return {"state": "started"}
+
+
+def poll(uid: str) -> dict[str, Any]:
+    record = store().get(uid)
+    if record.stop_requested or record.status.is_final:
+        return {"done": True, "reason": "stopped", "changed": True}
+    if record.handle is None:
+        return {"done": True, "reason": None, "changed": True}
+    runner = default_registry().get(record.runner_type)
+    try:
+        seen = runner.status(record.handle)
+    except RunnerError as error:
+        seen = RunnerStatus(JobStatus.UNKNOWN, message=f"the runner could not tell the job's state: {error}")
+    tail = settings.get_int("LOG_TAIL_LINES")
+    lines = environment.scrub(seen.log[-tail:], secrets_of(record, load_entity(record)))
+    changed = False
+
+    def observe(r: JobRecord) -> bool:
+        nonlocal changed
+        if r.status.is_final or r.stop_requested:
+            return False
+        if seen.state.value != r.runner_state:
+            r.runner_state = seen.state.value
+            changed = True
+            if not seen.finished and not r.externally_reported:
+                r.status = seen.state
+            if seen.message:
+                r.message = seen.message
+        if lines != r.log:
+            r.log = lines
+        if seen.percentage is not None and not r.externally_reported:
+            r.percentage = seen.percentage
+        return None
+
+    update(uid, observe)
+    return {"done": seen.finished, "reason": None, "changed": changed}
+
+
+def _final_status(reason: str | None, seen: RunnerStatus | None, record: JobRecord) -> tuple[JobStatus, str]:
+    if reason == "stopped":
+        return JobStatus.REMOVED, record.message or "stopped"
+    if reason == "timeout":
+        limit = record.time_limit_seconds
+        return JobStatus.FAILED, f"stopped: the job ran past its time limit of {limit} s"
+    if seen is None:
+        return JobStatus.FAILED, record.message or "the job was never started"
+    if seen.state == JobStatus.COMPLETED and record.status == JobStatus.FAILED and record.externally_reported:
+        return JobStatus.FAILED, record.message or "the job reported that it failed"
+    if seen.state in (JobStatus.COMPLETED, JobStatus.FAILED):
+        return seen.state, seen.message
+    return JobStatus.FAILED, seen.message or f"the runner left the job in state {seen.state.value}"
+
+
+def finish(request: dict[str, Any]) -> dict[str, Any]:
+    """End a job: stop it if needed, keep its final log and result, release the runner, set `ended`."""
+    uid, reason = request["uid"], request.get("reason")
+    record = store().get(uid)
+    entity = load_entity(record)
+    secrets = secrets_of(record, entity)
+    seen: RunnerStatus | None = None
+    log_ref = result_ref = None
+    result_text: str | None = None
+    if record.handle is not None:
+        runner = default_registry().get(record.runner_type)
+        if reason in ("timeout", "stopped"):
+            try:
+                runner.stop(record.handle)
+            except RunnerError as error:
+                log.warning("stopping job %s: %s", uid, error)
+        try:
+            seen = runner.status(record.handle)
+            full_log = "\n".join(environment.scrub(runner.logs(record.handle).splitlines(), secrets))
+            log_ref = store().put_text(uid, "log.txt", full_log)
+            if reason is None:
+                result_text = runner.result(record.handle)
+                if result_text is not None:
+                    result_text = "\n".join(environment.scrub(result_text.split("\n"), secrets))
+                    result_ref = store().put_text(uid, "result.txt", result_text)
+        finally:
+            try:
+                runner.cleanup(record.handle)
+            except Exception as error:  # noqa: BLE001
+                log.warning("cleanup of job %s failed: %s", uid, type(error).__name__)
+    tail = settings.get_int("LOG_TAIL_LINES")
+
+    def end(r: JobRecord) -> None:
+        status, message = _final_status(reason, seen, r)
+        if not (r.status == JobStatus.REMOVED and reason != "timeout"):
+            r.status, r.message = status, message
+        r.ended = r.ended or clock.now()
+        r.log_ref, r.result_ref = log_ref or r.log_ref, result_ref or r.result_ref
+        if seen is not None:
+            r.runner_state = seen.state.value
+            r.log = environment.scrub(seen.log[-tail:], secrets)
+            if status == JobStatus.COMPLETED and not r.externally_reported:
+                r.percentage = 100.0
+
+    record = update(uid, end)
+    hooks.finished(record, result_text)
+    return {"status": record.status.value}

@@ -1,0 +1,116 @@
+"""Job entities after the WorkflowDS blueprints (see ../shared/reference/dm-job.md).
+
+Entities come from users and from DMSS and carry attributes this service does not know: every model keeps
+them (`extra="allow"`) so that an entity written back is the entity that came in, plus our changes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .status import JobStatus, parse_status
+
+BLUEPRINTS = "dmss://WorkflowDS/Blueprints/"
+JOBCORE_ALIAS = "JOBCORE:"
+
+JOB_TYPE = BLUEPRINTS + "Job"
+RECURRING_JOB_TYPE = BLUEPRINTS + "RecurringJob"
+CRON_JOB_TYPE = BLUEPRINTS + "CronJob"
+RECURRING_JOB_HANDLER_TYPE = BLUEPRINTS + "RecurringJobHandler"
+REFERENCE_TYPE = "dmss://system/SIMOS/Reference"
+
+
+def normalise_type(value: str) -> str:
+    """`JOBCORE:X` -> `dmss://WorkflowDS/Blueprints/X`; a bare `DS/Path` gains `dmss://`."""
+    value = value.strip()
+    if value.upper().startswith(JOBCORE_ALIAS):
+        return BLUEPRINTS + value[len(JOBCORE_ALIAS):].lstrip("/")
+    if "://" not in value and "/" in value and ":" not in value:
+        return "dmss://" + value.lstrip("/")
+    return value
+
+
+class Entity(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, validate_assignment=False)
+
+    def dump(self) -> dict[str, Any]:
+        """The entity as JSON-ready dict, unknown attributes included, unset optionals left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Reference(Entity):
+    type: str = REFERENCE_TYPE
+    referenceType: str = "link"
+    address: str
+
+
+class JobHandler(Entity):
+    """A runner configuration. Runner-specific attributes stay as extras; each runner validates its own."""
+
+    type: str
+    name: str | None = None
+    environmentVariables: list[str] = Field(default_factory=list)
+    timeLimitSeconds: int | None = Field(default=None, gt=0)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return normalise_type(value)
+
+    @field_validator("environmentVariables", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class Job(Entity):
+    type: str
+    uid: str | None = None
+    name: str | None = None
+    description: str | None = None
+    label: str | None = None
+    triggeredBy: str | None = None
+    status: JobStatus = JobStatus.NOT_STARTED
+    applicationInput: dict[str, Any] | None = None
+    started: str | None = None
+    ended: str | None = None
+    outputTarget: str | None = None
+    result: dict[str, Any] | None = None
+    runner: JobHandler
+    referenceTarget: str | None = None
+    timeLimitSeconds: int | None = Field(default=None, gt=0)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return normalise_type(value)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> Any:
+        if value is None:
+            return JobStatus.NOT_STARTED
+        return parse_status(value) if isinstance(value, str) else value
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.type == RECURRING_JOB_TYPE
+
+
+class CronJob(Entity):
+    type: str = CRON_JOB_TYPE
+    cron: str
+    startDate: str | None = None
+    endDate: str | None = None
+    runs: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("runs", mode="before")
+    @classmethod
+    def _runs(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class RecurringJob(Job):
+    applicationInput: dict[str, Any]  # the Job template, contained
+    schedule: CronJob

@@ -1,0 +1,73 @@
+"""The job orchestration: launch, follow, finish. Replayed from history, so deterministic and small.
+
+Per wake-up it only reads `context` (time, input, task results) and decides the next task. Polls back off
+(PollPolicy) and race a durable timer against a `stop` external event. Every POLLS_PER_GENERATION polls it
+continues as new, so the history of a job of any length stays below about 150 events. A stop raised while
+the instance is between generations is not lost either way: DELETE also marks the job in the store, and the
+next poll sees that.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Generator
+
+from .backoff import PollPolicy
+
+ORCHESTRATOR = "job_orchestrator"
+START_ACTIVITY = "start_job_activity"
+POLL_ACTIVITY = "poll_job_activity"
+FINISH_ACTIVITY = "finish_job_activity"
+STOP_EVENT = "stop"
+POLLS_PER_GENERATION = 16
+
+
+def initial_input(uid: str, time_limit_seconds: int, policy: PollPolicy) -> dict[str, Any]:
+    return {"uid": uid, "timeLimitSeconds": time_limit_seconds, "poll": policy.as_dict()}
+
+
+def _wait(context, seconds: float, deadline: datetime) -> Generator[Any, Any, str | None]:
+    """Sleep `seconds` (not past the deadline). Returns "stopped", "timeout" or None."""
+    now = context.current_utc_datetime
+    if now >= deadline:
+        return "timeout"
+    fire_at = min(now + timedelta(seconds=seconds), deadline)
+    timer = context.create_timer(fire_at)
+    stop = context.wait_for_external_event(STOP_EVENT)
+    winner = yield context.task_any([timer, stop])
+    if winner == stop:
+        timer.cancel()
+        return "stopped"
+    return "timeout" if fire_at >= deadline else None
+
+
+def orchestrate(context) -> Generator[Any, Any, Any]:
+    state: dict[str, Any] = dict(context.get_input())
+    uid = state["uid"]
+    if "deadline" not in state:
+        limit = timedelta(seconds=state["timeLimitSeconds"])
+        state["deadline"] = (context.current_utc_datetime + limit).isoformat()
+    deadline = datetime.fromisoformat(state["deadline"])
+    policy = PollPolicy.from_dict(state["poll"])
+
+    if not state.get("launched"):
+        outcome = yield context.call_activity(START_ACTIVITY, uid)
+        while outcome["state"] == "retry":
+            reason = yield from _wait(context, outcome["retryAfter"], deadline)
+            if reason:
+                return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": reason}))
+            outcome = yield context.call_activity(START_ACTIVITY, uid)
+        if outcome["state"] == "done":
+            return {"status": "not started"}
+        state["launched"] = True
+        state["interval"] = policy.minimum
+
+    for _ in range(POLLS_PER_GENERATION):
+        reason = yield from _wait(context, state["interval"], deadline)
+        if reason:
+            return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": reason}))
+        polled = yield context.call_activity(POLL_ACTIVITY, uid)
+        if polled["done"]:
+            return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": polled.get("reason")}))
+        state["interval"] = policy.next(state["interval"], polled["changed"])
+    context.continue_as_new(state)
+    return None

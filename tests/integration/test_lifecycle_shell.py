@@ -1,0 +1,97 @@
+"""Start, poll and finish activities with the real shell runner and real Azurite (no orchestration host)."""
+import os
+import time
+
+import pytest
+
+from shared import lifecycle, service
+from shared.jobstore import store
+from shared.status import JobStatus
+
+
+class NoOrchestrations:
+    def __init__(self):
+        self.started, self.stops = [], []
+
+    def start(self, uid, input):
+        self.started.append((uid, input))
+
+    def raise_stop(self, uid):
+        self.stops.append(uid)
+
+
+def _shell(script, env=()):
+    return {"type": "JOBCORE:Job", "label": "t", "runner": {"type": "JOBCORE:Shell", "script": script,
+                                                             "environmentVariables": list(env)}}
+
+
+def _run_to_end(uid, timeout=20):
+    assert lifecycle.start(uid)["state"] == "started"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        polled = lifecycle.poll(uid)
+        if polled["done"]:
+            return lifecycle.finish({"uid": uid, "reason": polled["reason"]})
+        time.sleep(0.05)
+    raise AssertionError("job did not finish")
+
+
+def test_completed_with_result_file(storage_env):
+    orch = NoOrchestrations()
+    started = service.start_job(_shell('echo hello; echo "$JOB_UID" > "$JOB_RESULT_FILE"'), caller=None,
+                                orchestrations=orch)
+    assert orch.started[0][0] == started.uid
+    assert _run_to_end(started.uid)["status"] == "completed"
+    body = service.get_job(started.uid)
+    assert body["status"] == "completed" and "hello" in body["log"] and body["ended"]
+    assert service.get_result(started.uid)["result"].strip() == started.uid
+
+
+def test_failure_reports_exit_code_and_result_falls_back_to_output(storage_env):
+    started = service.start_job(_shell("echo oops >&2; exit 3"), caller=None, orchestrations=NoOrchestrations())
+    assert _run_to_end(started.uid)["status"] == "failed"
+    body = service.get_job(started.uid)
+    assert "exit code 3" in body["message"]
+    assert "oops" in service.get_result(started.uid)["result"]
+
+
+def test_stop_kills_the_process_group(storage_env, tmp_path):
+    pidfile = tmp_path / "pids"
+    orch = NoOrchestrations()
+    started = service.start_job(_shell(f"sleep 300 & echo $! >> {pidfile}; echo $$ >> {pidfile}; wait"),
+                                caller=None, orchestrations=orch)
+    lifecycle.start(started.uid)
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    reply = service.stop_job(started.uid, None, orch)
+    assert reply["status"] == "removed" and orch.stops == [started.uid]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert lifecycle.poll(started.uid)["done"]
+    lifecycle.finish({"uid": started.uid, "reason": "stopped"})
+    assert service.get_job(started.uid)["status"] == "removed"
+    assert service.stop_job(started.uid, None, orch)["status"] == "removed"  # harmless repeat
+
+
+def test_canary_secret_is_scrubbed_from_log_result_and_replies(storage_env):
+    canary = "CANARY-7f3a9c-secret"
+    started = service.start_job(_shell('echo "token is $SECRET"; echo "$SECRET" > "$JOB_RESULT_FILE"',
+                                       [f"SECRET={canary}"]), caller=None, orchestrations=NoOrchestrations())
+    _run_to_end(started.uid)
+    record = store().get(started.uid)
+    texts = [str(service.get_job(started.uid)), str(service.get_result(started.uid)),
+             store().get_text(record.log_ref)]
+    assert all(canary not in text for text in texts)
+    assert "token is ***" in service.get_job(started.uid)["log"]
+
+
+def test_time_limit_marks_failed(storage_env):
+    started = service.start_job({**_shell("sleep 30"), "timeLimitSeconds": 5}, caller=None,
+                                orchestrations=NoOrchestrations())
+    lifecycle.start(started.uid)
+    result = lifecycle.finish({"uid": started.uid, "reason": "timeout"})
+    assert result["status"] == "failed"
+    assert "time limit of 5 s" in service.get_job(started.uid)["message"]

@@ -1,0 +1,1 @@
+"""Stand-in servers for clouds this machine cannot reach (ARM, Radix, DMSS), following their public contracts."""

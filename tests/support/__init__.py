@@ -1,0 +1,1 @@
+"""Test infrastructure: real services (Azurite, podman) and stand-ins for clouds this machine cannot reach."""
