@@ -12,13 +12,14 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import lifecycle, orchestrator, service
+from shared import dmss_mode, hooks, lifecycle, orchestrator, service
 from shared.durable_bridge import ClientOrchestrations, run_sync
 from shared.errors import ApiError
 from shared.identity import caller_from_headers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")
+hooks.add(dmss_mode.DmssWriteBack())
 JSON = "application/json"
 
 
@@ -57,28 +58,28 @@ def _started(result: service.StartResult) -> func.HttpResponse:
     return _reply(result.body(), 200 if result.existed else 202, {"Location": f"/api/jobs/{result.uid}"})
 
 
+def _start_inline(req: func.HttpRequest, bridge: ClientOrchestrations) -> func.HttpResponse:
+    return _started(service.start_job(service.parse_json(req.get_body()), caller=caller_from_headers(req.headers),
+                                      orchestrations=bridge, idempotency_key=req.headers.get("Idempotency-Key")))
+
+
 @app.route(route="jobs", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def start_job(req: func.HttpRequest, client) -> func.HttpResponse:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
-
-    def work():
-        return _started(service.start_job(service.parse_json(req.get_body()), caller=caller_from_headers(req.headers),
-                                          orchestrations=bridge,
-                                          idempotency_key=req.headers.get("Idempotency-Key")))
-    return await run_sync(_answer, work)
+    return await run_sync(_answer, lambda: _start_inline(req, bridge))
 
 
 @app.route(route="jobs/{*address}", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpResponse:
-    from shared import dmss_start
-
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
     address = req.route_params.get("address", "")
 
     def work():
-        result = dmss_start.start_from_address(address, req.headers, caller=caller_from_headers(req.headers),
+        if not address.strip("/"):  # some hosts route POST /api/jobs here (an empty catch-all)
+            return _start_inline(req, bridge)
+        result = dmss_mode.start_from_address(address, req.headers, caller=caller_from_headers(req.headers),
                                                orchestrations=bridge,
                                                idempotency_key=req.headers.get("Idempotency-Key"))
         return _started(result)
@@ -97,7 +98,7 @@ def get_job(req: func.HttpRequest) -> func.HttpResponse:
                                            _job_token(req)))
 
 
-@app.route(route="jobs/{uid}", methods=["PUT"])
+@app.route(route="jobs/{uid}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)  # jobs hold no key: token
 def report_progress(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(lambda: service.report_progress(req.route_params["uid"], req.get_body(),
                                                    req.params.get("overwrite_log"),

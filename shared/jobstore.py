@@ -71,6 +71,7 @@ class JobRecord:
     result_ref: str | None = None
     log_ref: str | None = None
     secret_token: str | None = None  # DMSS job token: never leaves the store except to the runner/DMSS
+    job_token: str | None = None  # the job's own progress credential (JOB_TOKEN), never shown
     dmss_address: str | None = None
     schedule: dict[str, Any] | None = None  # recurring jobs: schedule state (owned by shared.schedules)
     extra: dict[str, Any] = field(default_factory=dict)  # room for extensions without a layout change

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Callable
 
 from runners.base import JobSpec, RetryLater, RunnerError, RunnerStatus
@@ -19,6 +20,8 @@ from .models import Job
 from .status import JobStatus
 
 log = logging.getLogger(__name__)
+
+START_SETTLE_SECONDS = 0.3  # how long `start` watches a new job before leaving it to the polls
 
 
 def update(uid: str, mutate: Callable[[JobRecord], bool | None]) -> JobRecord:
@@ -46,8 +49,11 @@ def time_limit(job: Job) -> int:
 
 
 def service_environment(record: JobRecord) -> dict[str, str]:
-    """Values the service itself gives a job beyond JOB_UID/DM_JOB_URL (the DMSS ones when it has a token)."""
+    """Values the service itself gives a job beyond JOB_UID/DM_JOB_URL: its progress token JOB_TOKEN, and the
+    DMSS ones when it has a DMSS token."""
     values = dict(record.extra.get("environment", {}))
+    if record.job_token:
+        values["JOB_TOKEN"] = record.job_token
     if record.secret_token:
         values["DMSS_TOKEN"] = record.secret_token
     return values
@@ -55,7 +61,7 @@ def service_environment(record: JobRecord) -> dict[str, str]:
 
 def secrets_of(record: JobRecord, entity: dict[str, Any]) -> list[str]:
     items = (entity.get("runner") or {}).get("environmentVariables") or []
-    return environment.secret_values(items, [record.secret_token])
+    return environment.secret_values(items, [record.secret_token, record.job_token])
 
 
 def _fail(message: str) -> Callable[[JobRecord], None]:
@@ -106,7 +112,23 @@ def start(uid: str) -> dict[str, Any]:
         runner.stop(handle)
         runner.cleanup(handle)
         return {"state": "done"}
+    if _finishes_quickly(runner, handle):
+        return {"state": "finished"}
     return {"state": "started"}
+
+
+def _finishes_quickly(runner, handle: dict[str, Any]) -> bool:
+    """Watch a just-started job for a moment: short jobs then end without waiting for the first poll."""
+    deadline = time.monotonic() + START_SETTLE_SECONDS
+    while True:
+        try:
+            if runner.status(handle).finished:
+                return True
+        except RunnerError:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def poll(uid: str) -> dict[str, Any]:
@@ -118,8 +140,10 @@ def poll(uid: str) -> dict[str, Any]:
     runner = default_registry().get(record.runner_type)
     try:
         seen = runner.status(record.handle)
-    except RunnerError as error:
-        seen = RunnerStatus(JobStatus.UNKNOWN, message=f"the runner could not tell the job's state: {error}")
+    except RunnerError as error:  # transient (throttled, 5xx): keep the status, say why, poll again later
+        note = f"the runner could not tell the job's state: {error}"
+        update(uid, lambda r: None if r.message == note else setattr(r, "message", note))
+        return {"done": False, "reason": None, "changed": False}
     tail = settings.get_int("LOG_TAIL_LINES")
     lines = environment.scrub(seen.log[-tail:], secrets_of(record, load_entity(record)))
     changed = False

@@ -58,6 +58,8 @@ def orchestrate(context) -> Generator[Any, Any, Any]:
             outcome = yield context.call_activity(START_ACTIVITY, uid)
         if outcome["state"] == "done":
             return {"status": "not started"}
+        if outcome["state"] == "finished":
+            return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": None}))
         state["launched"] = True
         state["interval"] = policy.minimum
 

@@ -6,9 +6,11 @@ token.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -145,6 +147,7 @@ def new_record(job: Job, uid: str, caller: Caller | None, triggered_by: str | No
     entity.update(uid=uid, status=status.value, started=clock.iso(now), triggeredBy=who)
     entity.pop("ended", None)
     return JobRecord(uid=uid, kind="recurring" if isinstance(job, RecurringJob) else "job", status=status,
+                     job_token=secrets.token_urlsafe(32),
                      entity=entity, runner_type=job.runner.type, label=job.label or job.name, triggered_by=who,
                      owner=caller.id if caller is not None else None, started=now,
                      time_limit_seconds=None if isinstance(job, RecurringJob) else time_limit(job),
@@ -227,14 +230,29 @@ def get_record(uid: str) -> JobRecord:
         raise NotFound(f"no job with uid {uid}") from None
 
 
-def authorize(record: JobRecord, caller: Caller | None, action: str, job_token: str | None = None) -> None:
-    """The starter may do anything with a job; the job itself (its token) may read it and report progress.
+def _token_matches(record: JobRecord, presented: str | None) -> bool:
+    if not presented:
+        return False
+    return any(secret and hmac.compare_digest(presented.encode(), secret.encode())
+               for secret in (record.job_token, record.secret_token))
 
-    Jobs started anonymously (local development without identities) are open to anonymous callers only.
+
+def authorize(record: JobRecord, caller: Caller | None, action: str, job_token: str | None = None, *,
+              open_route: bool = False) -> None:
+    """Who may touch a job (README "Who may do what").
+
+    - The starter (same caller id) may read, stop, fetch the result and report progress.
+    - The job itself, presenting its JOB_TOKEN or its DMSS token, may read and report progress.
+    - A job started without an identity is open to callers without one (local development); but not on an
+      `open_route` (the progress route takes no function key, so there an unidentified caller needs the token).
     """
-    if job_token and record.secret_token and job_token == record.secret_token and action in ("read", "progress"):
+    if action in ("read", "progress") and _token_matches(record, job_token):
         return
-    if (record.owner or None) == (caller.id if caller is not None else None):
+    caller_id = caller.id if caller is not None else None
+    if caller_id is None and open_route:
+        raise Forbidden(f"reporting progress for job {record.uid} needs the job's token (JOB_TOKEN or its DMSS "
+                        "token as Access-Key or Bearer) or the starter's identity")
+    if (record.owner or None) == caller_id:
         return
     raise Forbidden(f"the caller may not {action} job {record.uid}: only its starter may")
 
@@ -368,7 +386,7 @@ def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, cal
         except ValueError as error:
             raise ValidationFailed(str(error)) from None
     record = get_record(uid)
-    authorize(record, caller, "progress", job_token)
+    authorize(record, caller, "progress", job_token, open_route=True)
     from .lifecycle import secrets_of
 
     lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets_of(record, load_entity(record)))

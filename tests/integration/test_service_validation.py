@@ -95,7 +95,9 @@ def test_result_before_end_is_409(storage_env):
 
 def test_progress_semantics(storage_env):
     uid = service.start_job(GOOD, caller=None, orchestrations=Recorder()).uid
-    put = lambda body, overwrite: service.report_progress(uid, json.dumps(body).encode(), overwrite)  # noqa: E731
+    token = store().get(uid).job_token
+    put = lambda body, overwrite: service.report_progress(uid, json.dumps(body).encode(), overwrite,  # noqa: E731
+                                                          job_token=token)
     assert put({"percentage": 10, "logs": "a\n\nb", "status": "running"}, "false") == {"response": "OK"}
     body = service.get_job(uid)
     assert body["log"] == ["a", "b"] and body["percentage"] == 10 and body["status"] == "running"
@@ -131,3 +133,29 @@ def test_authorization_only_starter_may_stop(storage_env):
         with pytest.raises(ApiError) as raised:
             call()
         assert raised.value.status == 403
+
+
+def test_progress_needs_the_job_token_or_the_identified_starter(storage_env):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Who:
+        id: str
+
+        @property
+        def display(self):
+            return self.id
+
+    body = b'{"percentage": 5, "logs": null, "status": null}'
+    anonymous_job = service.start_job(GOOD, caller=None, orchestrations=Recorder()).uid
+    for token in (None, "wrong-token"):
+        with pytest.raises(ApiError) as raised:
+            service.report_progress(anonymous_job, body, "true", None, token)
+        assert raised.value.status == 403 and "token" in raised.value.message
+    owned = service.start_job(GOOD, caller=Who("alice"), orchestrations=Recorder()).uid
+    assert service.report_progress(owned, body, "true", Who("alice")) == {"response": "OK"}
+    with pytest.raises(ApiError):
+        service.report_progress(owned, body, "true", Who("mallory"))
+    token = store().get(owned).job_token
+    assert service.report_progress(owned, body, "true", Who("mallory"), token) == {"response": "OK"}
+    assert token not in json.dumps(service.get_job(owned, Who("alice")))

@@ -1,0 +1,841 @@
+"""In-process Durable Functions engine: replays orchestrators through the real Python SDK from stored history.
+
+Local/test host only (production runs on the Functions host with the Durable Task extension). It does what the
+extension does for the subset the app uses: call the orchestrator handle with the context JSON, read the actions
+it returns, schedule new ones (activities in a thread pool, durable timers on the engine's clock, waits for
+external events), append the resulting history events, and wake the orchestrator again when something completes.
+
+Semantics kept from Durable Functions:
+* history replay with sequence-numbered completions; external events buffered in history and matched by name;
+* activities run at least once: a restarted engine re-runs scheduled activities that have no recorded result;
+* `continue_as_new` starts a new generation (fresh history, same instance id); events that arrive while it
+  happens, or that were raised but never waited for, are carried into the new generation;
+* one engine drives an instance at a time (a lease in the instance row, renewed; a new engine takes over when it
+  expires, or at start-up when it has the same `worker_id` as the previous owner);
+* every episode commits atomically and ETag-conditionally (see store.py), so two engines never interleave.
+
+Deliberate simplifications: external events are delivered one per episode (never batched with other
+completions), so an event can not be swallowed by a `task_any` that another completion resolved in the same
+episode; `call_activity_with_retry`, sub-orchestrations and entities are not supported (the instance fails with
+a clear message). Lease times use wall time; orchestration time (timers, `current_utc_datetime`) uses the clock.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from . import history as h
+from .functions import FunctionIndex, build_kwargs, call_sync
+from .store import Conflict, Store, STATE_RK
+
+log = logging.getLogger("devhost.engine")
+
+TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
+ACTIVE = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
+MAX_MESSAGES_PER_EPISODE = 80
+# Engines in this process by storage identity, so a message written by one wakes the owner at once.
+_registry: dict[tuple, set] = {}
+_registry_lock = threading.Lock()
+
+
+class UnknownOrchestrator(Exception):
+    pass
+
+
+class InstanceExists(Exception):
+    pass
+
+
+class NotFound(Exception):
+    pass
+
+
+class Gone(Exception):
+    """The instance is completed, failed or terminated (HTTP 410)."""
+
+
+@dataclass
+class _Owned:
+    """An instance this engine holds the lease of, with its current generation's history in memory."""
+
+    id: str
+    state: dict
+    etag: str
+    history: list = field(default_factory=list)
+    running: set = field(default_factory=set)      # activity sequence ids in flight here
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class Tracker:
+    """Counts outstanding work (queued/running episodes, activities, timer-trigger runs) for quiescence."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._busy = 0
+
+    def inc(self) -> None:
+        with self._cv:
+            self._busy += 1
+
+    def dec(self) -> None:
+        with self._cv:
+            self._busy -= 1
+            if self._busy <= 0:
+                self._cv.notify_all()
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self._busy > 0:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cv.wait(remaining if remaining is not None else 1.0)
+            return True
+
+
+def _json_or_none(text: str | None) -> Any:
+    if text is None or text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class Engine:
+    """Drives the orchestrations of one function app; thread-safe; see module docstring."""
+
+    def __init__(self, store: Store, functions: FunctionIndex, clock, *, worker_id: str | None = None,
+                 lease_seconds: float = 30.0, poll_interval: float = 1.0, activity_workers: int = 16,
+                 orchestrator_workers: int = 4, client_binding: Callable[[], str] | None = None,
+                 on_timer_armed: Callable[[], None] | None = None):
+        self.store = store
+        self.functions = functions
+        self.clock = clock
+        self.engine_id = uuid.uuid4().hex
+        self.worker_id = worker_id or self.engine_id
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.client_binding = client_binding or (lambda: "{}")
+        self.on_timer_armed = on_timer_armed or (lambda: None)
+        self.tracker = Tracker()
+        self._orchestrators = functions.orchestrators()
+        self._activities = functions.activities()
+        self._owned: dict[str, _Owned] = {}
+        self._owned_lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queued: set[str] = set()
+        self._again: set[str] = set()
+        self._orch_pool = ThreadPoolExecutor(orchestrator_workers, thread_name_prefix="devhost-orch")
+        self._act_pool = ThreadPoolExecutor(activity_workers, thread_name_prefix="devhost-activity")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started = False
+
+    # ---- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        with _registry_lock:
+            _registry.setdefault(self.store.key, set()).add(self)
+        self._started = True
+        self._scan_for_work(startup=True)
+        t = threading.Thread(target=self._poll_loop, name="devhost-poll", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, release: bool = True, timeout: float = 10.0) -> None:
+        """Stop driving instances; with `release`, give up leases so another engine takes over at once."""
+        self._stop.set()
+        with _registry_lock:
+            _registry.get(self.store.key, set()).discard(self)
+        self._orch_pool.shutdown(wait=True, cancel_futures=True)
+        self._act_pool.shutdown(wait=False, cancel_futures=True)
+        for t in self._threads:
+            t.join(timeout)
+        if release:
+            for inst in list(self._owned.values()):
+                with inst.lock:
+                    try:
+                        state = dict(inst.state, leaseOwner="", leaseUntil=0.0)
+                        inst.etag = self.store.replace_state(state, inst.etag)
+                    except Exception:  # noqa: BLE001 - best effort, the lease expires anyway
+                        pass
+        self._owned.clear()
+
+    # ---- client operations (used by the HTTP API and by tests directly) -------------------------------------
+    def start_new(self, name: str, instance_id: str | None = None, input_text: str | None = None) -> str:
+        if name not in self._orchestrators:
+            raise UnknownOrchestrator(f"The function '{name}' doesn't exist, is disabled, or is not an "
+                                      f"orchestrator function. Additional info: devhost knows "
+                                      f"{sorted(self._orchestrators)}")
+        instance_id = instance_id or uuid.uuid4().hex
+        if any(c in instance_id for c in "/\\#?") or any(ord(c) < 32 for c in instance_id):
+            raise ValueError("instance id may not contain / \\ # ? or control characters")
+        now = self.clock.now()
+        existing = self.store.get_state(instance_id)
+        generation = 1
+        if existing is not None:
+            old, etag = existing
+            if old.get("runtimeStatus") in ACTIVE:
+                raise InstanceExists(f"An Orchestration instance with the status {old.get('runtimeStatus')} "
+                                     f"already exists.")
+            generation = int(old.get("generation", 0)) + 1
+        state = {
+            "PartitionKey": instance_id, "RowKey": STATE_RK, "name": name, "runtimeStatus": "Pending",
+            "createdTime": h.ts(now), "lastUpdatedTime": h.ts(now), "generation": generation,
+            "executionId": uuid.uuid4().hex, "episode": 0, "historyEvents": 0, "maxHistoryEvents": 0,
+            "generations": 1, "episodes": 0, "timers": "{}", "leaseOwner": self.engine_id,
+            "leaseWorker": self.worker_id, "leaseUntil": time.time() + self.lease_seconds,
+        }
+        self.store.pack(state, "input", input_text, instance_id)
+        if existing is None:
+            try:
+                etag = self.store.create_state(state)
+            except Conflict:
+                raise InstanceExists("An Orchestration instance with this id was just created.") from None
+        else:
+            self._drop_inbox(instance_id)
+            try:
+                etag = self.store.replace_state(state, existing[1])
+            except Conflict:
+                raise InstanceExists("An Orchestration instance with this id was just created.") from None
+        with self._owned_lock:
+            self._owned[instance_id] = _Owned(instance_id, state, etag)
+        self._schedule(instance_id)
+        return instance_id
+
+    def status(self, instance_id: str, show_history: bool = False, show_input: bool = True) -> dict | None:
+        """The status JSON of the Durable HTTP API (`runtimeStatus`, `input`, `output`, ...), None if unknown."""
+        got = self.store.get_state(instance_id)
+        if got is None:
+            return None
+        return self._status_json(got[0], show_history, show_input)
+
+    def _status_json(self, state: dict, show_history: bool = False, show_input: bool = True) -> dict:
+        out = {
+            "name": state.get("name"), "instanceId": state["PartitionKey"],
+            "runtimeStatus": state.get("runtimeStatus"),
+            "input": self.store.unpack(state, "input") if show_input else None,
+            "customStatus": _json_or_none(self.store.unpack(state, "customStatus")),
+            "output": _json_or_none(self.store.unpack(state, "output")),
+            "createdTime": _iso_z(state.get("createdTime")), "lastUpdatedTime": _iso_z(state.get("lastUpdatedTime")),
+        }
+        if show_history:
+            out["historyEvents"] = self.store.read_history(state["PartitionKey"], int(state.get("generation", 1)))
+        return out
+
+    def list_status(self, created_from: datetime | None = None, created_to: datetime | None = None,
+                    statuses: set[str] | None = None, prefix: str | None = None, show_input: bool = False) -> list:
+        out = []
+        for state in self.store.list_states():
+            if statuses and state.get("runtimeStatus") not in statuses:
+                continue
+            if prefix and not state["PartitionKey"].startswith(prefix):
+                continue
+            created = h.parse_ts(state["createdTime"]) if state.get("createdTime") else None
+            if created_from and created and created < created_from:
+                continue
+            if created_to and created and created > created_to:
+                continue
+            out.append(self._status_json(state, show_input=show_input))
+        return out
+
+    def stats(self, instance_id: str) -> dict:
+        """History length now / at most, generations (continue_as_new count + 1), episodes run."""
+        got = self.store.get_state(instance_id)
+        if got is None:
+            raise NotFound(instance_id)
+        s = got[0]
+        return {"history_events": int(s.get("historyEvents", 0)), "max_history_events": int(s.get("maxHistoryEvents", 0)),
+                "generations": int(s.get("generations", 1)), "episodes": int(s.get("episodes", 0)),
+                "runtime_status": s.get("runtimeStatus")}
+
+    def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
+        self._send(instance_id, {"kind": "event", "name": name, "input": input_text})
+
+    def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        self._send(instance_id, {"kind": "terminate", "reason": reason})
+
+    def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        self._send(instance_id, {"kind": "suspend", "reason": reason})
+
+    def resume(self, instance_id: str, reason: str | None = None) -> None:
+        self._send(instance_id, {"kind": "resume", "reason": reason})
+
+    def purge(self, instance_id: str) -> int:
+        got = self.store.get_state(instance_id)
+        if got is None:
+            return 0
+        if got[0].get("runtimeStatus") not in TERMINAL:
+            return 0
+        with self._owned_lock:
+            self._owned.pop(instance_id, None)
+        self.store.delete_instance(instance_id)
+        return 1
+
+    def purge_by(self, created_from: datetime | None, created_to: datetime | None,
+                 statuses: set[str] | None) -> int:
+        wanted = (statuses or TERMINAL) & TERMINAL
+        return sum(self.purge(s["instanceId"]) for s in self.list_status(created_from, created_to, wanted))
+
+    def _send(self, instance_id: str, message: dict) -> None:
+        got = self.store.get_state(instance_id)
+        if got is None:
+            raise NotFound(instance_id)
+        if got[0].get("runtimeStatus") in TERMINAL:
+            raise Gone(instance_id)
+        message["at"] = h.ts(self.clock.now())
+        self.store.put_message(instance_id, message)
+        self.notify(instance_id)
+
+    def notify(self, instance_id: str) -> None:
+        """Wake whichever engine in this process owns the instance (others notice by polling storage)."""
+        with _registry_lock:
+            engines = list(_registry.get(self.store.key, {self}))
+        for engine in engines:
+            if instance_id in engine._owned:
+                engine._schedule(instance_id)
+
+    # ---- timers ---------------------------------------------------------------------------------------------
+    def next_timer_due(self) -> datetime | None:
+        """Earliest pending durable timer of the (non-suspended) instances this engine drives."""
+        best = None
+        for inst in list(self._owned.values()):
+            if inst.state.get("runtimeStatus") not in ("Running", "Pending"):
+                continue
+            for fire_at in json.loads(inst.state.get("timers") or "{}").values():
+                when = h.parse_ts(fire_at)
+                if best is None or when < best:
+                    best = when
+        return best
+
+    def fire_due_timers(self) -> int:
+        """Wake instances whose timers are due on the engine's clock; returns how many were woken."""
+        now = self.clock.now()
+        woken = 0
+        for inst in list(self._owned.values()):
+            if inst.state.get("runtimeStatus") not in ("Running", "Pending"):
+                continue
+            timers = json.loads(inst.state.get("timers") or "{}")
+            if any(h.parse_ts(v) <= now for v in timers.values()):
+                self._schedule(inst.id)
+                woken += 1
+        return woken
+
+    def wait_idle(self, timeout: float | None = 30.0) -> bool:
+        return self.tracker.wait_idle(timeout)
+
+    # ---- scheduling -----------------------------------------------------------------------------------------
+    def _schedule(self, instance_id: str) -> None:
+        if self._stop.is_set():
+            return
+        with self._queue_lock:
+            if instance_id in self._queued:
+                self._again.add(instance_id)
+                return
+            self._queued.add(instance_id)
+            self.tracker.inc()
+        try:
+            self._orch_pool.submit(self._drive, instance_id)
+        except RuntimeError:   # pool shut down
+            with self._queue_lock:
+                self._queued.discard(instance_id)
+            self.tracker.dec()
+
+    def _drive(self, instance_id: str) -> None:
+        rounds = 0
+        try:
+            while not self._stop.is_set():
+                more = False
+                try:
+                    more = self._episode(instance_id)
+                except Exception:  # noqa: BLE001 - keep the engine alive; the poller retries later
+                    log.exception("episode of %s failed", instance_id)
+                rounds += 1
+                with self._queue_lock:
+                    if (more and rounds < 10_000) or instance_id in self._again:
+                        self._again.discard(instance_id)
+                        continue
+                    self._queued.discard(instance_id)
+                    break
+            else:
+                with self._queue_lock:
+                    self._queued.discard(instance_id)
+                    self._again.discard(instance_id)
+        finally:
+            self.tracker.dec()
+
+    # ---- one orchestrator episode ---------------------------------------------------------------------------
+    def _episode(self, instance_id: str) -> bool:
+        inst = self._owned.get(instance_id)
+        if inst is None:
+            return False
+        with inst.lock:
+            for attempt in range(3):
+                try:
+                    return self._episode_locked(inst)
+                except Conflict:
+                    if not self._reload(inst):
+                        return False
+            return False
+
+    def _episode_locked(self, inst: _Owned) -> bool:
+        state = inst.state
+        status = state.get("runtimeStatus")
+        messages = self.store.read_inbox(inst.id)
+        now = self.clock.now()
+        if status in TERMINAL:
+            if messages:
+                self._commit(inst, dict(state), [], [rk for rk, _ in messages[:MAX_MESSAGES_PER_EPISODE]])
+            self._disown(inst)
+            return False
+
+        new_state = dict(state)
+        execution_id = state["executionId"]
+        consumed: list[str] = []
+        control_events: list[dict] = []
+        deliverable: list[tuple[str, dict]] = []
+        terminated = None
+        for rk, msg in messages[:MAX_MESSAGES_PER_EPISODE]:
+            kind = msg.get("kind")
+            if kind == "terminate":
+                consumed.append(rk)
+                terminated = msg
+                break
+            if kind == "suspend":
+                consumed.append(rk)
+                if new_state["runtimeStatus"] != "Suspended":
+                    new_state["runtimeStatus"] = "Suspended"
+                    control_events.append(h.event(h.EXECUTION_SUSPENDED, now, Reason=msg.get("reason")))
+                continue
+            if kind == "resume":
+                consumed.append(rk)
+                if new_state["runtimeStatus"] == "Suspended":
+                    new_state["runtimeStatus"] = "Running"
+                    control_events.append(h.event(h.EXECUTION_RESUMED, now, Reason=msg.get("reason")))
+                continue
+            if kind == "result" and msg.get("executionId") != execution_id:
+                consumed.append(rk)     # result of a previous generation or run: discard
+                continue
+            deliverable.append((rk, msg))
+
+        if terminated is not None:
+            return self._terminate(inst, new_state, terminated, consumed, control_events, now)
+        if new_state["runtimeStatus"] == "Suspended":
+            if consumed or control_events:
+                self._commit(inst, new_state, control_events, consumed)
+            return False
+
+        # Choose this episode's new events: timers due and messages in time order; an external event alone.
+        timers = json.loads(new_state.get("timers") or "{}")
+        candidates: list[tuple[datetime, int, str | None, dict]] = []
+        for order, (rk, msg) in enumerate(deliverable):
+            candidates.append((h.parse_ts(msg.get("at") or h.ts(now)), order, rk, msg))
+        for seq, fire_at in timers.items():
+            when = h.parse_ts(fire_at)
+            if when <= now:
+                candidates.append((when, -1, None, {"kind": "timer", "id": int(seq), "fireAt": fire_at}))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        batch: list[tuple[str | None, dict]] = []
+        for when, _, rk, msg in candidates:
+            if msg["kind"] == "event":
+                if not batch:
+                    batch.append((rk, msg))
+                break
+            batch.append((rk, msg))
+
+        starting = not inst.history
+        if not batch and not starting:
+            if consumed or control_events:
+                self._commit(inst, new_state, control_events, consumed)
+                return len(deliverable) > 0
+            return False
+
+        new_events: list[dict] = []
+        for rk, msg in batch:
+            kind = msg["kind"]
+            if rk is not None:
+                consumed.append(rk)
+            when = h.parse_ts(msg.get("at")) if msg.get("at") else now
+            if kind == "timer":
+                timers.pop(str(msg["id"]), None)
+                new_events.append(h.timer_fired(h.parse_ts(msg["fireAt"]), msg["id"], msg["fireAt"]))
+            elif kind == "event":
+                new_events.append(h.event_raised(when, msg["name"], msg.get("input")))
+            elif kind == "result":
+                if msg.get("ok"):
+                    new_events.append(h.task_completed(when, msg["taskId"], msg.get("result")))
+                else:
+                    new_events.append(h.task_failed(when, msg["taskId"], msg.get("reason", ""),
+                                                    msg.get("details", "")))
+                inst.running.discard(msg["taskId"])
+
+        episode_events: list[dict] = list(control_events)
+        episode_events.append(h.orchestrator_started(now))
+        if starting:
+            episode_events.append(h.execution_started(now, new_state["name"], self.store.unpack(state, "input"),
+                                                      inst.id, execution_id))
+        episode_events.extend(new_events)
+
+        replay = [dict(e, IsPlayed=True) for e in inst.history] + [dict(e) for e in episode_events]
+        result = self._run_orchestrator(new_state["name"], inst.id, self.store.unpack(state, "input"), replay)
+
+        new_state["runtimeStatus"] = "Running"
+        new_state["lastUpdatedTime"] = h.ts(now)
+        to_run: list[tuple[int, str, str | None]] = []
+        extra_inbox: list[dict] = []
+        continue_input: Any = None
+        continued = False
+        error = result.get("error")
+        scheduled = {e["EventId"] for e in inst.history + episode_events if e["EventType"] == h.TASK_SCHEDULED}
+        created = {e["EventId"] for e in inst.history + episode_events if e["EventType"] == h.TIMER_CREATED}
+        if "custom_status" in result:
+            self.store.pack(new_state, "customStatus", json.dumps(result["custom_status"]), inst.id)
+
+        for seq, action in h.flatten_actions(result.get("actions") or []):
+            kind = action.get("actionType")
+            if kind == h.CALL_ACTIVITY:
+                if seq not in scheduled:
+                    name = action.get("functionName")
+                    episode_events.append(h.task_scheduled(now, seq, name, action.get("input")))
+                    to_run.append((seq, name, action.get("input")))
+            elif kind == h.CREATE_TIMER:
+                if seq not in created:
+                    episode_events.append(h.timer_created(now, seq, action["fireAt"]))
+                    if not action.get("isCanceled"):
+                        timers[str(seq)] = action["fireAt"]
+                elif action.get("isCanceled"):
+                    timers.pop(str(seq), None)
+            elif kind == h.WAIT_FOR_EXTERNAL_EVENT:
+                pass
+            elif kind == h.CONTINUE_AS_NEW_ACTION:
+                continued = True
+                continue_input = action.get("input")
+            elif error is None:
+                names = {h.CALL_ACTIVITY_WITH_RETRY: "call_activity_with_retry",
+                         h.CALL_SUB_ORCHESTRATOR: "call_sub_orchestrator",
+                         h.CALL_SUB_ORCHESTRATOR_WITH_RETRY: "call_sub_orchestrator_with_retry",
+                         h.CALL_ENTITY: "call_entity", h.SIGNAL_ENTITY: "signal_entity", h.CALL_HTTP: "call_http"}
+                error = f"devhost does not support {names.get(kind, f'action type {kind}')}"
+
+        episode_events.append(h.orchestrator_completed(now))
+        if error is not None:
+            message = f"Orchestrator function '{new_state['name']}' failed: {error}"
+            episode_events.append(h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus="Failed",
+                                          Result=json.dumps(message)))
+            new_state["runtimeStatus"] = "Failed"
+            self.store.pack(new_state, "output", json.dumps(message), inst.id)
+            timers, to_run = {}, []
+        elif result.get("isDone") and continued:
+            # carry events raised in this generation but never consumed by a live wait into the next one
+            for e in h.unconsumed_events(inst.history + episode_events, result.get("actions") or []):
+                extra_inbox.append({"kind": "event", "name": e["Name"], "input": e.get("Input"),
+                                    "at": e["Timestamp"]})
+            episode_events.append(h.event(h.CONTINUE_AS_NEW, now, Input=continue_input))
+            timers, to_run = {}, []
+        elif result.get("isDone"):
+            output_text = json.dumps(result.get("output"))
+            episode_events.append(h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus="Completed",
+                                          Result=output_text))
+            new_state["runtimeStatus"] = "Completed"
+            self.store.pack(new_state, "output", output_text, inst.id)
+            timers, to_run = {}, []
+
+        new_state["timers"] = json.dumps(timers)
+        history_len = len(inst.history) + len(episode_events)
+        new_state["historyEvents"] = history_len
+        new_state["maxHistoryEvents"] = max(int(state.get("maxHistoryEvents", 0)), history_len)
+        new_state["episodes"] = int(state.get("episodes", 0)) + 1
+        episode_no = int(state.get("episode", 0))
+        new_state["episode"] = episode_no + 1
+        generation = int(state.get("generation", 1))
+        row = self.store.history_row(inst.id, generation, episode_no, episode_events)
+
+        next_history = inst.history + episode_events
+        if continued and error is None:
+            new_state["generation"] = generation + 1
+            new_state["generations"] = int(state.get("generations", 1)) + 1
+            new_state["executionId"] = uuid.uuid4().hex
+            new_state["episode"] = 0
+            new_state["historyEvents"] = 0
+            new_state["runtimeStatus"] = "Running"
+            self.store.pack(new_state, "input", continue_input, inst.id)
+            new_state.pop("output", None)
+            new_state.pop("outputBlob", None)
+            next_history = []
+
+        self._commit(inst, new_state, [], consumed, history_row=row, extra_inbox=extra_inbox)
+        inst.history = next_history
+        if continued and error is None:
+            inst.running.clear()
+            self._delete_generation(inst.id, generation)
+        if new_state["runtimeStatus"] in TERMINAL:
+            self._disown(inst)
+            return False
+        for seq, name, input_text in to_run:
+            self._start_activity(inst, new_state["executionId"], seq, name, input_text)
+        if timers:
+            self.on_timer_armed()
+        remaining = len(messages) - len(consumed)
+        due_left = any(h.parse_ts(v) <= self.clock.now() for v in timers.values())
+        return continued or due_left or remaining > 0 or bool(extra_inbox)
+
+    def _terminate(self, inst: _Owned, new_state: dict, msg: dict, consumed: list, control_events: list,
+                   now: datetime) -> bool:
+        reason = msg.get("reason")
+        events = list(control_events) + [
+            h.orchestrator_started(now),
+            h.event(h.EXECUTION_TERMINATED, now, Input=json.dumps(reason)),
+            h.orchestrator_completed(now),
+            h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus="Terminated", Result=json.dumps(reason)),
+        ]
+        new_state["runtimeStatus"] = "Terminated"
+        new_state["lastUpdatedTime"] = h.ts(now)
+        new_state["timers"] = "{}"
+        self.store.pack(new_state, "output", json.dumps(reason), inst.id)
+        history_len = len(inst.history) + len(events)
+        new_state["historyEvents"] = history_len
+        new_state["maxHistoryEvents"] = max(int(new_state.get("maxHistoryEvents", 0)), history_len)
+        episode_no = int(new_state.get("episode", 0))
+        new_state["episode"] = episode_no + 1
+        row = self.store.history_row(inst.id, int(new_state.get("generation", 1)), episode_no, events)
+        self._commit(inst, new_state, [], consumed, history_row=row)
+        inst.history = inst.history + events
+        self._disown(inst)
+        return False
+
+    def _commit(self, inst: _Owned, new_state: dict, events: list[dict], consumed: list[str],
+                history_row: dict | None = None, extra_inbox: list[dict] | None = None) -> None:
+        """Write one episode atomically; raises Conflict if the row changed (another engine, or a takeover)."""
+        if events and history_row is None:
+            episode_no = int(new_state.get("episode", 0))
+            history_row = self.store.history_row(inst.id, int(new_state.get("generation", 1)), episode_no, events)
+            new_state["episode"] = episode_no + 1
+            history_len = len(inst.history) + len(events)
+            new_state["historyEvents"] = history_len
+            new_state["maxHistoryEvents"] = max(int(new_state.get("maxHistoryEvents", 0)), history_len)
+        new_state["leaseOwner"] = self.engine_id
+        new_state["leaseWorker"] = self.worker_id
+        new_state["leaseUntil"] = time.time() + self.lease_seconds
+        rows = [history_row] if history_row else []
+        for msg in extra_inbox or []:
+            from .store import inbox_rk
+            entity = {"PartitionKey": inst.id, "RowKey": inbox_rk()}
+            self.store.pack(entity, "body", json.dumps(msg), inst.id)
+            rows.append(entity)
+        inst.etag = self.store.commit_episode(new_state, inst.etag, rows, consumed)
+        inst.state = new_state
+        if events:
+            inst.history = inst.history + events
+
+    def _run_orchestrator(self, name: str, instance_id: str, input_text: str | None, replay: list[dict]) -> dict:
+        """Call the SDK handle; returns its state dict (isDone/actions/output/customStatus) or one with `error`."""
+        info = self._orchestrators[name]
+        context = {"history": replay, "input": input_text, "instanceId": instance_id, "isReplaying": False,
+                   "parentInstanceId": None, "upperSchemaVersion": 2}
+        try:
+            raw = info.func(json.dumps(context))
+        except Exception as exc:  # noqa: BLE001 - the orchestrator failed; the SDK packs its state in the message
+            text = str(exc)
+            marker = "\n\n$OutOfProcData$:"
+            state: dict[str, Any] = {}
+            if marker in text:
+                message, _, payload = text.partition(marker)
+                try:
+                    state = json.loads(payload)
+                except ValueError:
+                    state = {}
+                state["error"] = state.get("error") or message
+            else:
+                state = {"error": f"{type(exc).__name__}: {exc}", "actions": []}
+            if "customStatus" in state:
+                state["custom_status"] = state["customStatus"]
+            return state
+        state = json.loads(raw) if isinstance(raw, str) else raw
+        if "customStatus" in state:
+            state["custom_status"] = state["customStatus"]
+        return state
+
+    # ---- activities -----------------------------------------------------------------------------------------
+    def _start_activity(self, inst: _Owned, execution_id: str, seq: int, name: str, input_text: str | None) -> None:
+        if seq in inst.running:
+            return
+        inst.running.add(seq)
+        self.tracker.inc()
+        try:
+            self._act_pool.submit(self._activity, inst.id, execution_id, seq, name, input_text)
+        except RuntimeError:
+            inst.running.discard(seq)
+            self.tracker.dec()
+
+    def _activity(self, instance_id: str, execution_id: str, seq: int, name: str, input_text: str | None) -> None:
+        try:
+            info = self._activities.get(name)
+            try:
+                if info is None:
+                    raise LookupError(f"The function '{name}' doesn't exist, is disabled, or is not an activity "
+                                      f"function.")
+                value = ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_text or "null"),
+                                                        trigger_metadata=None)
+                values = {info.trigger.get("name"): value}
+                client = info.binding("durableClient")
+                if client:
+                    values[client["name"]] = self.client_binding()
+                result = call_sync(info, build_kwargs(info, values))
+                encoded = ActivityTriggerConverter.encode(result, expected_type=None).value
+                message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": True,
+                           "result": encoded}
+            except Exception as exc:  # noqa: BLE001 - an activity failure becomes TaskFailed
+                message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": False,
+                           "reason": f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
+                           "details": traceback.format_exc()}
+            if self._stop.is_set():
+                return
+            message["at"] = h.ts(self.clock.now())
+            self.store.put_message(instance_id, message)
+            self.notify(instance_id)
+        except Exception:  # noqa: BLE001
+            log.exception("activity %s of %s could not report its result", name, instance_id)
+        finally:
+            self.tracker.dec()
+
+    # ---- ownership ------------------------------------------------------------------------------------------
+    def owns(self, instance_id: str) -> bool:
+        return instance_id in self._owned
+
+    def _disown(self, inst: _Owned) -> None:
+        with self._owned_lock:
+            self._owned.pop(inst.id, None)
+
+    def _reload(self, inst: _Owned) -> bool:
+        """After a conflict: re-read the row; keep driving only if this engine still holds the lease."""
+        got = self.store.get_state(inst.id)
+        if got is None or got[0].get("leaseOwner") != self.engine_id:
+            self._disown(inst)
+            return False
+        inst.state, inst.etag = got
+        inst.history = self.store.read_history(inst.id, int(inst.state.get("generation", 1)))
+        return True
+
+    def _try_acquire(self, state: dict, etag: str, startup: bool) -> bool:
+        instance_id = state["PartitionKey"]
+        if instance_id in self._owned or state.get("runtimeStatus") in TERMINAL:
+            return False
+        owner = state.get("leaseOwner") or ""
+        expired = float(state.get("leaseUntil") or 0) < time.time()
+        same_worker = startup and state.get("leaseWorker") == self.worker_id and owner != self.engine_id
+        if owner and not expired and not same_worker:
+            return False
+        new_state = dict(state, leaseOwner=self.engine_id, leaseWorker=self.worker_id,
+                         leaseUntil=time.time() + self.lease_seconds)
+        try:
+            etag = self.store.replace_state(new_state, etag)
+        except Conflict:
+            return False
+        inst = _Owned(instance_id, new_state, etag)
+        inst.history = self.store.read_history(instance_id, int(new_state.get("generation", 1)))
+        with self._owned_lock:
+            self._owned[instance_id] = inst
+        log.info("engine %s took over instance %s", self.engine_id[:8], instance_id)
+        self._resume_work(inst)
+        return True
+
+    def _resume_work(self, inst: _Owned) -> None:
+        """Re-run activities that were scheduled but have no result; wake the instance for anything pending."""
+        with inst.lock:
+            done = {e.get("TaskScheduledId") for e in inst.history if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)}
+            pending_results = {m.get("taskId") for _, m in self.store.read_inbox(inst.id)
+                               if m.get("kind") == "result" and m.get("executionId") == inst.state.get("executionId")}
+            for e in inst.history:
+                if e["EventType"] == h.TASK_SCHEDULED and e["EventId"] not in done | pending_results:
+                    self._start_activity(inst, inst.state["executionId"], e["EventId"], e["Name"], e.get("Input"))
+        self.on_timer_armed()
+        self._schedule(inst.id)
+
+    def _scan_for_work(self, startup: bool = False) -> None:
+        for state in self.store.list_states("runtimeStatus ne 'Completed' and runtimeStatus ne 'Failed' and "
+                                            "runtimeStatus ne 'Terminated'"):
+            if self._stop.is_set():
+                return
+            got = self.store.get_state(state["PartitionKey"])
+            if got is not None:
+                self._try_acquire(got[0], got[1], startup)
+
+    def _renew_leases(self) -> None:
+        horizon = time.time() + self.lease_seconds / 2
+        for inst in list(self._owned.values()):
+            if float(inst.state.get("leaseUntil") or 0) > horizon:
+                continue
+            if not inst.lock.acquire(timeout=0.1):
+                continue
+            try:
+                new_state = dict(inst.state, leaseUntil=time.time() + self.lease_seconds)
+                inst.etag = self.store.replace_state(new_state, inst.etag)
+                inst.state = new_state
+            except Conflict:
+                self._reload(inst)
+            except Exception:  # noqa: BLE001
+                log.exception("lease renewal of %s failed", inst.id)
+            finally:
+                inst.lock.release()
+
+    def _poll_loop(self) -> None:
+        rounds = 0
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self._renew_leases()
+                for instance_id in self.store.partitions_with_inbox():
+                    if instance_id in self._owned:
+                        if instance_id not in self._queued:
+                            self._schedule(instance_id)
+                    else:
+                        got = self.store.get_state(instance_id)
+                        if got is not None:
+                            self._try_acquire(got[0], got[1], startup=False)
+                rounds += 1
+                if rounds % 5 == 0:
+                    self._scan_for_work()
+            except Exception:  # noqa: BLE001
+                if not self._stop.is_set():
+                    log.exception("devhost poll failed")
+
+    def _drop_inbox(self, instance_id: str) -> None:
+        for rk, _ in self.store.read_inbox(instance_id):
+            try:
+                self.store.table.delete_entity(instance_id, rk)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _delete_generation(self, instance_id: str, generation: int) -> None:
+        """Old generations' history is never read again: delete it to keep storage bounded (best effort)."""
+        from .store import history_rk
+        try:
+            rows = self.store.table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                parameters={"pk": instance_id, "lo": history_rk(generation, 0), "hi": history_rk(generation + 1, 0)},
+                select=["PartitionKey", "RowKey"])
+            for row in rows:
+                self.store.table.delete_entity(row["PartitionKey"], row["RowKey"])
+        except Exception:  # noqa: BLE001
+            log.debug("could not delete old history of %s", instance_id, exc_info=True)
+
+
+def _iso_z(text: str | None) -> str | None:
+    if not text:
+        return None
+    return h.parse_ts(text).strftime("%Y-%m-%dT%H:%M:%SZ")

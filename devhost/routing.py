@@ -1,0 +1,280 @@
+"""Route templates of HTTP-triggered functions, matched the way the Functions host (ASP.NET Core routing) does.
+
+Local/test host only: production runs on the real Functions host. What is copied from the real host:
+
+* templates `{name}`, constraints `{id:guid}` / `{n:int:min(1)}`, defaults `{name=x}`, optional `{name?}`
+  and catch-all `{*rest}` / `{**rest}`; literal segments match case-insensitively;
+* precedence: a literal segment beats a constrained parameter, which beats a plain parameter, which beats an
+  optional one, which beats a catch-all (segment by segment), so `items/special` wins over `items/{*rest}`;
+* route values are percent-decoded except `%2F`, which stays encoded (the app decodes it itself);
+* a path that matches a route but not its methods gives 405 (the real host answers 404; 405 is more useful).
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+from urllib.parse import unquote
+
+_PARAM = re.compile(r"\{([^{}]+)\}")
+
+
+def decode_segment(raw: str) -> str:
+    """Percent-decode one path segment but keep `%2F` (an encoded slash) as it is, like ASP.NET Core."""
+    parts = re.split(r"(%2[fF])", raw)
+    return "".join(p if re.fullmatch(r"%2[fF]", p) else unquote(p) for p in parts)
+
+
+def _constraint(spec: str) -> Callable[[str], bool]:
+    """One inline route constraint (`int`, `guid`, `min(3)`, `regex(^a+$)`, ...) as a predicate."""
+    name, _, arg = spec.partition("(")
+    arg = arg[:-1] if arg.endswith(")") else arg
+    name = name.strip().lower()
+
+    def number(kind):
+        def check(v: str) -> bool:
+            try:
+                kind(v)
+                return True
+            except ValueError:
+                return False
+        return check
+
+    def is_guid(v: str) -> bool:
+        try:
+            uuid.UUID(v)
+            return True
+        except ValueError:
+            return False
+
+    def is_datetime(v: str) -> bool:
+        try:
+            datetime.fromisoformat(v.replace("Z", "+00:00"))
+            return True
+        except ValueError:
+            return False
+
+    simple: dict[str, Callable[[str], bool]] = {
+        "int": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**31 <= int(v) < 2**31,
+        "long": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**63 <= int(v) < 2**63,
+        "bool": lambda v: v.lower() in ("true", "false"),
+        "guid": is_guid,
+        "alpha": lambda v: bool(re.fullmatch(r"[A-Za-z]+", v)),
+        "datetime": is_datetime,
+        "decimal": number(float), "double": number(float), "float": number(float),
+        "required": lambda v: v != "",
+    }
+    if name in simple:
+        return simple[name]
+    args = [a.strip() for a in arg.split(",")] if arg else []
+    if name == "minlength":
+        return lambda v: len(v) >= int(args[0])
+    if name == "maxlength":
+        return lambda v: len(v) <= int(args[0])
+    if name == "length":
+        if len(args) == 1:
+            return lambda v: len(v) == int(args[0])
+        return lambda v: int(args[0]) <= len(v) <= int(args[1])
+    if name in ("min", "max", "range"):
+        def ranged(v: str) -> bool:
+            if not re.fullmatch(r"-?\d+", v):
+                return False
+            n = int(v)
+            if name == "min":
+                return n >= int(args[0])
+            if name == "max":
+                return n <= int(args[0])
+            return int(args[0]) <= n <= int(args[1])
+        return ranged
+    if name == "regex":
+        pattern = re.compile(arg, re.IGNORECASE)
+        return lambda v: bool(pattern.search(v))
+    # Unknown constraint: accept (the real host would refuse to start; a local host should not be stricter).
+    return lambda v: True
+
+
+@dataclass
+class _Param:
+    name: str
+    optional: bool = False
+    catch_all: bool = False
+    default: str | None = None
+    checks: list = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> "_Param":
+        catch_all = text.startswith("*")
+        text = text.lstrip("*")
+        default = None
+        optional = False
+        # constraints may contain ':' inside regex(...) arguments; split on ':' outside parentheses.
+        parts, depth, cur = [], 0, ""
+        for ch in text:
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            if ch == ":" and depth == 0:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += ch
+        parts.append(cur)
+        name = parts[0]
+        if "=" in name:
+            name, default = name.split("=", 1)
+        if name.endswith("?"):
+            name, optional = name[:-1], True
+        return cls(name=name, optional=optional or default is not None or catch_all, catch_all=catch_all,
+                   default=default, checks=[_constraint(c) for c in parts[1:]])
+
+    def accepts(self, value: str) -> bool:
+        return all(check(value) for check in self.checks)
+
+
+@dataclass
+class _Segment:
+    literal: str | None = None          # a plain literal segment
+    param: _Param | None = None         # a whole-segment parameter
+    regex: re.Pattern | None = None     # a complex segment like `{a}.{b}`
+    params: list = field(default_factory=list)
+
+    @property
+    def rank(self) -> int:
+        """Lower is more specific (ASP.NET Core route precedence, per segment)."""
+        if self.literal is not None:
+            return 0
+        if self.regex is not None:
+            return 1
+        p = self.param
+        if p.catch_all:
+            return 5
+        if p.optional:
+            return 4
+        return 2 if p.checks else 3
+
+
+class RouteTemplate:
+    """A parsed route template; `match(segments)` gives route values or None."""
+
+    def __init__(self, template: str):
+        self.template = template.strip("/")
+        self.segments: list[_Segment] = []
+        for raw in (self.template.split("/") if self.template else []):
+            whole = _PARAM.fullmatch(raw)
+            if whole:
+                self.segments.append(_Segment(param=_Param.parse(whole.group(1))))
+            elif "{" in raw:
+                params = []
+                pattern = ""
+                pos = 0
+                for m in _PARAM.finditer(raw):
+                    pattern += re.escape(raw[pos:m.start()])
+                    p = _Param.parse(m.group(1))
+                    params.append(p)
+                    pattern += f"(?P<{re.sub(r'[^A-Za-z0-9_]', '_', p.name)}>.+?)"
+                    pos = m.end()
+                pattern += re.escape(raw[pos:])
+                self.segments.append(_Segment(regex=re.compile(pattern, re.IGNORECASE), params=params))
+            else:
+                self.segments.append(_Segment(literal=raw.lower()))
+
+    @property
+    def precedence(self) -> tuple:
+        return tuple(s.rank for s in self.segments) + (9,)
+
+    def match(self, segments: list[str]) -> dict[str, Any] | None:
+        values: dict[str, Any] = {}
+        i = 0
+        for index, seg in enumerate(self.segments):
+            if seg.param is not None and seg.param.catch_all:
+                rest = "/".join(decode_segment(s) for s in segments[i:])
+                if rest == "" and seg.param.default is None:
+                    values[seg.param.name] = None
+                else:
+                    if rest and not seg.param.accepts(rest):
+                        return None
+                    values[seg.param.name] = rest or seg.param.default
+                return values
+            if i >= len(segments) or segments[i] == "":
+                # no segment left: only optional parameters (and nothing after them) may remain
+                if seg.param is not None and seg.param.optional and i >= len(segments):
+                    values[seg.param.name] = seg.param.default
+                    continue
+                return None
+            raw = segments[i]
+            if seg.literal is not None:
+                if decode_segment(raw).lower() != seg.literal:
+                    return None
+            elif seg.param is not None:
+                value = decode_segment(raw)
+                if not seg.param.accepts(value):
+                    return None
+                values[seg.param.name] = value
+            else:
+                m = seg.regex.fullmatch(decode_segment(raw))
+                if not m:
+                    return None
+                for p in seg.params:
+                    v = m.group(re.sub(r"[^A-Za-z0-9_]", "_", p.name))
+                    if not p.accepts(v):
+                        return None
+                    values[p.name] = v
+            i += 1
+        if i < len(segments) and any(s != "" for s in segments[i:]):
+            return None
+        return values
+
+
+@dataclass
+class Route:
+    function_name: str
+    template: RouteTemplate
+    methods: set[str] | None      # None: any method
+    auth_level: str
+    order: int
+    handler: Any = None
+
+    def allows(self, method: str) -> bool:
+        return self.methods is None or method.upper() in self.methods
+
+
+class Router:
+    """All HTTP routes of an app under one prefix (`extensions.http.routePrefix`)."""
+
+    def __init__(self, prefix: str = "api"):
+        self.prefix = prefix.strip("/")
+        self.routes: list[Route] = []
+
+    def add(self, function_name: str, template: str | None, methods, auth_level: str = "function",
+            handler: Any = None) -> Route:
+        methods_set = {m.upper() for m in methods} if methods else None
+        route = Route(function_name, RouteTemplate(template if template is not None else function_name),
+                      methods_set, str(auth_level).lower(), len(self.routes), handler)
+        self.routes.append(route)
+        self.routes.sort(key=lambda r: (r.template.precedence, r.order))
+        return route
+
+    def public_path(self, route: Route) -> str:
+        parts = [p for p in (self.prefix, route.template.template) if p]
+        return "/" + "/".join(parts)
+
+    def resolve(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, Any] | None, set[str]]:
+        """(route, route_values, allowed_methods): route None + allowed methods non-empty means 405."""
+        segments = raw_path.strip("/").split("/") if raw_path.strip("/") else []
+        if self.prefix:
+            prefix_segments = self.prefix.split("/")
+            if [s.lower() for s in segments[:len(prefix_segments)]] != [s.lower() for s in prefix_segments]:
+                return None, None, set()
+            segments = segments[len(prefix_segments):]
+        allowed: set[str] = set()
+        for route in self.routes:
+            values = route.template.match(segments)
+            if values is None:
+                continue
+            if route.allows(method):
+                return route, values, set()
+            allowed |= route.methods or set()
+        return None, None, allowed

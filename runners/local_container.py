@@ -1,0 +1,405 @@
+"""Local container runner: one container per job on a Docker Engine API (Docker, or podman's compatible service).
+
+Config (`dmss://WorkflowDS/Blueprints/LocalContainer`, a Container plus `network`):
+  - `image` {registryName, imageName, version} -> `{registryName}/{imageName}:{version}` (registryName may be
+    empty), or a flat `containerImage` string (also accepted as a string `image`);
+  - `customCommand`: list of strings (a single string is split like a shell would);
+  - `computeResource` {cpu, memory (GB)} -> nano_cpus / memory limit;
+  - `network`: a Docker network name or `none`/`host`/`bridge` (default `none`: no network at all);
+  - `name`, `label`: informational.
+The job's environment (JobSpec.environment) is passed as container environment, plus `JOB_RESULT_FILE`.
+
+Result: the content of `/tmp/job-result` in the container (copied out with the archive API) when the job wrote
+one, else the tail of its output. Stop kills and removes the container (its log and result are kept in memory
+first, so the final record still has them); cleanup removes it (idempotent).
+
+The container models below are shared with the Azure container runners.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import re
+import shlex
+import tarfile
+import threading
+from collections import OrderedDict
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared import settings
+from shared.status import JobStatus
+
+from .base import ConfigError, JobSpec, Runner, RunnerError, RunnerStatus
+
+try:  # the runner is simply absent when the Docker SDK is not installed
+    import docker
+    from docker import errors as docker_errors
+except ImportError:  # pragma: no cover
+    docker = None
+    docker_errors = None
+
+log = logging.getLogger(__name__)
+
+RESULT_PATH = "/tmp/job-result"
+RESULT_MAX_BYTES = 1024 * 1024
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DOCKER_API_VERSION = "1.41"
+
+
+# --- configuration models (shared with runners.azure_container) ----------------------------------------------
+
+class ContainerImage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    registryName: Optional[str] = ""
+    imageName: str = Field(min_length=1)
+    version: Optional[str] = "latest"
+
+    def reference(self) -> str:
+        registry = (self.registryName or "").strip().rstrip("/")
+        name = self.imageName.strip()
+        version = (self.version or "latest").strip() or "latest"
+        return f"{registry}/{name}:{version}" if registry else f"{name}:{version}"
+
+
+class ComputeResource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    cpu: Optional[float] = Field(default=None, gt=0)
+    memory: Optional[float] = Field(default=None, gt=0, description="GB")
+
+
+_IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+
+
+def _split_command(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return shlex.split(value)
+    return value
+
+
+class ContainerConfig(BaseModel):
+    """A Container runner entity: the blueprint's attributes plus the flat `containerImage` in use."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    name: Optional[str] = None
+    label: Optional[str] = None
+    image: Optional[Union[ContainerImage, str]] = None
+    containerImage: Optional[str] = None
+    computeResource: Optional[ComputeResource] = None
+    customCommand: Optional[list[str]] = None
+    environmentVariables: list[str] = Field(default_factory=list)
+
+    @field_validator("customCommand", mode="before")
+    @classmethod
+    def _command(cls, value: Any) -> Any:
+        return _split_command(value)
+
+    @field_validator("environmentVariables", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @model_validator(mode="after")
+    def _has_image(self) -> "ContainerConfig":
+        ref = self.image_reference()
+        if not ref:
+            raise ValueError("an image is required: `image` {registryName, imageName, version} or `containerImage`")
+        if not _IMAGE_REF.match(ref):
+            raise ValueError(f"invalid image reference {ref!r}")
+        return self
+
+    def image_reference(self) -> str:
+        if isinstance(self.image, ContainerImage):
+            return self.image.reference()
+        if isinstance(self.image, str) and self.image.strip():
+            return self.image.strip()
+        return (self.containerImage or "").strip()
+
+    def command_list(self) -> Optional[list[str]]:
+        return list(self.customCommand) if self.customCommand else None
+
+
+class LocalContainerConfig(ContainerConfig):
+    network: str = "none"
+
+
+def parse_config(model: type[BaseModel], config: dict[str, Any]) -> Any:
+    """Validate with pydantic; ConfigError lists each problem as `runner.<path>: <why>` (never the values)."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as error:
+        problems = []
+        items = error.errors()
+        if len(items) > 1:  # `image` is object-or-string: report the object's problems, not "not a string"
+            items = [i for i in items if "str" not in i.get("loc", ())] or items
+        for item in items:
+            path = ".".join(str(p) for p in item.get("loc", ()) if p not in ("ContainerImage", "str"))
+            message = item.get("msg", "invalid")
+            if message.startswith("Value error, "):
+                message = message[len("Value error, "):]
+            problems.append(f"runner.{path}: {message}" if path else f"runner: {message}")
+        raise ConfigError("invalid runner configuration: " + "; ".join(problems)) from None
+
+
+def tail(lines: list[str], count: int) -> list[str]:
+    return lines[-count:] if count > 0 else []
+
+
+def log_tail_lines() -> int:
+    try:
+        return settings.get_int("LOG_TAIL_LINES")
+    except ValueError:
+        return 200
+
+
+class _Memo:
+    """A small bounded, thread-safe map (last logs/results of ended jobs)."""
+
+    def __init__(self, size: int = 512):
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            return self._data.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+# --- the runner --------------------------------------------------------------------------------------------
+
+def container_name(uid: str) -> str:
+    safe = re.sub(r"[^a-zA-Z0-9_.-]+", "-", uid).strip("-.") or "job"
+    return f"dm-job-{safe}"[:128]
+
+
+class LocalContainerRunner(Runner):
+    type_names = ("dmss://WorkflowDS/Blueprints/LocalContainer",)
+    local = True
+
+    def __init__(self, client: Any = None):
+        self._client = client
+        self._client_lock = threading.Lock()
+        self._ended = _Memo()  # container name -> {"status", "log", "result"} captured before removal
+
+    # -- plumbing
+    def _docker(self) -> Any:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    if docker is None:  # pragma: no cover
+                        raise RunnerError("the Docker SDK is not installed")
+                    base_url = settings.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+                    self._client = docker.DockerClient(base_url=base_url, version=DOCKER_API_VERSION, timeout=60)
+        return self._client
+
+    def _container(self, handle: dict[str, Any]) -> Any:
+        """The container, or None when it no longer exists."""
+        try:
+            return self._docker().containers.get(handle.get("id") or handle["container"])
+        except docker_errors.NotFound:
+            return None
+        except docker_errors.APIError as error:
+            raise RunnerError(f"container engine error: {_explain(error)}") from None
+        except Exception as error:  # connection refused, socket missing
+            raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
+
+    # -- Runner interface
+    def validate(self, config: dict[str, Any]) -> None:
+        parse_config(LocalContainerConfig, config)
+
+    def start(self, job: JobSpec) -> dict[str, Any]:
+        cfg: LocalContainerConfig = parse_config(LocalContainerConfig, job.config)
+        name = container_name(job.uid)
+        handle = {"container": name}
+        client = self._docker()
+        existing = None
+        try:
+            existing = client.containers.get(name)
+        except docker_errors.NotFound:
+            pass
+        except Exception as error:
+            raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
+        if existing is not None:  # start called again for the same job (an activity retried): same container
+            if (existing.labels or {}).get("dm-job.uid") == job.uid:
+                return {**handle, "id": existing.id}
+            raise RunnerError(f"a container named {name} already exists and belongs to another job")
+
+        environment = dict(job.environment)
+        environment.setdefault("JOB_RESULT_FILE", RESULT_PATH)
+        kwargs: dict[str, Any] = {
+            "image": cfg.image_reference(),
+            "command": cfg.command_list(),
+            "name": name,
+            "detach": True,
+            "environment": environment,
+            "labels": {
+                "dm-job.uid": job.uid,
+                "dm-job.runner": "local-container",
+                "dm-job.name": (cfg.name or "")[:200],
+            },
+        }
+        if cfg.network in ("none", "host", "bridge"):
+            kwargs["network_mode"] = cfg.network
+        else:
+            kwargs["network"] = cfg.network
+        if cfg.computeResource and cfg.computeResource.cpu:
+            kwargs["nano_cpus"] = int(cfg.computeResource.cpu * 1e9)
+        if cfg.computeResource and cfg.computeResource.memory:
+            kwargs["mem_limit"] = int(cfg.computeResource.memory * 1024**3)
+        try:
+            container = client.containers.run(**kwargs)
+        except docker_errors.ImageNotFound as error:
+            self._remove_quietly(name)
+            raise RunnerError(f"image {cfg.image_reference()} not found: {_explain(error)}") from None
+        except docker_errors.APIError as error:
+            self._remove_quietly(name)  # created but not started (e.g. command not found)
+            raise RunnerError(f"container for job could not start: {_explain(error)}") from None
+        except Exception as error:
+            self._remove_quietly(name)
+            raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
+        return {**handle, "id": container.id}
+
+    def status(self, handle: dict[str, Any]) -> RunnerStatus:
+        container = self._container(handle)
+        if container is None:
+            ended = self._ended.get(handle["container"])
+            if ended is not None:
+                return ended["status"]
+            return RunnerStatus(JobStatus.FAILED, message=f"container {handle['container']} no longer exists")
+        state = container.attrs.get("State") or {}
+        lines = self._log_lines(container, log_tail_lines())
+        return RunnerStatus(log=lines, **map_container_state(state))
+
+    def stop(self, handle: dict[str, Any]) -> str:
+        container = self._container(handle)
+        if container is None:
+            return f"container {handle['container']} already gone"
+        killed = False
+        try:
+            container.reload()
+            if (container.attrs.get("State") or {}).get("Running"):
+                container.kill()
+                killed = True
+                container.reload()
+        except docker_errors.NotFound:
+            return f"container {handle['container']} already gone"
+        except docker_errors.APIError:  # not running any more: fine
+            pass
+        state = container.attrs.get("State") or {}
+        text = self._log_text(container)
+        fields = map_container_state(state)
+        if killed:
+            fields = {"state": JobStatus.FAILED, "message": "stopped: container killed and removed",
+                      "exit_code": state.get("ExitCode")}
+        snapshot = {
+            "log": text,
+            "result": self._read_result(container),
+            "status": RunnerStatus(log=text.splitlines()[-log_tail_lines():], **fields),
+        }
+        self._ended.put(handle["container"], snapshot)
+        self._remove_quietly(container.id)
+        return f"container {handle['container']} killed and removed"
+
+    def logs(self, handle: dict[str, Any]) -> str:
+        container = self._container(handle)
+        if container is None:
+            ended = self._ended.get(handle["container"])
+            return ended["log"] if ended else ""
+        return self._log_text(container)
+
+    def result(self, handle: dict[str, Any]) -> str | None:
+        container = self._container(handle)
+        if container is None:
+            ended = self._ended.get(handle["container"])
+            return ended["result"] if ended else None
+        return self._read_result(container)
+
+    def cleanup(self, handle: dict[str, Any]) -> None:
+        self._remove_quietly(handle.get("id") or handle["container"])
+        self._ended.pop(handle["container"])
+
+    # -- helpers
+    def _remove_quietly(self, ref: str) -> None:
+        try:
+            self._docker().containers.get(ref).remove(force=True)
+        except docker_errors.NotFound:
+            pass
+        except docker_errors.APIError as error:
+            if error.status_code != 404:
+                raise RunnerError(f"could not remove container: {_explain(error)}") from None
+
+    @staticmethod
+    def _log_text(container: Any, tail_lines: Any = "all") -> str:
+        try:
+            data = container.logs(stdout=True, stderr=True, tail=tail_lines)
+        except Exception:  # vanished between calls
+            return ""
+        return data.decode("utf-8", errors="replace")
+
+    def _log_lines(self, container: Any, count: int) -> list[str]:
+        return self._log_text(container, count).splitlines()
+
+    def _read_result(self, container: Any) -> str | None:
+        try:
+            bits, _stat = container.get_archive(RESULT_PATH)
+            data = b"".join(bits)
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                member = next((m for m in archive.getmembers() if m.isfile()), None)
+                if member is not None:
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        return handle.read(RESULT_MAX_BYTES).decode("utf-8", errors="replace")
+        except Exception:  # no result file (NotFound), or the engine cannot copy from this container
+            pass
+        text = self._log_text(container, log_tail_lines())
+        return text if text else None
+
+
+def map_container_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Docker `State` -> RunnerStatus fields (state, message, exit_code)."""
+    status = (state.get("Status") or "").lower()
+    if status in ("created", "configured", "initialized"):
+        return {"state": JobStatus.STARTING, "message": "container created"}
+    if status in ("running", "paused", "restarting"):
+        return {"state": JobStatus.RUNNING, "message": f"container {status}"}
+    if status in ("exited", "stopped", "dead"):
+        code = state.get("ExitCode")
+        if code == 0 and status != "dead":
+            return {"state": JobStatus.COMPLETED, "message": "container exited with code 0", "exit_code": 0}
+        message = f"container exited with code {code}"
+        if state.get("OOMKilled"):
+            message += " (out of memory: raise computeResource.memory)"
+        if state.get("Error"):
+            message += f": {str(state['Error'])[:300]}"
+        return {"state": JobStatus.FAILED, "message": message, "exit_code": code}
+    if status == "removing":
+        return {"state": JobStatus.FAILED, "message": "container is being removed"}
+    return {"state": JobStatus.UNKNOWN, "message": f"container state {status or 'unknown'}"}
+
+
+def _explain(error: Exception) -> str:
+    explanation = getattr(error, "explanation", None) or str(error)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", errors="replace")
+    return str(explanation)[:500]
+
+
+RUNNERS = [LocalContainerRunner] if docker is not None else []

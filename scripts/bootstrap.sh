@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what the app needs to run locally: a virtual environment with the Python packages (dev extras
+# included: the local host needs aiohttp) and Azurite from npm. Idempotent; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import azure.durable_functions, azure.data.tables, pydantic, aiohttp" \
+  || { echo "bootstrap: Python packages did not install" >&2; exit 1; }
+
+if [ ! -x node_modules/.bin/azurite ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "bootstrap: ready (.venv, node_modules/.bin/azurite)"

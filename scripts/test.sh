@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what the tests need (Python packages, Azurite, podman and its test image) and run the whole suite.
+# Tests start their own Azurite and stand-in servers on free 127.0.0.1 ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+if [ "${SKIP_PODMAN:-0}" != "1" ]; then
+  bash scripts/setup_podman.sh
+fi
+if [ -f .work/podman.env ]; then
+  set -a; . .work/podman.env; set +a
+fi
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

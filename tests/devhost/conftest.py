@@ -1,0 +1,55 @@
+"""Fixtures for the devhost tests: a DevHost over the sample app, real Azurite, a ManualClock."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.clock import ManualClock
+
+SAMPLE_APP = Path(__file__).resolve().parent / "sample_app"
+if str(SAMPLE_APP) not in sys.path:
+    sys.path.insert(0, str(SAMPLE_APP))
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+def make_host(storage_env, clock):
+    """Factory: DevHost(**kwargs) over the sample app, stopped at the end of the test."""
+    from devhost import DevHost
+
+    hosts = []
+
+    def make(**kwargs):
+        kwargs.setdefault("app_dir", SAMPLE_APP)
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("poll_interval", 0.2)
+        host = DevHost(**kwargs)
+        host.start()
+        hosts.append(host)
+        return host
+
+    yield make
+    for host in reversed(hosts):
+        host.stop()
+
+
+@pytest.fixture
+def host(make_host):
+    return make_host()
+
+
+@pytest.fixture
+def sample_app():
+    import function_app
+
+    function_app.TICKS.clear()
+    function_app.ACTIVITY_CALLS.clear()
+    function_app.GATE.clear()
+    yield function_app
+    function_app.GATE.set()

@@ -1,0 +1,81 @@
+"""HTTP routing: templates, constraints, optional and catch-all parameters, precedence, methods, 404/405."""
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from devhost.routing import RouteTemplate, Router
+
+
+def seg(path):
+    return path.strip("/").split("/")
+
+
+def test_template_parameters_and_constraints():
+    assert RouteTemplate("users/{id}").match(seg("users/42")) == {"id": "42"}
+    assert RouteTemplate("users/{id:int}").match(seg("users/abc")) is None
+    assert RouteTemplate("users/{id:int:min(10)}").match(seg("users/9")) is None
+    gid = str(uuid.uuid4())
+    assert RouteTemplate("items/{id:guid}").match(seg(f"items/{gid}")) == {"id": gid}
+    assert RouteTemplate("items/{id:guid}").match(seg("items/nope")) is None
+    assert RouteTemplate("a/{b?}").match(seg("a")) == {"b": None}
+    assert RouteTemplate("a/{b?}").match(seg("a/x")) == {"b": "x"}
+    assert RouteTemplate("files/{*rest}").match(seg("files/x/y/z")) == {"rest": "x/y/z"}
+    assert RouteTemplate("files/{name}.{ext}").match(seg("files/report.pdf")) == {"name": "report", "ext": "pdf"}
+
+
+def test_encoded_slash_stays_encoded_in_route_values():
+    assert RouteTemplate("jobs/{name}").match(["jobs", "a%2Fb%20c"]) == {"name": "a%2Fb c"}
+
+
+def test_literal_beats_parameter_beats_catch_all():
+    router = Router("api")
+    router.add("catch", "items/{*rest}", ["GET"])
+    router.add("param", "items/{id}", ["GET"])
+    router.add("literal", "items/special", ["GET"])
+    assert router.resolve("GET", "/api/items/special")[0].function_name == "literal"
+    assert router.resolve("GET", "/api/items/7")[0].function_name == "param"
+    assert router.resolve("GET", "/api/items/7/8")[0].function_name == "catch"
+    route, _, allowed = router.resolve("POST", "/api/items/7")
+    assert route is None and allowed == {"GET"}
+    assert router.resolve("GET", "/other/items/7") == (None, None, set())
+
+
+def test_http_functions_through_the_host(host):
+    gid = str(uuid.uuid4())
+    r = requests.get(f"{host.url}/api/items/{gid}")
+    assert r.json() == {"route": "guid", "id": gid}
+    assert requests.get(f"{host.url}/api/items/special").json() == {"route": "special"}
+    assert requests.get(f"{host.url}/api/items/a/b%2Fc").json() == {"route": "catchall", "rest": "a/b%2Fc"}
+    assert requests.delete(f"{host.url}/api/items/x").json()["route"] == "catchall"
+
+    r = requests.post(f"{host.url}/api/echo/bob?x=1&y=2", data=b"hello", headers={"X-Test": "yes"})
+    assert r.status_code == 201
+    assert r.headers["X-Echo"] == "yes"
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == {"method": "POST", "name": "bob", "params": {"x": "1", "y": "2"}, "body": "hello",
+                        "header": "yes"}
+    assert requests.get(f"{host.url}/api/ping?code=ignored-function-key").text == "pong"
+
+    assert requests.get(f"{host.url}/api/nothing-here").status_code == 404
+    assert requests.get(f"{host.url}/ping").status_code == 404          # route prefix required
+    r = requests.put(f"{host.url}/api/echo/bob")
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "POST"}
+
+
+def test_two_hundred_concurrent_requests(host):
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=200)
+    session.mount("http://", adapter)
+
+    def get(i):
+        url = f"{host.url}/api/echo/n{i}" if i % 2 else f"{host.url}/api/ping"
+        r = session.get(url, timeout=30)
+        return r.status_code, (r.json()["name"] if i % 2 else r.text)
+
+    with ThreadPoolExecutor(200) as pool:
+        results = list(pool.map(get, range(200)))
+    assert all(code in (200, 201) for code, _ in results)
+    assert [body for _, body in results] == [f"n{i}" if i % 2 else "pong" for i in range(200)]

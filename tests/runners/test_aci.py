@@ -1,0 +1,381 @@
+"""ACI runners: names, validation (422), state mapping, Retry-After, failure modes, registry credentials, Omnia
+classic, through the real SDK against the ARM stand-in."""
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+from azure.mgmt.containerinstance import models as aci
+
+from runners.azure_container import (AzureContainerRunner, OmniaClassicRunner, container_name, group_name, map_group,
+                                     retry_after_seconds)
+from runners.base import ConfigError, JobSpec, RetryLater, RunnerError
+from shared.status import JobStatus
+
+SECRET = "s3cr3t-Value-never-shown"
+ACI_TYPE = "dmss://WorkflowDS/Blueprints/AzureContainer"
+
+
+def spec(config, uid=None, env=None):
+    return JobSpec(uid=uid or str(uuid.uuid4()), config=config, environment=env or {"TOKEN": SECRET},
+                   time_limit_seconds=3600)
+
+
+def config(**extra):
+    return {"type": ACI_TYPE, "name": "main", "containerImage": "myacr.azurecr.io/worker:1",
+            "customCommand": ["sh", "-c", "echo hi; sleep 1; exit 0"], **extra}
+
+
+@pytest.fixture
+def runner(arm, credential):
+    return AzureContainerRunner(credential=credential)
+
+
+# --- names -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("uid", ["3f2b7c1e-1111-4222-8333-444455556666", "ABC", "weird_uid/with space", "x" * 200,
+                                 "--", "a--b", "ÆØÅ"])
+def test_group_name_is_a_valid_aci_name(uid):
+    name = group_name(uid)
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", name), name
+    assert "--" not in name and name.startswith("job")
+
+
+def test_group_name_keeps_uuids_readable_and_distinct():
+    uid = "3f2b7c1e-1111-4222-8333-444455556666"
+    assert group_name(uid) == f"job-{uid}"
+    assert group_name("a_b") != group_name("a-b")  # a changed uid gains a hash
+    assert group_name("x" * 100) != group_name("x" * 101)
+    assert container_name("My Container!") == "my-container"
+    assert container_name(None) == "job"
+
+
+# --- validation (the API answers 422) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("compute,fragment", [
+    ({"cpu": 8}, "cpu 8 is outside"),
+    ({"cpu": 0.05}, "cpu 0.05 is outside"),
+    ({"memory": 32}, "memory 32 GB is outside"),
+    ({"memory": 0.05}, "memory 0.05 GB is outside"),
+    ({"memory": 1.55}, "steps of 0.1 GB"),
+    ({"cpu": -1}, "greater than 0"),
+    ({"cpu": "lots"}, "valid number"),
+])
+def test_resources_are_validated_never_clamped(compute, fragment):
+    with pytest.raises(ConfigError) as caught:
+        AzureContainerRunner().validate(config(computeResource=compute))
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    ({"containerImage": None, "image": None}, "an image is required"),
+    ({"containerImage": None, "image": {"registryName": "r", "version": "1"}}, "runner.image.imageName"),
+    ({"containerImage": "has space"}, "invalid image reference"),
+    ({"customCommand": [1, {"a": 2}]}, "runner.customCommand"),
+])
+def test_config_errors_name_the_attribute(bad, fragment):
+    with pytest.raises(ConfigError) as caught:
+        AzureContainerRunner().validate({**config(), **bad})
+    assert fragment in str(caught.value)
+
+
+def test_limits_and_defaults_accepted(arm, runner):
+    runner.validate(config(computeResource={"cpu": 4, "memory": 16}))
+    runner.validate(config(computeResource={"cpu": 0.1, "memory": 0.1}))
+    handle = runner.start(spec(config()))
+    requests = arm.last_put_bodies[handle["group"]]["properties"]["containers"][0]["properties"]["resources"]
+    assert requests == {"requests": {"cpu": 1.0, "memoryInGB": 1.5}}
+
+
+def test_omnia_needs_a_subnet(arm):
+    with pytest.raises(ConfigError, match="subnetId"):
+        OmniaClassicRunner().validate({"type": "dmss://DMT-Internal/DMT/AzureContainerInstanceJobClassic",
+                                       "image": "x/y:1"})
+
+
+# --- state mapping -----------------------------------------------------------------------------------------
+
+def group_json(provisioning="Succeeded", state=None, exit_code=None, events=(), detail=None, group_state=None,
+               group_events=()):
+    container = {"name": "main", "properties": {"image": "i", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}
+    if state:
+        current = {"state": state}
+        if exit_code is not None:
+            current["exitCode"] = exit_code
+        if detail:
+            current["detailStatus"] = detail
+        container["properties"]["instanceView"] = {"currentState": current, "events": list(events)}
+    props = {"provisioningState": provisioning, "containers": [container], "osType": "Linux",
+             "instanceView": {"events": list(group_events), **({"state": group_state} if group_state else {})}}
+    return aci.ContainerGroup.deserialize({"properties": props, "location": "x"})
+
+
+PULL_FAILED = {"name": "Failed", "type": "Warning", "count": 1,
+               "message": 'Failed to pull image "x": rpc error: not found'}
+
+
+@pytest.mark.parametrize("group,state,fragment", [
+    (group_json("Pending"), JobStatus.STARTING, "pending"),
+    (group_json("Creating", "Waiting"), JobStatus.STARTING, "waiting"),
+    (group_json("Succeeded"), JobStatus.STARTING, "succeeded"),
+    (group_json("Succeeded", "Running"), JobStatus.RUNNING, "running"),
+    (group_json("Succeeded", "Terminated", 0), JobStatus.COMPLETED, "code 0"),
+    (group_json("Succeeded", "Terminated", 2, detail="Error"), JobStatus.FAILED, "exited with code 2 (Error)"),
+    (group_json("Succeeded", "Terminated", 137, group_state="Stopped"), JobStatus.FAILED, "stopped"),
+    (group_json("Creating", "Waiting", events=[PULL_FAILED], detail="ErrImagePull"), JobStatus.FAILED,
+     "image could not be pulled: Failed to pull image"),
+    (group_json("Failed", group_events=[{"name": "Failed", "type": "Warning", "message": "Subnet not delegated"}]),
+     JobStatus.FAILED, "Subnet not delegated"),
+    (group_json("Canceled"), JobStatus.FAILED, "provisioning state Canceled"),
+    (group_json("Succeeded", group_state="Stopped"), JobStatus.FAILED, "stopped"),
+    (group_json("Deleting"), JobStatus.UNKNOWN, "Deleting"),
+])
+def test_state_mapping(group, state, fragment):
+    fields = map_group(group)
+    assert fields["state"] == state
+    assert fragment in fields["message"]
+
+
+# --- Retry-After -------------------------------------------------------------------------------------------
+
+def test_retry_after_parsing(manual_clock):
+    assert retry_after_seconds({"Retry-After": "30"}, 60) == 30
+    assert retry_after_seconds({"Retry-After": "0"}, 60) == 1  # at least a second
+    assert retry_after_seconds({"Retry-After": "999999"}, 60) == 3600
+    assert retry_after_seconds({}, 60) == 60
+    assert retry_after_seconds({"Retry-After": "soon"}, 60) == 60
+    assert retry_after_seconds({"x-ms-retry-after-ms": "2500"}, 60) == 2.5
+    when = manual_clock.now() + timedelta(seconds=120)
+    assert retry_after_seconds({"Retry-After": email.utils.format_datetime(when, usegmt=True)}, 60) == 120
+
+
+def test_throttled_create_raises_retry_later_honouring_retry_after(arm, runner, manual_clock):
+    arm.throttle_windows = ((2, 300.0),)
+    runner.start(spec(config()))
+    manual_clock.advance(100)
+    runner.start(spec(config()))
+    job = spec(config())
+    with pytest.raises(RetryLater) as caught:
+        runner.start(job)
+    assert caught.value.retry_after == 200
+    assert str(caught.value) == "ACI is throttling container group creation; retrying in 200 s"
+    assert arm.counts["throttled"] == 1
+    manual_clock.advance(caught.value.retry_after)
+    handle = runner.start(job)
+    assert handle["group"] in arm.group_names()
+
+
+@pytest.mark.parametrize("status,retry_after,expected", [(503, "7", 7), (500, None, 15), (502, "120", 120)])
+def test_server_errors_on_create_are_retry_later(arm, runner, status, retry_after, expected):
+    arm.fail_next_creates, arm.fail_status = 1, status
+    arm.fail_retry_after = retry_after
+    job = spec(config())
+    with pytest.raises(RetryLater) as caught:
+        runner.start(job)
+    assert caught.value.retry_after == expected
+    assert f"HTTP {status}" in str(caught.value)
+    runner.start(job)  # the retry works
+    assert arm.counts["creates"] == 1
+
+
+def test_unreachable_arm_is_retry_later(monkeypatch, credential, manual_clock):
+    monkeypatch.setenv("AZURE_RESOURCE_MANAGER_URL", "http://127.0.0.1:9")  # nothing listens on discard
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "s")
+    monkeypatch.setenv("ACI_RESOURCE_GROUP", "rg")
+    with pytest.raises(RetryLater, match="not reachable"):
+        AzureContainerRunner(credential=credential).start(spec(config()))
+
+
+def test_refused_create_is_a_runner_error_with_arms_reason(arm, runner):
+    arm.inaccessible_images.add("myacr.azurecr.io/worker:1")
+    with pytest.raises(RunnerError) as caught:
+        runner.start(spec(config()))
+    assert not isinstance(caught.value, RetryLater)
+    assert "InaccessibleImage" in str(caught.value) and "not accessible" in str(caught.value)
+
+
+def test_missing_settings_are_reported(arm, runner, monkeypatch):
+    monkeypatch.delenv("ACI_RESOURCE_GROUP")
+    with pytest.raises(RunnerError, match="ACI_RESOURCE_GROUP"):
+        runner.start(spec(config()))
+
+
+# --- start failures end as failed with ACI's reason --------------------------------------------------------
+
+def test_image_pull_failure_ends_failed(arm, runner, manual_clock):
+    arm.pull_failure_images.add("myacr.azurecr.io/worker:1")
+    handle = runner.start(spec(config()))
+    assert runner.status(handle).state == JobStatus.STARTING
+    manual_clock.advance(arm.start_delay + 1)
+    status = runner.status(handle)
+    assert status.state == JobStatus.FAILED
+    assert status.message.startswith("image could not be pulled: Failed to pull image")
+
+
+def test_provisioning_failure_ends_failed(arm, runner, manual_clock):
+    arm.provisioning_failure = "The subnet is not delegated to Microsoft.ContainerInstance/containerGroups."
+    handle = runner.start(spec(config()))
+    manual_clock.advance(arm.start_delay + 1)
+    status = runner.status(handle)
+    assert status.state == JobStatus.FAILED
+    assert "subnet is not delegated" in status.message
+
+
+# --- what is sent, and what never is -----------------------------------------------------------------------
+
+def test_group_definition_and_secure_environment(arm, runner, credential):
+    uid = str(uuid.uuid4())
+    handle = runner.start(spec(config(), uid=uid, env={"TOKEN": SECRET, "DM_JOB_URL": "http://x"}))
+    assert handle == {"subscription": "00000000-0000-0000-0000-0000000000aa", "resourceGroup": "rg-jobs",
+                      "group": f"job-{uid}", "container": "main"}
+    body = arm.last_put_bodies[handle["group"]]
+    props = body["properties"]
+    assert props["restartPolicy"] == "Never" and props["osType"] == "Linux"
+    assert body["tags"]["dm-job-uid"] == uid and body["location"] == "norwayeast"
+    env = props["containers"][0]["properties"]["environmentVariables"]
+    assert {"name": "TOKEN", "secureValue": SECRET} in env and all("value" not in e for e in env)
+    assert "ipAddress" not in props  # no public IP
+    # ARM never returns secure values; the stand-in does as Azure does
+    status = runner.status(handle)
+    assert SECRET not in json.dumps(status.__dict__, default=str)
+    assert credential.scopes and credential.scopes[0] == (arm.url + "/.default",)
+
+
+def test_registry_through_identity(arm, runner, monkeypatch):
+    identity = "/subscriptions/s/resourceGroups/id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/jobs"
+    monkeypatch.setenv("ACI_REGISTRY_SERVER", "myacr.azurecr.io")
+    monkeypatch.setenv("ACI_JOB_IDENTITY_ID", identity)
+    handle = runner.start(spec(config(containerImage="simpos-omniats")))
+    body = arm.last_put_bodies[handle["group"]]
+    assert body["properties"]["containers"][0]["properties"]["image"] == "myacr.azurecr.io/simpos-omniats"
+    assert body["properties"]["imageRegistryCredentials"] == [{"server": "myacr.azurecr.io", "identity": identity}]
+    assert body["identity"]["type"] == "UserAssigned" and identity in body["identity"]["userAssignedIdentities"]
+
+
+def test_registry_with_password_never_read_back(arm, runner, monkeypatch):
+    monkeypatch.setenv("ACI_REGISTRY_SERVER", "myacr.azurecr.io")
+    monkeypatch.setenv("ACI_REGISTRY_USERNAME", "puller")
+    monkeypatch.setenv("ACI_REGISTRY_PASSWORD", "registry-" + SECRET)
+    handle = runner.start(spec(config()))
+    cred = arm.last_put_bodies[handle["group"]]["properties"]["imageRegistryCredentials"][0]
+    assert cred["username"] == "puller" and cred["password"] == "registry-" + SECRET
+    import requests
+
+    read = requests.get(f"{arm.url}/subscriptions/{handle['subscription']}/resourceGroups/rg-jobs/providers/"
+                        f"Microsoft.ContainerInstance/containerGroups/{handle['group']}?api-version=2023-05-01",
+                        headers={"Authorization": "Bearer t"}, timeout=5).json()
+    assert read["properties"]["imageRegistryCredentials"] == [{"server": "myacr.azurecr.io", "username": "puller"}]
+    assert SECRET not in json.dumps(read)
+
+
+def test_images_elsewhere_get_no_credentials(arm, runner, monkeypatch):
+    monkeypatch.setenv("ACI_REGISTRY_SERVER", "myacr.azurecr.io")
+    monkeypatch.setenv("ACI_REGISTRY_USERNAME", "puller")
+    monkeypatch.setenv("ACI_REGISTRY_PASSWORD", "pw")
+    handle = runner.start(spec(config(containerImage="docker.io/library/python:3.11")))
+    assert "imageRegistryCredentials" not in arm.last_put_bodies[handle["group"]]["properties"]
+
+
+def test_omnia_classic_group(arm, credential, monkeypatch):
+    monkeypatch.setenv("OMNIA_SUBNET_ID", "/subscriptions/s/.../subnets/default")
+    monkeypatch.setenv("OMNIA_LOG_ANALYTICS_WORKSPACE_ID", "ws-id")
+    monkeypatch.setenv("OMNIA_LOG_ANALYTICS_WORKSPACE_KEY", "ws-" + SECRET)
+    runner = OmniaClassicRunner(credential=credential)
+    cfg = {"type": "dmss://WorkflowDS/Blueprints/OmniaClassicAzureContainer", "image": "myacr.azurecr.io/old:2",
+           "command": "python -m job --fast", "logAnalyticsWorkspaceResourceId": "/subscriptions/s/.../workspaces/w"}
+    handle = runner.start(spec(cfg))
+    props = arm.last_put_bodies[handle["group"]]["properties"]
+    assert props["subnetIds"] == [{"id": "/subscriptions/s/.../subnets/default"}]
+    assert props["ipAddress"]["type"] == "Private"
+    assert props["containers"][0]["properties"]["command"] == ["python", "-m", "job", "--fast"]
+    assert props["diagnostics"]["logAnalytics"] == {
+        "workspaceId": "ws-id", "workspaceKey": "ws-" + SECRET, "logType": "ContainerInstanceLogs",
+        "workspaceResourceId": "/subscriptions/s/.../workspaces/w"}
+    cfg["subnetId"] = "/subscriptions/s/.../subnets/mine"
+    handle = runner.start(spec(cfg))
+    assert arm.last_put_bodies[handle["group"]]["properties"]["subnetIds"] == [{"id": cfg["subnetId"]}]
+
+
+def test_omnia_workspace_resource_needs_settings(arm):
+    cfg = {"type": "dmss://DMT-Internal/DMT/AzureContainerInstanceJobClassic", "image": "x/y:1", "subnetId": "s",
+           "logAnalyticsWorkspaceResourceId": "/w"}
+    with pytest.raises(ConfigError, match="OMNIA_LOG_ANALYTICS_WORKSPACE_ID"):
+        OmniaClassicRunner().validate(cfg)
+
+
+# --- lifecycle details -------------------------------------------------------------------------------------
+
+def test_start_twice_keeps_one_group(arm, runner):
+    job = spec(config())
+    assert runner.start(job) == runner.start(job)
+    assert arm.counts["creates"] == 1
+
+
+def test_logs_survive_group_deletion(arm, runner, manual_clock):
+    handle = runner.start(spec(config(customCommand=["sh", "-c", "echo one; echo two; sleep 1; echo three"])))
+    manual_clock.advance(10)
+    assert runner.status(handle).state == JobStatus.COMPLETED
+    runner.cleanup(handle)
+    assert arm.group_names() == []
+    assert runner.logs(handle) == "one\ntwo\nthree\n"
+    assert runner.status(handle).state == JobStatus.COMPLETED  # remembered: a finished job never raises
+    # a second runner instance (another host) that never saw the job: honest failure, no exception
+    other = AzureContainerRunner(credential=runner._credential)
+    assert other.status(handle).state == JobStatus.FAILED
+
+
+def test_stop_captures_logs_first(arm, runner, manual_clock):
+    handle = runner.start(spec(config(customCommand=["sh", "-c", "echo before; sleep 100"])))
+    manual_clock.advance(5)
+    assert runner.stop(handle).endswith("stopped")
+    manual_clock.advance(1)
+    assert runner.status(handle).state == JobStatus.FAILED
+    assert "before" in runner.logs(handle)
+
+
+def test_keep_failed_groups(arm, runner, manual_clock, monkeypatch):
+    monkeypatch.setenv("ACI_KEEP_FAILED_GROUPS", "true")
+    failed = runner.start(spec(config(customCommand=["sh", "-c", "exit 4"])))
+    ok = runner.start(spec(config(customCommand=["sh", "-c", "exit 0"])))
+    manual_clock.advance(10)
+    runner.cleanup(failed)
+    runner.cleanup(ok)
+    assert arm.group_names() == [failed["group"]]
+
+
+def test_stand_in_follows_the_lro_contract(arm, credential):
+    """The SDK's own long-running-operation polling (Azure-AsyncOperation) and list work against the stand-in."""
+    arm.start_delay = 0
+    client = ContainerInstanceManagementClient(credential, "sub", base_url=arm.url, retry_total=0)
+    group = aci.ContainerGroup(location="westeurope", os_type="Linux", restart_policy="Never", containers=[
+        aci.Container(name="c", image="busybox", command=["sh", "-c", "echo x"],
+                      resources=aci.ResourceRequirements(requests=aci.ResourceRequests(cpu=1, memory_in_gb=1)))])
+    created = client.container_groups.begin_create_or_update("rg", "lro-test", group, polling_interval=0,
+                                                             enforce_https=False).result()
+    assert created.provisioning_state == "Succeeded" and created.name == "lro-test"
+    assert [g.name for g in client.container_groups.list_by_resource_group("rg", enforce_https=False)] == ["lro-test"]
+    assert [g.name for g in client.container_groups.list(enforce_https=False)] == ["lro-test"]
+    assert client.containers.list_logs("rg", "lro-test", "c", enforce_https=False).content == "x\n"
+    client.container_groups.begin_delete("rg", "lro-test", polling_interval=0, enforce_https=False).result()
+    assert arm.group_names() == []
+    assert any(path.endswith("/operations/" + next(iter(arm.operations))) for _, path, _ in arm.requests)
+
+
+def test_stand_in_requires_a_bearer_token(arm):
+    import requests
+
+    response = requests.get(f"{arm.url}/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/"
+                            "containerGroups/x?api-version=2023-05-01", timeout=5)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "AuthenticationFailed"
+
+
+def test_https_enforced_off_loopback(monkeypatch):
+    monkeypatch.setenv("AZURE_RESOURCE_MANAGER_URL", "http://management.example.com")
+    assert AzureContainerRunner._call_options() == {}
+    monkeypatch.setenv("AZURE_RESOURCE_MANAGER_URL", "http://127.0.0.1:1234")
+    assert AzureContainerRunner._call_options() == {"enforce_https": False}

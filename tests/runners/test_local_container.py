@@ -1,0 +1,107 @@
+"""Local container runner: validation, state mapping, and details against real podman."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from runners.base import ConfigError, JobSpec, RunnerError
+from runners.local_container import LocalContainerRunner, container_name, map_container_state
+from shared.status import JobStatus
+
+LOCAL = "dmss://WorkflowDS/Blueprints/LocalContainer"
+SECRET = "s3cr3t-Value-never-shown"
+
+
+def config(command, **extra):
+    return {"type": LOCAL, "name": "t", "containerImage": "localhost/busybox:test", "network": "none",
+            "customCommand": ["sh", "-c", command], **extra}
+
+
+def spec(cfg):
+    return JobSpec(uid=str(uuid.uuid4()), config=cfg, environment={"TOKEN": SECRET}, time_limit_seconds=60)
+
+
+@pytest.mark.parametrize("state,expected", [
+    ({"Status": "created"}, JobStatus.STARTING),
+    ({"Status": "running", "Running": True}, JobStatus.RUNNING),
+    ({"Status": "exited", "ExitCode": 0}, JobStatus.COMPLETED),
+    ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, JobStatus.FAILED),
+    ({"Status": "dead", "ExitCode": 0}, JobStatus.FAILED),
+    ({"Status": "weird"}, JobStatus.UNKNOWN),
+])
+def test_state_mapping(state, expected):
+    assert map_container_state(state)["state"] == expected
+
+
+def test_oom_is_explained():
+    assert "out of memory" in map_container_state({"Status": "exited", "ExitCode": 137, "OOMKilled": True})["message"]
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    ({"containerImage": None}, "an image is required"),
+    ({"computeResource": {"cpu": 0}}, "runner.computeResource.cpu"),
+    ({"computeResource": {"memory": -1}}, "runner.computeResource.memory"),
+    ({"customCommand": 5}, "runner.customCommand"),
+])
+def test_validation(bad, fragment):
+    with pytest.raises(ConfigError) as caught:
+        LocalContainerRunner().validate({**config("true"), **bad})
+    assert fragment in str(caught.value)
+
+
+def test_image_object_and_string_command():
+    from runners.local_container import LocalContainerConfig, parse_config
+
+    cfg = parse_config(LocalContainerConfig, {"type": LOCAL, "image": {"registryName": "", "imageName": "busybox"},
+                                              "customCommand": "sh -c 'echo a b'"})
+    assert cfg.image_reference() == "busybox:latest"
+    assert cfg.command_list() == ["sh", "-c", "echo a b"]
+    assert cfg.network == "none"
+    assert container_name("a/b c") == "dm-job-a-b-c"
+
+
+def test_container_settings_and_labels(docker_env, docker_client):
+    runner = LocalContainerRunner()
+    job = spec(config("sleep 30", computeResource={"cpu": 0.5, "memory": 0.25}))
+    handle = runner.start(job)
+    try:
+        assert SECRET not in json.dumps(handle)
+        container = docker_client.containers.get(handle["id"])
+        assert container.labels["dm-job.uid"] == job.uid
+        host = container.attrs["HostConfig"]
+        assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 256 * 1024**2
+        assert runner.start(job) == handle  # start again (an activity retried): the same container
+    finally:
+        runner.stop(handle)
+        runner.cleanup(handle)
+
+
+def test_result_falls_back_to_output_and_stop_keeps_log(docker_env):
+    runner = LocalContainerRunner()
+    handle = runner.start(spec(config("echo only-output; exit 0")))
+    import time
+
+    deadline = time.monotonic() + 20
+    while not runner.status(handle).finished and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert runner.result(handle).strip() == "only-output"
+    runner.cleanup(handle)
+
+    handle = runner.start(spec(config("echo started; sleep 100")))
+    while "started" not in runner.logs(handle) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner.stop(handle)
+    assert "started" in runner.logs(handle)  # kept after the container is removed
+    assert runner.status(handle).state == JobStatus.FAILED
+    runner.cleanup(handle)
+
+
+def test_missing_image_is_a_runner_error(docker_env, docker_client):
+    runner = LocalContainerRunner()
+    job = spec({**config("true"), "containerImage": "localhost/does-not-exist:1"})
+    with pytest.raises(RunnerError) as caught:
+        runner.start(job)
+    assert SECRET not in str(caught.value)
+    assert not docker_client.containers.list(all=True, filters={"label": f"dm-job.uid={job.uid}"})
