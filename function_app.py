@@ -12,7 +12,7 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import dmss_mode, hooks, lifecycle, orchestrator, service
+from shared import dmss_mode, hooks, lifecycle, orchestrator, schedules, scheduling, service
 from shared.durable_bridge import ClientOrchestrations, run_sync
 from shared.errors import ApiError
 from shared.identity import caller_from_headers
@@ -20,6 +20,7 @@ from shared.identity import caller_from_headers
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")
 hooks.add(dmss_mode.DmssWriteBack())
+hooks.add(schedules.RUN_LISTENER)
 JSON = "application/json"
 
 
@@ -119,6 +120,22 @@ def get_result(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(lambda: service.get_result(req.route_params["uid"], caller_from_headers(req.headers)))
 
 
+@app.route(route="jobs/{uid}/suspend", methods=["POST"])
+def suspend_schedule(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.suspend_schedule(req.route_params["uid"], caller_from_headers(req.headers)))
+
+
+@app.route(route="jobs/{uid}/resume", methods=["POST"])
+def resume_schedule(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.resume_schedule(req.route_params["uid"], caller_from_headers(req.headers)))
+
+
+@app.route(route="jobs/{uid}/schedule", methods=["GET"])
+def preview_schedule(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.preview_schedule(req.route_params["uid"], req.params.get("next"),
+                                                    caller_from_headers(req.headers)))
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     status, body = service.health()
@@ -144,3 +161,12 @@ def poll_job_activity(uid: str) -> dict:
 @app.activity_trigger(input_name="request", activity=orchestrator.FINISH_ACTIVITY)
 def finish_job_activity(request: dict) -> dict:
     return lifecycle.finish(request)
+
+
+# ---- schedules --------------------------------------------------------------------------------------------
+@app.timer_trigger(schedule="%SCHEDULE_TICK%", arg_name="timer", run_on_startup=False, use_monitor=True)
+@app.durable_client_input(client_name="client")
+async def schedule_tick(timer: func.TimerRequest, client) -> None:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    report = await run_sync(scheduling.tick, bridge)
+    log.info("schedule tick: %s", json.dumps(report.as_dict()))

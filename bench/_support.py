@@ -20,7 +20,8 @@ def azurite_env(**settings: str):
     server = start_azurite()
     prefix = "b" + uuid.uuid4().hex[:8]
     values = {"AzureWebJobsStorage": server.connection_string, "JOB_STORE_PREFIX": prefix,
-              "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h", "ENABLE_LOCAL_RUNNERS": "true", **settings}
+              "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h", "ENABLE_LOCAL_RUNNERS": "true",
+              "SCHEDULE_TICK": "0 * * * * *", **settings}
     previous = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

@@ -122,6 +122,7 @@ class DevHost:
         tracker = self.engine.tracker if self.engine else _NullTracker()
         timer_fns = self.functions.of_type("timerTrigger")
         self.triggers = TimerTriggers(timer_fns, self.clock, tracker, store=self.store,
+                                      client_binding=self.client_binding_json,
                                       owner=self.worker_id or "devhost")
         if not self.manual:
             self._scheduler = threading.Thread(target=self._schedule_loop, name="devhost-scheduler", daemon=True)

@@ -48,8 +48,9 @@ class TimerTriggers:
     """All timer-triggered functions of the app; `fire_due()` runs what is due on the clock."""
 
     def __init__(self, functions: list[FunctionInfo], clock, tracker, store=None, owner: str = "devhost",
-                 workers: int = 4):
+                 workers: int = 4, client_binding=None):
         self.clock = clock
+        self.client_binding = client_binding or (lambda: "{}")
         self.tracker = tracker
         self.store = store
         self.owner = owner
@@ -98,7 +99,11 @@ class TimerTriggers:
 
     def _run(self, info: FunctionInfo, request) -> None:
         try:
-            call_sync(info, build_kwargs(info, {info.trigger.get("name"): request}))
+            values = {info.trigger.get("name"): request}
+            client = info.binding("durableClient")
+            if client:  # a timer function may start orchestrations, as on the real host
+                values[client["name"]] = self.client_binding()
+            call_sync(info, build_kwargs(info, values))
         except Exception:  # noqa: BLE001 - the real host logs a failed timer run and waits for the next one
             log.exception("timer function %s failed", info.name)
         finally:

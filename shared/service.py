@@ -436,3 +436,36 @@ def health() -> tuple[int, dict[str, Any]]:
     except Exception as error:  # noqa: BLE001
         return 503, {"status": "unhealthy", "storage": f"not reachable ({type(error).__name__})"}
     return 200, {"status": "healthy", "storage": "ok", "runners": default_registry().types()}
+
+
+# ---- schedules --------------------------------------------------------------------------------------------
+def _recurring(uid: str, caller: Caller | None, action: str) -> JobRecord:
+    record = get_record(uid)
+    authorize(record, caller, action)
+    if record.kind != "recurring":
+        raise BadRequest(f"job {record.uid} is not a recurring job")
+    return record
+
+
+def suspend_schedule(uid: str, caller: Caller | None) -> dict[str, Any]:
+    from . import schedules
+
+    return schedules.suspend(_recurring(uid, caller, "suspend").uid)
+
+
+def resume_schedule(uid: str, caller: Caller | None) -> dict[str, Any]:
+    from . import schedules
+
+    return schedules.resume(_recurring(uid, caller, "resume").uid)
+
+
+def preview_schedule(uid: str, count: str | None, caller: Caller | None) -> dict[str, Any]:
+    from . import schedules
+
+    try:
+        n = int(count) if count else 5
+    except ValueError:
+        raise BadRequest(f"next must be an integer, not {count[:20]!r}") from None
+    if not 1 <= n <= 100:
+        raise BadRequest("next must be between 1 and 100")
+    return schedules.preview(_recurring(uid, caller, "read").uid, n)

@@ -11,12 +11,12 @@ from devhost import DevHost
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"completed", "failed", "removed"}
+HOST_SETTINGS = {"SCHEDULE_TICK": "0 * * * * *"}
 
 
 @pytest.fixture
 def host(storage_env):
-    with DevHost(app_dir=ROOT, settings={"DM_JOB_URL": "http://127.0.0.1:0/api/jobs"}) as running:
-        running.settings_url = running.url
+    with DevHost(app_dir=ROOT, settings=HOST_SETTINGS) as running:
         yield running
 
 

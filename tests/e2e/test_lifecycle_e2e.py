@@ -12,7 +12,7 @@ import requests
 from devhost import DevHost
 from shared.clock import ManualClock
 
-from .conftest import ROOT, Api, shell_job
+from .conftest import HOST_SETTINGS, ROOT, Api, shell_job
 
 ERROR_KEYS = {"status", "type", "message", "debug", "data"}
 
@@ -136,11 +136,11 @@ def test_canary_secret_never_leaves(api, caplog, capfd):
 def test_host_restart_in_the_middle_of_a_job(storage_env, tmp_path):
     marker = tmp_path / "go"
     job = shell_job(f"while [ ! -f {marker} ]; do sleep 0.1; done; echo resumed")
-    with DevHost(app_dir=ROOT, worker_id="worker-a") as first:
+    with DevHost(app_dir=ROOT, worker_id="worker-a", settings=HOST_SETTINGS) as first:
         uid = requests.post(f"{first.url}/api/jobs", json=job).json()["uid"]
         Api(first.url).wait(uid, {"running"})
     marker.write_text("now")  # the job finishes while no host is running
-    with DevHost(app_dir=ROOT, worker_id="worker-a") as second:
+    with DevHost(app_dir=ROOT, worker_id="worker-a", settings=HOST_SETTINGS) as second:
         final = Api(second.url).wait(uid, timeout=60)
         assert final["status"] == "completed" and final["log"] == ["resumed"]
 
@@ -148,7 +148,7 @@ def test_host_restart_in_the_middle_of_a_job(storage_env, tmp_path):
 def test_a_day_long_job_keeps_history_bounded(storage_env):
     clock = ManualClock()
     job = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Simulated", "durationSeconds": 86400}}
-    with DevHost(app_dir=ROOT, clock=clock) as host:
+    with DevHost(app_dir=ROOT, clock=clock, settings=HOST_SETTINGS) as host:
         uid = requests.post(f"{host.url}/api/jobs", json=job).json()["uid"]
         host.wait_idle()
         host.advance(86400 + 120)
