@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from runners.base import JobSpec, RetryLater, RunnerError, RunnerStatus
@@ -112,7 +113,7 @@ def start(uid: str) -> dict[str, Any]:
         runner.stop(handle)
         runner.cleanup(handle)
         return {"state": "done"}
-    if _finishes_quickly(runner, handle):
+    if runner.local and _finishes_quickly(runner, handle):  # cloud jobs never end this fast: spare their API
         return {"state": "finished"}
     return {"state": "started"}
 
@@ -184,15 +185,42 @@ def _final_status(reason: str | None, seen: RunnerStatus | None, record: JobReco
     return JobStatus.FAILED, seen.message or f"the runner left the job in state {seen.state.value}"
 
 
+@dataclass
+class _FinalRecord:
+    """What `finish` could read from the runner before releasing it."""
+
+    seen: RunnerStatus | None = None
+    log_ref: str | None = None
+    result_ref: str | None = None
+    result_text: str | None = None
+    problem: str | None = None  # the final state could not be read (the job is then marked failed)
+
+
+def _read_final(uid: str, runner, handle: dict[str, Any], reason: str | None, secrets: list[str]) -> _FinalRecord:
+    final = _FinalRecord()
+    final.seen = runner.status(handle)
+    full_log = "\n".join(environment.scrub(runner.logs(handle).splitlines(), secrets))
+    final.log_ref = store().put_text(uid, "log.txt", full_log)
+    if reason is None:
+        text = runner.result(handle)
+        if text is not None:
+            final.result_text = "\n".join(environment.scrub(text.split("\n"), secrets))
+            final.result_ref = store().put_text(uid, "result.txt", final.result_text)
+    return final
+
+
 def finish(request: dict[str, Any]) -> dict[str, Any]:
-    """End a job: stop it if needed, keep its final log and result, release the runner, set `ended`."""
+    """End a job: stop it if needed, keep its final log and result, release the runner, set `ended`.
+
+    A transient refusal while reading the final state (throttling) returns `{"retryAfter": s}` before anything
+    is released, and the orchestrator calls again; with `lastAttempt` (or any other runner error) the job is
+    marked failed with the reason and released all the same.
+    """
     uid, reason = request["uid"], request.get("reason")
     record = store().get(uid)
     entity = load_entity(record)
     secrets = secrets_of(record, entity)
-    seen: RunnerStatus | None = None
-    log_ref = result_ref = None
-    result_text: str | None = None
+    final = _FinalRecord()
     if record.handle is not None:
         runner = default_registry().get(record.runner_type)
         if reason in ("timeout", "stopped"):
@@ -201,27 +229,28 @@ def finish(request: dict[str, Any]) -> dict[str, Any]:
             except RunnerError as error:
                 log.warning("stopping job %s: %s", uid, error)
         try:
-            seen = runner.status(record.handle)
-            full_log = "\n".join(environment.scrub(runner.logs(record.handle).splitlines(), secrets))
-            log_ref = store().put_text(uid, "log.txt", full_log)
-            if reason is None:
-                result_text = runner.result(record.handle)
-                if result_text is not None:
-                    result_text = "\n".join(environment.scrub(result_text.split("\n"), secrets))
-                    result_ref = store().put_text(uid, "result.txt", result_text)
-        finally:
-            try:
-                runner.cleanup(record.handle)
-            except Exception as error:  # noqa: BLE001
-                log.warning("cleanup of job %s failed: %s", uid, type(error).__name__)
+            final = _read_final(uid, runner, record.handle, reason, secrets)
+        except RetryLater as error:
+            if not request.get("lastAttempt"):
+                return {"retryAfter": max(1.0, float(error.retry_after))}
+            final.problem = f"the job's final state could not be read: {error}"
+        except RunnerError as error:
+            final.problem = f"the job's final state could not be read: {error}"
+        try:
+            runner.cleanup(record.handle)
+        except Exception as error:  # noqa: BLE001
+            log.warning("cleanup of job %s failed: %s", uid, type(error).__name__)
     tail = settings.get_int("LOG_TAIL_LINES")
+    seen = final.seen
 
     def end(r: JobRecord) -> None:
         status, message = _final_status(reason, seen, r)
+        if final.problem and reason is None:
+            status, message = JobStatus.FAILED, final.problem
         if not (r.status == JobStatus.REMOVED and reason != "timeout"):
             r.status, r.message = status, message
         r.ended = r.ended or clock.now()
-        r.log_ref, r.result_ref = log_ref or r.log_ref, result_ref or r.result_ref
+        r.log_ref, r.result_ref = final.log_ref or r.log_ref, final.result_ref or r.result_ref
         if seen is not None:
             r.runner_state = seen.state.value
             r.log = environment.scrub(seen.log[-tail:], secrets)
@@ -229,5 +258,5 @@ def finish(request: dict[str, Any]) -> dict[str, Any]:
                 r.percentage = 100.0
 
     record = update(uid, end)
-    hooks.finished(record, result_text)
+    hooks.finished(record, final.result_text)
     return {"status": record.status.value}

@@ -19,6 +19,7 @@ POLL_ACTIVITY = "poll_job_activity"
 FINISH_ACTIVITY = "finish_job_activity"
 STOP_EVENT = "stop"
 POLLS_PER_GENERATION = 16
+FINISH_ATTEMPTS = 5
 
 
 def initial_input(uid: str, time_limit_seconds: int, policy: PollPolicy) -> dict[str, Any]:
@@ -40,6 +41,18 @@ def _wait(context, seconds: float, deadline: datetime) -> Generator[Any, Any, st
     return "timeout" if fire_at >= deadline else None
 
 
+def _finish(context, uid: str, reason: str | None) -> Generator[Any, Any, Any]:
+    """Finish the job; a runner that is throttling gets a few waits before the job is closed regardless."""
+    request: dict[str, Any] = {"uid": uid, "reason": reason}
+    for attempt in range(FINISH_ATTEMPTS):
+        request["lastAttempt"] = attempt == FINISH_ATTEMPTS - 1
+        outcome = yield context.call_activity(FINISH_ACTIVITY, request)
+        if "retryAfter" not in outcome:
+            return outcome
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=outcome["retryAfter"]))
+    return outcome
+
+
 def orchestrate(context) -> Generator[Any, Any, Any]:
     state: dict[str, Any] = dict(context.get_input())
     uid = state["uid"]
@@ -54,22 +67,22 @@ def orchestrate(context) -> Generator[Any, Any, Any]:
         while outcome["state"] == "retry":
             reason = yield from _wait(context, outcome["retryAfter"], deadline)
             if reason:
-                return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": reason}))
+                return (yield from _finish(context, uid, reason))
             outcome = yield context.call_activity(START_ACTIVITY, uid)
         if outcome["state"] == "done":
             return {"status": "not started"}
         if outcome["state"] == "finished":
-            return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": None}))
+            return (yield from _finish(context, uid, None))
         state["launched"] = True
         state["interval"] = policy.minimum
 
     for _ in range(POLLS_PER_GENERATION):
         reason = yield from _wait(context, state["interval"], deadline)
         if reason:
-            return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": reason}))
+            return (yield from _finish(context, uid, reason))
         polled = yield context.call_activity(POLL_ACTIVITY, uid)
         if polled["done"]:
-            return (yield context.call_activity(FINISH_ACTIVITY, {"uid": uid, "reason": polled.get("reason")}))
+            return (yield from _finish(context, uid, polled.get("reason")))
         state["interval"] = policy.next(state["interval"], polled["changed"])
     context.continue_as_new(state)
     return None

@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from runners.base import RetryLater, Runner
+
 from shared import lifecycle, service
 from shared.jobstore import store
 from shared.status import JobStatus
@@ -96,3 +98,38 @@ def test_time_limit_marks_failed(storage_env):
     result = lifecycle.finish({"uid": started.uid, "reason": "timeout"})
     assert result["status"] == "failed"
     assert "time limit of 5 s" in service.get_job(started.uid)["message"]
+
+
+class ThrottledAtTheEnd(Runner):
+    """A runner whose API throttles every read once the job has ended (as ARM may)."""
+
+    type_names = ("test:Throttled",)
+    cleaned: list = []
+
+    def start(self, job):
+        return {"uid": job.uid}
+
+    def status(self, handle):
+        raise RetryLater("throttled", retry_after=7)
+
+    def stop(self, handle):
+        return "stopped"
+
+    def cleanup(self, handle):
+        self.cleaned.append(handle["uid"])
+
+
+def test_finish_waits_for_a_throttling_runner_then_closes_the_job(storage_env):
+    from runners.registry import default_registry
+
+    default_registry().register(ThrottledAtTheEnd)
+    uid = service.start_job({"type": "JOBCORE:Job", "runner": {"type": "test:Throttled"}}, caller=None,
+                            orchestrations=NoOrchestrations()).uid
+    assert lifecycle.start(uid)["state"] == "started"
+    assert lifecycle.poll(uid) == {"done": False, "reason": None, "changed": False}
+    assert "could not tell" in service.get_job(uid)["message"]
+    assert lifecycle.finish({"uid": uid, "reason": None}) == {"retryAfter": 7.0}
+    assert ThrottledAtTheEnd.cleaned == []  # nothing released while we may still read it
+    assert lifecycle.finish({"uid": uid, "reason": None, "lastAttempt": True}) == {"status": "failed"}
+    assert "final state could not be read" in service.get_job(uid)["message"]
+    assert ThrottledAtTheEnd.cleaned == [uid]

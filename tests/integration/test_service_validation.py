@@ -1,5 +1,6 @@
 """Every bad input gets its 4xx and leaves nothing behind (no row, no index entry, no orchestration)."""
 import json
+from dataclasses import dataclass
 
 import pytest
 
@@ -17,6 +18,15 @@ class Recorder:
 
     def raise_stop(self, uid):
         pass
+
+
+@dataclass(frozen=True)
+class Who:
+    id: str
+
+    @property
+    def display(self):
+        return self.id
 
 
 GOOD = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Shell", "script": "true"}}
@@ -116,16 +126,6 @@ def test_progress_semantics(storage_env):
 
 
 def test_authorization_only_starter_may_stop(storage_env):
-    from dataclasses import dataclass
-
-    @dataclass
-    class Who:
-        id: str
-
-        @property
-        def display(self):
-            return self.id
-
     uid = service.start_job(GOOD, caller=Who("alice"), orchestrations=Recorder()).uid
     assert service.get_job(uid, Who("alice"))["triggeredBy"] == "alice"
     for call in (lambda: service.stop_job(uid, Who("mallory"), Recorder()),
@@ -136,16 +136,6 @@ def test_authorization_only_starter_may_stop(storage_env):
 
 
 def test_progress_needs_the_job_token_or_the_identified_starter(storage_env):
-    from dataclasses import dataclass
-
-    @dataclass
-    class Who:
-        id: str
-
-        @property
-        def display(self):
-            return self.id
-
     body = b'{"percentage": 5, "logs": null, "status": null}'
     anonymous_job = service.start_job(GOOD, caller=None, orchestrations=Recorder()).uid
     for token in (None, "wrong-token"):

@@ -27,7 +27,7 @@ def spec(config, uid=None, env=None):
 
 
 def config(**extra):
-    return {"type": ACI_TYPE, "name": "main", "containerImage": "myacr.azurecr.io/worker:1",
+    return {"type": ACI_TYPE, "name": "main", "containerImage": "registry.example.invalid/worker:1",
             "customCommand": ["sh", "-c", "echo hi; sleep 1; exit 0"], **extra}
 
 
@@ -192,7 +192,7 @@ def test_unreachable_arm_is_retry_later(monkeypatch, credential, manual_clock):
 
 
 def test_refused_create_is_a_runner_error_with_arms_reason(arm, runner):
-    arm.inaccessible_images.add("myacr.azurecr.io/worker:1")
+    arm.inaccessible_images.add("registry.example.invalid/worker:1")
     with pytest.raises(RunnerError) as caught:
         runner.start(spec(config()))
     assert not isinstance(caught.value, RetryLater)
@@ -208,7 +208,7 @@ def test_missing_settings_are_reported(arm, runner, monkeypatch):
 # --- start failures end as failed with ACI's reason --------------------------------------------------------
 
 def test_image_pull_failure_ends_failed(arm, runner, manual_clock):
-    arm.pull_failure_images.add("myacr.azurecr.io/worker:1")
+    arm.pull_failure_images.add("registry.example.invalid/worker:1")
     handle = runner.start(spec(config()))
     assert runner.status(handle).state == JobStatus.STARTING
     manual_clock.advance(arm.start_delay + 1)
@@ -248,17 +248,17 @@ def test_group_definition_and_secure_environment(arm, runner, credential):
 
 def test_registry_through_identity(arm, runner, monkeypatch):
     identity = "/subscriptions/s/resourceGroups/id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/jobs"
-    monkeypatch.setenv("ACI_REGISTRY_SERVER", "myacr.azurecr.io")
+    monkeypatch.setenv("ACI_REGISTRY_SERVER", "registry.example.invalid")
     monkeypatch.setenv("ACI_JOB_IDENTITY_ID", identity)
     handle = runner.start(spec(config(containerImage="simpos-omniats")))
     body = arm.last_put_bodies[handle["group"]]
-    assert body["properties"]["containers"][0]["properties"]["image"] == "myacr.azurecr.io/simpos-omniats"
-    assert body["properties"]["imageRegistryCredentials"] == [{"server": "myacr.azurecr.io", "identity": identity}]
+    assert body["properties"]["containers"][0]["properties"]["image"] == "registry.example.invalid/simpos-omniats"
+    assert body["properties"]["imageRegistryCredentials"] == [{"server": "registry.example.invalid", "identity": identity}]
     assert body["identity"]["type"] == "UserAssigned" and identity in body["identity"]["userAssignedIdentities"]
 
 
 def test_registry_with_password_never_read_back(arm, runner, monkeypatch):
-    monkeypatch.setenv("ACI_REGISTRY_SERVER", "myacr.azurecr.io")
+    monkeypatch.setenv("ACI_REGISTRY_SERVER", "registry.example.invalid")
     monkeypatch.setenv("ACI_REGISTRY_USERNAME", "puller")
     monkeypatch.setenv("ACI_REGISTRY_PASSWORD", "registry-" + SECRET)
     handle = runner.start(spec(config()))
@@ -269,15 +269,15 @@ def test_registry_with_password_never_read_back(arm, runner, monkeypatch):
     read = requests.get(f"{arm.url}/subscriptions/{handle['subscription']}/resourceGroups/rg-jobs/providers/"
                         f"Microsoft.ContainerInstance/containerGroups/{handle['group']}?api-version=2023-05-01",
                         headers={"Authorization": "Bearer t"}, timeout=5).json()
-    assert read["properties"]["imageRegistryCredentials"] == [{"server": "myacr.azurecr.io", "username": "puller"}]
+    assert read["properties"]["imageRegistryCredentials"] == [{"server": "registry.example.invalid", "username": "puller"}]
     assert SECRET not in json.dumps(read)
 
 
 def test_images_elsewhere_get_no_credentials(arm, runner, monkeypatch):
-    monkeypatch.setenv("ACI_REGISTRY_SERVER", "myacr.azurecr.io")
+    monkeypatch.setenv("ACI_REGISTRY_SERVER", "registry.example.invalid")
     monkeypatch.setenv("ACI_REGISTRY_USERNAME", "puller")
     monkeypatch.setenv("ACI_REGISTRY_PASSWORD", "pw")
-    handle = runner.start(spec(config(containerImage="docker.io/library/python:3.11")))
+    handle = runner.start(spec(config(containerImage="other-registry.example.invalid/library/python:3.11")))
     assert "imageRegistryCredentials" not in arm.last_put_bodies[handle["group"]]["properties"]
 
 
@@ -286,7 +286,7 @@ def test_omnia_classic_group(arm, credential, monkeypatch):
     monkeypatch.setenv("OMNIA_LOG_ANALYTICS_WORKSPACE_ID", "ws-id")
     monkeypatch.setenv("OMNIA_LOG_ANALYTICS_WORKSPACE_KEY", "ws-" + SECRET)
     runner = OmniaClassicRunner(credential=credential)
-    cfg = {"type": "dmss://WorkflowDS/Blueprints/OmniaClassicAzureContainer", "image": "myacr.azurecr.io/old:2",
+    cfg = {"type": "dmss://WorkflowDS/Blueprints/OmniaClassicAzureContainer", "image": "registry.example.invalid/old:2",
            "command": "python -m job --fast", "logAnalyticsWorkspaceResourceId": "/subscriptions/s/.../workspaces/w"}
     handle = runner.start(spec(cfg))
     props = arm.last_put_bodies[handle["group"]]["properties"]

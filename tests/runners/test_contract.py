@@ -188,7 +188,7 @@ class AciAdapter(Adapter):
 
     def config(self, job):
         return {"type": "dmss://WorkflowDS/Blueprints/AzureContainer", "name": "main",
-                "image": {"registryName": "myregistry.azurecr.io", "imageName": "jobs/worker", "version": "1.2"},
+                "image": {"registryName": "registry.example.invalid", "imageName": "jobs/worker", "version": "1.2"},
                 "customCommand": ["sh", "-c", self.script(job, "")],
                 "computeResource": {"cpu": 1, "memory": 2}}
 
@@ -202,7 +202,7 @@ class OmniaAdapter(AciAdapter):
 
     def config(self, job):
         return {"type": "dmss://DMT-Internal/DMT/AzureContainerInstanceJobClassic",
-                "image": "myregistry.azurecr.io/jobs/worker:1.2",
+                "image": "registry.example.invalid/jobs/worker:1.2",
                 "command": ["sh", "-c", self.script(job, "")],
                 "subnetId": "/subscriptions/x/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/"
                             "subnets/aci"}
