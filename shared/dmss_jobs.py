@@ -1,6 +1,6 @@
 """Jobs stored in DMSS: what the service calls to start, update and finish a job whose entity lives in DMSS.
 
-The service (shared/service.py) wires these in; see docs/dmss.md for the user-facing rules.
+The service (shared/service.py) wires these in; see the README (DMSS mode) for the user-facing rules.
 
 - `credentials_from_request(headers)`: the caller's DMSS token for the job (Access-Key as is, else the
   Bearer JWT exchanged at DMSS for a personal access token), or None.
