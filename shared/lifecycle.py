@@ -94,7 +94,7 @@ def start(uid: str) -> dict[str, Any]:
         update(uid, _fail(f"the runner could not start the job: {error}"))
         return {"state": "done"}
     except Exception as error:  # noqa: BLE001 - report, never leak details that may hold secrets
-        log.exception("runner %s failed to start job %s", record.runner_type, uid)
+        log.error("runner %s failed to start job %s: %s", record.runner_type, uid, type(error).__name__)
         update(uid, _fail(f"the runner could not start the job ({type(error).__name__})"))
         return {"state": "done"}
 
