@@ -6,8 +6,9 @@ before anything is stored: if DMSS refuses it, nothing is left half-started.
 
 Afterwards `DmssWriteBack` listens to the lifecycle (see shared/hooks.py): a status change writes `uid`,
 `status`, `started`, `ended` to the entity (a poll that changes nothing never reaches DMSS), and a finished job
-with an `outputTarget` has its result entity delivered there, retried with backoff; a delivery that keeps
-failing is shown in the job's message and log while the job's status stays what the job did.
+with an `outputTarget` has its result entity delivered there, retried with backoff, before the entity is told
+`completed`; a delivery that keeps failing is shown in the job's message and log while the job's status stays
+what the job did. A start that fails after the first write-back puts the entity's own values back.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 from . import clock, dmss_jobs, service
 from .errors import ApiError, BadRequest, Unauthorized
 from .jobstore import JobRecord, store
+from .lifecycle import load_entity
 from .status import JobStatus
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ def start_from_address(address: str, headers: Mapping[str, str], *, caller: Any,
         raise Unauthorized("starting a job from DMSS needs the caller's DMSS credentials: an Access-Key header "
                            "or an Authorization: Bearer token")
     entity, absolute = dmss_jobs.fetch_job_entity(address, token)
+    written: dict[str, Any] = {}
 
     def prepare(record: JobRecord) -> None:
         environment = dmss_jobs.job_environment(absolute, entity, token, record.uid)
@@ -49,10 +52,34 @@ def start_from_address(address: str, headers: Mapping[str, str], *, caller: Any,
         record.extra["environment"] = environment
         view = _dmss_view(record)
         dmss_jobs.write_back(absolute, token, view, entity_type=entity.get("type"))
+        written.update(view)
         record.extra[WRITTEN] = view
 
-    return service.start_job(entity, caller=caller, orchestrations=orchestrations,
-                             idempotency_key=idempotency_key, prepare=prepare)
+    try:
+        return service.start_job(entity, caller=caller, orchestrations=orchestrations,
+                                 idempotency_key=idempotency_key, prepare=prepare)
+    except Exception:
+        if written:  # the entity already names a run that was then undone: put back what it said before
+            _undo_write_back(absolute, token, entity, written)
+        raise
+
+
+def _undo_write_back(address: str, token: str, entity: Mapping[str, Any], written: Mapping[str, Any]) -> None:
+    """Best effort: the entity's own values of the attributes the failed start wrote (its `uid`, `status`,
+    `started`, `ended` from before), so that it does not point at a job this service never kept."""
+    original = {name: entity.get(name) for name in written}
+    if "status" in original and original["status"] is None:
+        original["status"] = JobStatus.NOT_STARTED.value
+    try:
+        dmss_jobs.write_back(address, token, original, entity_type=entity.get("type"))
+    except Exception as error:  # noqa: BLE001 - the start's own error is what the caller sees
+        log.warning("could not undo the write-back to %s after a failed start: %s", address,
+                    type(error).__name__)
+
+
+def _output_target(record: JobRecord) -> str | None:
+    target = load_entity(record).get("outputTarget")
+    return target if isinstance(target, str) and target.strip() else None
 
 
 def _result_entity(result: str | None) -> dict[str, Any] | None:
@@ -66,11 +93,32 @@ def _result_entity(result: str | None) -> dict[str, Any] | None:
 
 
 class DmssWriteBack:
-    """Lifecycle listener for DMSS-backed jobs."""
+    """Lifecycle listener for DMSS-backed jobs.
+
+    - A status change writes the changed attributes to the entity. A job that completed with an
+      `outputTarget` is the exception: its final status waits for `finished`, which delivers the result
+      first, so that an entity that says `completed` has its result at the target already (or the delivery
+      has failed for good and the job's message says why).
+    - `finished` delivers the result, then writes whatever the entity has not got yet (the final status, or a
+      status change whose write failed), retried like the delivery: a DMSS hiccup at the last write must not
+      leave the entity `running` for ever.
+
+    `delivery_attempts` / `delivery_backoff` (seconds, doubled per retry, at most 60 s) tune both retries
+    (5 attempts from 2 s, as the README says); tests shorten the backoff."""
+
+    delivery_attempts = 5
+    delivery_backoff = 2.0
 
     def status_changed(self, record: JobRecord) -> None:
         if not (record.dmss_address and record.secret_token):
             return
+        if record.status == JobStatus.COMPLETED and "resultDelivered" not in record.extra \
+                and _output_target(record):
+            return  # finished() delivers the result first, then writes the final status
+        self._write_changes(record)
+
+    @staticmethod
+    def _write_changes(record: JobRecord) -> None:
         current = _dmss_view(record)
         changes = dmss_jobs.changed_attributes(record.extra.get(WRITTEN), current)
         if not changes:
@@ -85,7 +133,13 @@ class DmssWriteBack:
     def finished(self, record: JobRecord, result: str | None) -> None:
         if not (record.dmss_address and record.secret_token):
             return
-        target = (record.entity or {}).get("outputTarget")
+        try:
+            self._deliver(record, result)
+        finally:
+            self._sync(record.uid)
+
+    def _deliver(self, record: JobRecord, result: str | None) -> None:
+        target = _output_target(record)
         if not target or record.status != JobStatus.COMPLETED:
             return
         entity = _result_entity(result)
@@ -94,11 +148,26 @@ class DmssWriteBack:
                                    "a `type`")
             return
         try:
-            dmss_jobs.deliver_result(target, record.secret_token, entity)
+            dmss_jobs.deliver_result(target, record.secret_token, entity, attempts=self.delivery_attempts,
+                                     backoff=self.delivery_backoff)
         except ApiError as error:
             self._note(record.uid, f"result delivery failed: {error.message}")
             return
         self._note(record.uid, f"result delivered to {target}", failed=False)
+
+    def _sync(self, uid: str) -> None:
+        """Write to the entity what it has not got yet (fresh from the store), retried on DMSS 5xx/timeouts."""
+        delay = max(0.0, float(self.delivery_backoff))
+        for attempt in range(1, self.delivery_attempts + 1):
+            try:
+                self._write_changes(store().get(uid))
+                return
+            except ApiError as error:
+                if not dmss_jobs._retryable(error) or attempt == self.delivery_attempts:
+                    log.warning("job %s: its final state could not be written to DMSS: %s", uid, error.message)
+                    return
+            clock.get_clock().sleep(min(delay, 60.0))
+            delay *= 2
 
     @staticmethod
     def _note(uid: str, message: str, failed: bool = True) -> None:

@@ -146,7 +146,8 @@ def new_record(job: Job, uid: str, caller: Caller | None, triggered_by: str | No
     entity = job.dump()
     entity.update(uid=uid, status=status.value, started=clock.iso(now), triggeredBy=who)
     entity.pop("ended", None)
-    return JobRecord(uid=uid, kind="recurring" if isinstance(job, RecurringJob) else "job", status=status,
+    extra = {"outputTarget": job.outputTarget} if job.outputTarget else {}
+    return JobRecord(extra=extra, uid=uid, kind="recurring" if isinstance(job, RecurringJob) else "job", status=status,
                      job_token=secrets.token_urlsafe(32),
                      entity=entity, runner_type=job.runner.type, label=job.label or job.name, triggered_by=who,
                      owner=caller.id if caller is not None else None, started=now,
@@ -272,8 +273,9 @@ def status_body(record: JobRecord) -> dict[str, Any]:
         "message": record.message,
         "kind": record.kind,
     }
-    if entity.get("outputTarget"):
-        body["outputTarget"] = entity["outputTarget"]
+    target = record.extra.get("outputTarget") or entity.get("outputTarget")
+    if target:
+        body["outputTarget"] = target
     if record.kind == "recurring":
         from . import schedules
 

@@ -30,5 +30,4 @@ def storage_env(azurite, monkeypatch):
     monkeypatch.setenv("JOB_STORE_PREFIX", prefix)
     monkeypatch.setenv("JOB_ORCHESTRATION_STORE_PREFIX", prefix + "h")
     monkeypatch.setenv("ENABLE_LOCAL_RUNNERS", "true")
-    monkeypatch.setenv("SCHEDULE_TICK", "0 * * * * *")  # the real host needs %SCHEDULE_TICK% set, so does devhost
     yield prefix

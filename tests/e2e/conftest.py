@@ -14,6 +14,12 @@ FINAL = {"completed", "failed", "removed"}
 HOST_SETTINGS = {"SCHEDULE_TICK": "0 * * * * *"}
 
 
+@pytest.fixture(autouse=True)
+def schedule_tick_setting(monkeypatch):
+    """The app's timer reads %SCHEDULE_TICK%; the real host and devhost both need it set."""
+    monkeypatch.setenv("SCHEDULE_TICK", HOST_SETTINGS["SCHEDULE_TICK"])
+
+
 @pytest.fixture
 def host(storage_env):
     with DevHost(app_dir=ROOT, settings=HOST_SETTINGS) as running:
