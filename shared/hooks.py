@@ -24,8 +24,9 @@ _listeners: list[Listener] = []
 
 
 def add(listener: Listener) -> None:
-    if listener not in _listeners:
-        _listeners.append(listener)
+    """Register a listener; one per class, so importing the app twice (a reloading host) does not double it."""
+    _listeners[:] = [existing for existing in _listeners if type(existing) is not type(listener)]
+    _listeners.append(listener)
 
 
 def remove(listener: Listener) -> None:

@@ -40,3 +40,4 @@ def test_redaction_and_scrubbing():
     assert "no" not in secrets
     lines = environment.scrub(["value canary-secret-1 and token-xyz-9", "clean"], secrets)
     assert lines == ["value *** and ***", "clean"]
+

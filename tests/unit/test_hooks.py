@@ -1,0 +1,23 @@
+"""Lifecycle listeners."""
+
+from shared import hooks
+
+
+def test_a_listener_class_is_registered_once():
+    class Probe:
+        calls = 0
+
+        def status_changed(self, record):
+            Probe.calls += 1
+
+        def finished(self, record, result):
+            pass
+
+    try:
+        hooks.add(Probe())
+        hooks.add(Probe())  # the app module imported again
+        hooks.status_changed(object())
+        assert Probe.calls == 1
+    finally:
+        for listener in [x for x in hooks._listeners if isinstance(x, Probe)]:
+            hooks.remove(listener)
