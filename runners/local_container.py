@@ -23,6 +23,7 @@ import re
 import shlex
 import tarfile
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Optional, Union
 
@@ -43,6 +44,7 @@ except ImportError:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 RESULT_PATH = "/tmp/job-result"
+RESULT_COPY_ATTEMPTS = 4
 RESULT_MAX_BYTES = 1024 * 1024
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DOCKER_API_VERSION = "1.41"
@@ -358,17 +360,21 @@ class LocalContainerRunner(Runner):
         return self._log_text(container, count).splitlines()
 
     def _read_result(self, container: Any) -> str | None:
-        try:
-            bits, _stat = container.get_archive(RESULT_PATH)
-            data = b"".join(bits)
-            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-                member = next((m for m in archive.getmembers() if m.isfile()), None)
-                if member is not None:
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        return handle.read(RESULT_MAX_BYTES).decode("utf-8", errors="replace")
-        except Exception:  # no result file (NotFound), or the engine cannot copy from this container
-            pass
+        for attempt in range(RESULT_COPY_ATTEMPTS):
+            try:
+                bits, _stat = container.get_archive(RESULT_PATH)
+                data = b"".join(bits)
+                with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                    member = next((m for m in archive.getmembers() if m.isfile()), None)
+                    if member is not None:
+                        handle = archive.extractfile(member)
+                        if handle is not None:
+                            return handle.read(RESULT_MAX_BYTES).decode("utf-8", errors="replace")
+                break
+            except docker_errors.NotFound:  # the job wrote no result file
+                break
+            except Exception:  # noqa: BLE001 - a busy engine may fail a copy from a stopped container: retry
+                time.sleep(0.2 * (attempt + 1))
         text = self._log_text(container, log_tail_lines())
         return text if text else None
 
