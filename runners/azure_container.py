@@ -36,16 +36,16 @@ import logging
 import math
 import re
 import threading
-from typing import Any, Optional, Union
+from typing import Any, Optional
 from urllib.parse import urlparse
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from shared import clock, settings
 from shared.status import JobStatus
 
 from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
-from .local_container import ContainerConfig, ContainerImage, _Memo, _split_command, log_tail_lines, parse_config
+from .local_container import ContainerConfig, _Memo, _split_command, log_tail_lines, parse_config
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient

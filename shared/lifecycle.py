@@ -88,7 +88,8 @@ def start(uid: str) -> dict[str, Any]:
     try:
         handle = runner.start(spec)
     except RetryLater as error:
-        update(uid, lambda r: setattr(r, "message", f"waiting to start: {error}"))
+        waiting = f"waiting to start: {error}"
+        update(uid, lambda r: setattr(r, "message", waiting))
         return {"state": "retry", "retryAfter": max(1.0, float(error.retry_after))}
     except RunnerError as error:
         update(uid, _fail(f"the runner could not start the job: {error}"))

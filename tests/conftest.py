@@ -1,7 +1,6 @@
 """Session-wide fixtures: one real Azurite for the whole run, a fresh table/blob prefix per test."""
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path

@@ -33,7 +33,7 @@ def test_process_environment_wins_over_local_settings(make_host, monkeypatch, sa
 
 
 def test_settings_argument_and_system_clock(make_host, sample_app):
-    host = make_host(clock=shared_clock.SystemClock(), settings={"SCHEDULE_TICK": "* * * * * *"})
+    make_host(clock=shared_clock.SystemClock(), settings={"SCHEDULE_TICK": "* * * * * *"})
     deadline = time.monotonic() + 5
     while len(sample_app.TICKS) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -16,7 +16,6 @@ import json
 import time
 
 import pytest
-import requests
 
 from devhost import DevHost
 from runners.registry import default_registry

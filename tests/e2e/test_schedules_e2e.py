@@ -91,6 +91,7 @@ def test_replace_stops_the_running_one(host):
     jobs = started_jobs(host)
     statuses = sorted(requests.get(f"{host.url}/api/jobs/{j['uid']}").json()["status"] for j in jobs)
     assert len(jobs) == 3 and statuses == ["removed", "removed", "running"]
+    assert sorted(r["uid"] for r in runs_of(host, uid) if r.get("uid")) == sorted(j["uid"] for j in jobs)
 
 
 def test_downtime_then_recovery_runs_once_and_records_the_missed(storage_env, clock):

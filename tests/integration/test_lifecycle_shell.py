@@ -8,7 +8,6 @@ from runners.base import RetryLater, Runner
 
 from shared import lifecycle, service
 from shared.jobstore import store
-from shared.status import JobStatus
 
 
 class NoOrchestrations:

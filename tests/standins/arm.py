@@ -444,7 +444,7 @@ class ArmStandIn:
                   {"count": 1, "firstTimestamp": _iso(start), "lastTimestamp": _iso(start), "name": "Pulled",
                    "message": f'Successfully pulled image "{image}"', "type": "Normal"},
                   {"count": 1, "firstTimestamp": _iso(start), "lastTimestamp": _iso(start), "name": "Started",
-                   "message": f"Started container", "type": "Normal"}]
+                   "message": "Started container", "type": "Normal"}]
         end = self._end_time(group, script)
         if group.stopped_at is not None and group.stopped_at < end:
             end, code, detail = group.stopped_at, 137, "Killed"
