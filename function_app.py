@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import traceback
 from typing import Any, Callable
 
 import azure.durable_functions as df
@@ -31,7 +32,8 @@ def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) 
 def _error(error: Exception) -> func.HttpResponse:
     if isinstance(error, ApiError):
         return _reply(error.body(), error.status, error.headers)
-    log.error("unhandled %s", type(error).__name__)  # no message: it could hold a secret
+    # the type and where it happened, never the message (it could hold a secret)
+    log.error("unhandled %s at\n%s", type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
     body = {"status": 500, "type": "InternalServerError", "message": "internal error; see the app's logs",
             "debug": "", "data": None}
     return _reply(body, 500)
