@@ -115,8 +115,8 @@ def test_two_hosts_on_one_storage_start_each_run_once(storage_env, clock):
         register(two, recurring("*/2 * * * *", duration=5))
         for _ in range(10):
             clock.advance(60)
-            one._fire_due()
-            two._fire_due()
+            one.fire_due()
+            two.fire_due()
             one.wait_idle()
             two.wait_idle()
         assert len(started_jobs(one)) == 10 + 5
