@@ -13,8 +13,8 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import dmss_mode, hooks, lifecycle, orchestrator, schedules, scheduling, service
-from shared.durable_bridge import ClientOrchestrations, run_sync
+from shared import clock, dmss_mode, hooks, lifecycle, orchestrator, schedules, scheduling, service, settings
+from shared.durable_bridge import ClientOrchestrations, purge_finished_history, run_sync
 from shared.errors import ApiError
 from shared.identity import caller_from_headers
 
@@ -172,3 +172,10 @@ async def schedule_tick(timer: func.TimerRequest, client) -> None:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
     report = await run_sync(scheduling.tick, bridge)
     log.info("schedule tick: %s", json.dumps(report.as_dict()))
+
+
+@app.timer_trigger(schedule="0 30 3 * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
+@app.durable_client_input(client_name="client")
+async def purge_orchestration_history(timer: func.TimerRequest, client) -> None:
+    purged = await purge_finished_history(client, settings.get_int("ORCHESTRATION_HISTORY_DAYS"), clock.now())
+    log.info("purged the Durable history of %d finished job orchestrations", purged)

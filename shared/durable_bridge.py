@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
 from .orchestrator import ORCHESTRATOR, STOP_EVENT
+
+FINISHED = ("Completed", "Failed", "Terminated")
+EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the SDK wants a lower bound; no job is older
 
 T = TypeVar("T")
 CLIENT_TIMEOUT_SECONDS = 30
@@ -37,3 +41,18 @@ class ClientOrchestrations:
 async def run_sync(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run blocking work off the event loop (the loop must stay free for the durable client's calls)."""
     return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args, **kwargs))
+
+
+async def purge_finished_history(client: Any, days: int, now: datetime) -> int:
+    """Delete the Durable history of job orchestrations that finished and started more than `days` ago.
+
+    Large instance tables slow the Durable backend's queries; the job's own record, log and result are kept in
+    the app's store and are not touched. Returns how many instances were purged.
+    """
+    import azure.durable_functions as df
+
+    statuses = [df.OrchestrationRuntimeStatus(name) for name in FINISHED]
+    result = await client.purge_instance_history_by(created_time_from=EPOCH,
+                                                    created_time_to=now - timedelta(days=days),
+                                                    runtime_status=statuses)
+    return int(getattr(result, "instances_deleted", 0) or 0)

@@ -61,6 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
        "jobs"),
     _S("JOB_WORK_DIR", "", "Local runners: base directory of job working directories (default: system temp).",
        "jobs"),
+    _S("ORCHESTRATION_HISTORY_DAYS", "30",
+       "Durable history of finished job orchestrations older than this many days is purged nightly (the "
+       "job's own record, log and result stay).", "jobs"),
     _S("JOB_RUNNER_MODULES", "",
        "Comma-separated Python modules that register extra runners (besides the `dm_job.runners` entry points).",
        "jobs"),

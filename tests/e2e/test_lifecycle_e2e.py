@@ -156,3 +156,26 @@ def test_a_day_long_job_keeps_history_bounded(storage_env):
         stats = host.engine.stats(uid)
     assert body["status"] == "completed"
     assert stats["max_history_events"] <= 200 and stats["generations"] > 1
+
+
+def test_nightly_purge_removes_old_finished_history_but_keeps_the_job(storage_env):
+    from datetime import timedelta
+
+    from shared.durable_bridge import purge_finished_history
+
+    clock = ManualClock()
+    job = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Simulated", "durationSeconds": 0}}
+    with DevHost(app_dir=ROOT, clock=clock, settings=HOST_SETTINGS) as host:
+        done = requests.post(f"{host.url}/api/jobs", json=job).json()["uid"]
+        host.wait_idle()
+        assert host.engine.status(done)["runtimeStatus"] == "Completed"
+        clock.advance(31 * 86400)  # a month later (no timers fire: the clock is just set forward)
+        running = requests.post(f"{host.url}/api/jobs", json={
+            "type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Simulated", "durationSeconds": 600}}).json()["uid"]
+        host.wait_idle()
+        purged = host.run(purge_finished_history(host.client(), 30, clock.now()))
+        assert purged == 1
+        assert host.engine.status(done) is None  # its Durable history is gone
+        assert host.engine.status(running)["runtimeStatus"] == "Running"
+        assert Api(host.url).get(done)["status"] == "completed"  # the job itself is still there
+        assert host.run(purge_finished_history(host.client(), 30, clock.now() + timedelta(days=1))) == 0
