@@ -179,3 +179,20 @@ def test_nightly_purge_removes_old_finished_history_but_keeps_the_job(storage_en
         assert host.engine.status(running)["runtimeStatus"] == "Running"
         assert Api(host.url).get(done)["status"] == "completed"  # the job itself is still there
         assert host.run(purge_finished_history(host.client(), 30, clock.now() + timedelta(days=1))) == 0
+
+
+def test_stop_works_after_continue_as_new(storage_env):
+    clock = ManualClock()
+    job = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Simulated", "durationSeconds": 86400}}
+    with DevHost(app_dir=ROOT, clock=clock, settings=HOST_SETTINGS) as host:
+        uid = requests.post(f"{host.url}/api/jobs", json=job).json()["uid"]
+        host.wait_idle()
+        host.advance(3 * 3600)  # several generations of 16 polls
+        assert host.engine.stats(uid)["generations"] > 2
+        stopped = requests.delete(f"{host.url}/api/jobs/{uid}").json()
+        assert stopped["status"] == "removed"
+        host.wait_idle()
+        host.advance(120)
+        assert host.engine.status(uid)["runtimeStatus"] == "Completed"
+        body = Api(host.url).get(uid)
+    assert body["status"] == "removed" and body["ended"]
