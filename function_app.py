@@ -13,10 +13,14 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import clock, dmss_mode, hooks, lifecycle, orchestrator, schedules, scheduling, service, settings
-from shared.durable_bridge import ClientOrchestrations, purge_finished_history, run_sync
-from shared.errors import ApiError
-from shared.identity import caller_from_headers
+from shared.platform import clock, hooks, settings
+from shared.dmss import mode as dmss_mode
+from shared.jobs import activities as lifecycle, orchestrator
+from shared.schedules import tick as schedules, runs as scheduling
+from shared import service
+from shared.platform.durable import ClientOrchestrations, purge_finished_history, run_sync
+from shared.platform.errors import ApiError
+from shared.platform.identity import caller_from_headers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")

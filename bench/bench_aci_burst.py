@@ -33,7 +33,7 @@ from azure.core.credentials import AccessToken  # noqa: E402
 
 from _support import ROOT, azurite_env  # noqa: E402
 from runners.base import RetryLater  # noqa: E402
-from shared.clock import ManualClock  # noqa: E402
+from shared.platform.clock import ManualClock  # noqa: E402
 from tests.standins.arm import ArmStandIn  # noqa: E402
 
 ACI_TYPE = "dmss://WorkflowDS/Blueprints/AzureContainer"
@@ -126,7 +126,7 @@ def main() -> int:
 
     from devhost import DevHost
     from runners.registry import default_registry
-    from shared import lifecycle
+    from shared.jobs import activities as lifecycle
 
     runner = default_registry().get(ACI_TYPE)
     runner.use_credential(FixedToken())

@@ -23,8 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     from devhost import DevHost
     from runners.registry import default_registry
-    from shared.clock import ManualClock
-    from shared.jobstore import JobStore
+    from shared.platform.clock import ManualClock
+    from shared.jobs.store import JobStore
 
     seconds = args.hours * 3600
     job = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "a day",

@@ -47,10 +47,10 @@ def main() -> None:
     os.environ["AzureWebJobsStorage"] = server.connection_string
     os.environ["JOB_STORE_PREFIX"] = "bench" + uuid.uuid4().hex[:6]
     try:
-        from shared import schedules
-        from shared.jobstore import JobRecord, store
-        from shared.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_HANDLER_TYPE, RECURRING_JOB_TYPE
-        from shared.status import JobStatus
+        from shared.schedules import tick as schedules
+        from shared.jobs.store import JobRecord, store
+        from shared.jobs.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_HANDLER_TYPE, RECURRING_JOB_TYPE
+        from shared.jobs.status import JobStatus
 
         registered_at = datetime(2026, 5, 4, 0, 0, 30, tzinfo=UTC)
         records = []

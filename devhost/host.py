@@ -4,12 +4,12 @@ Local/test host only: production runs on the real Functions host. Pieces: settin
 functions (functions.py), HTTP routes (routing.py, http_server.py), the Durable API (durable_api.py) backed by
 the in-process engine (engine.py, store.py), and timer triggers (timers.py).
 
-Time: the host takes a clock (`shared.clock` protocol). With a `ManualClock` nothing fires on wall time; tests
+Time: the host takes a clock (`shared.platform.clock` protocol). With a `ManualClock` nothing fires on wall time; tests
 call `advance(seconds)`, which moves the clock to each due durable timer / timer-trigger occurrence in order and
 waits for the engine to go quiet after each stop. With the system clock a scheduler thread fires on wall time.
 
 Process-wide state, and what it means for several hosts in one process:
-* `shared.clock` is global: the host installs its clock on start (and puts the previous one back on stop), so
+* `shared.platform.clock` is global: the host installs its clock on start (and puts the previous one back on stop), so
   two hosts in one process must share one clock object;
 * `os.environ` is global: settings of one host are visible to the other;
 * the SDK client's aiohttp session is global: all hosts use one event loop (devhost.loop) for that reason.
@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from shared import clock as shared_clock
+from shared.platform import clock as shared_clock
 
 from . import loop as shared_loop
 from .durable_api import DurableApi, client_binding

@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runners.base import ConfigError, JobSpec, Runner, RunnerStatus
-from shared import clock
-from shared.status import JobStatus
+from shared.platform import clock
+from shared.jobs.status import JobStatus
 
 
 class EchoConfig(BaseModel):

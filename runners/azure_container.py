@@ -41,8 +41,8 @@ from urllib.parse import urlparse
 
 from pydantic import model_validator
 
-from shared import clock, settings
-from shared.status import JobStatus
+from shared.platform import clock, settings
+from shared.jobs.status import JobStatus
 
 from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
 from .local_container import ContainerConfig, _Memo, _split_command, log_tail_lines, parse_config

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from shared.status import JobStatus
+from shared.jobs.status import JobStatus
 
 
 @dataclass(frozen=True)

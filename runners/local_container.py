@@ -29,8 +29,8 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared import settings
-from shared.status import JobStatus
+from shared.platform import settings
+from shared.jobs.status import JobStatus
 
 from .base import ConfigError, JobSpec, Runner, RunnerError, RunnerStatus
 

@@ -28,8 +28,8 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared import settings
-from shared.status import JobStatus
+from shared.platform import settings
+from shared.jobs.status import JobStatus
 
 from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
 from .local_container import parse_config

@@ -12,8 +12,8 @@ import logging
 import threading
 from importlib.metadata import entry_points
 
-from shared import settings
-from shared.models import normalise_type
+from shared.platform import settings
+from shared.jobs.models import normalise_type
 
 from .base import Runner
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared import settings
-from shared.models import BLUEPRINTS
-from shared.status import JobStatus
+from shared.platform import settings
+from shared.jobs.models import BLUEPRINTS
+from shared.jobs.status import JobStatus
 
 from .base import ConfigError, JobSpec, Runner, RunnerError, RunnerStatus
 

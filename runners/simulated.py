@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import clock
-from shared.models import BLUEPRINTS
-from shared.status import JobStatus
+from shared.platform import clock
+from shared.jobs.models import BLUEPRINTS
+from shared.jobs.status import JobStatus
 
 from .base import ConfigError, JobSpec, Runner, RunnerStatus
 

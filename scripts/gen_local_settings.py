@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write `local.settings.json.example` from the one list of settings (shared/settings.py).
+"""Write `local.settings.json.example` from the one list of settings (shared/platform/settings.py).
 
     python scripts/gen_local_settings.py            # print the example
     python scripts/gen_local_settings.py --write    # (re)write local.settings.json.example
@@ -23,7 +23,7 @@ EXAMPLE = ROOT / "local.settings.json.example"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.settings import SETTINGS  # noqa: E402
+from shared.platform.settings import SETTINGS  # noqa: E402
 
 
 def local_value(setting) -> str:

@@ -1,4 +1,4 @@
-"""Write the README's app-settings table from shared/settings.py (between the SETTINGS markers).
+"""Write the README's app-settings table from shared/platform/settings.py (between the SETTINGS markers).
 
 `python scripts/gen_settings_table.py` rewrites README.md; `--check` exits 1 when the README is stale.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared.settings import SETTINGS  # noqa: E402
+from shared.platform.settings import SETTINGS  # noqa: E402
 
 BEGIN, END = "<!-- SETTINGS:BEGIN -->", "<!-- SETTINGS:END -->"
 

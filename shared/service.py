@@ -21,15 +21,15 @@ from pydantic import ValidationError
 from runners.base import ConfigError
 from runners.registry import UnknownRunner, default_registry
 
-from . import clock, environment, settings
-from .backoff import PollPolicy
-from .errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, NotImplementedRunner, PayloadTooLarge,
-                     ServiceUnavailable, ValidationFailed)
-from .jobstore import JobNotFound, JobRecord, store
-from .lifecycle import load_entity, time_limit, update
-from .models import JOB_TYPE, RECURRING_JOB_TYPE, Job, RecurringJob, normalise_type
-from .orchestrator import initial_input
-from .status import JobStatus, parse_status
+from shared.platform import clock, environment, settings
+from shared.jobs.polling import PollPolicy
+from shared.platform.errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, NotImplementedRunner,
+    PayloadTooLarge, ServiceUnavailable, ValidationFailed)
+from shared.jobs.store import JobNotFound, JobRecord, store
+from shared.jobs.activities import load_entity, time_limit, update
+from shared.jobs.models import JOB_TYPE, RECURRING_JOB_TYPE, Job, RecurringJob, normalise_type
+from shared.jobs.orchestrator import initial_input
+from shared.jobs.status import JobStatus, parse_status
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def start_job(data: Any, *, caller: Caller | None, orchestrations: Orchestration
         _spill_entity(record)
         jobs.create(record)
         if isinstance(job, RecurringJob):
-            from . import schedules
+            from shared.schedules import tick as schedules
 
             schedules.register(record)
         else:
@@ -214,7 +214,7 @@ def _undo_start(uid: str, caller: Caller | None, key: str | None, record: JobRec
         if record.entity_ref:
             jobs.delete_texts([record.entity_ref])
         if record.kind == "recurring":
-            from . import schedules
+            from shared.schedules import tick as schedules
 
             schedules.unregister(uid)
         if key:
@@ -277,7 +277,7 @@ def status_body(record: JobRecord) -> dict[str, Any]:
     if target:
         body["outputTarget"] = target
     if record.kind == "recurring":
-        from . import schedules
+        from shared.schedules import tick as schedules
 
         body["schedule"] = schedules.view(record)
     return body
@@ -305,7 +305,7 @@ def stop_job(uid: str, caller: Caller | None, orchestrations: Orchestrations, *,
     record = get_record(uid)
     authorize(record, caller, "stop")
     if record.kind == "recurring":
-        from . import schedules
+        from shared.schedules import tick as schedules
 
         message = schedules.unregister(record.uid, stop_running=stop_running, orchestrations=orchestrations)
         record = _mark_removed(record.uid, caller, message)
@@ -389,7 +389,7 @@ def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, cal
             raise ValidationFailed(str(error)) from None
     record = get_record(uid)
     authorize(record, caller, "progress", job_token, open_route=True)
-    from .lifecycle import secrets_of
+    from shared.jobs.activities import secrets_of
 
     lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets_of(record, load_entity(record)))
     tail = settings.get_int("LOG_TAIL_LINES")
@@ -450,19 +450,19 @@ def _recurring(uid: str, caller: Caller | None, action: str) -> JobRecord:
 
 
 def suspend_schedule(uid: str, caller: Caller | None) -> dict[str, Any]:
-    from . import schedules
+    from shared.schedules import tick as schedules
 
     return schedules.suspend(_recurring(uid, caller, "suspend").uid)
 
 
 def resume_schedule(uid: str, caller: Caller | None) -> dict[str, Any]:
-    from . import schedules
+    from shared.schedules import tick as schedules
 
     return schedules.resume(_recurring(uid, caller, "resume").uid)
 
 
 def preview_schedule(uid: str, count: str | None, caller: Caller | None) -> dict[str, Any]:
-    from . import schedules
+    from shared.schedules import tick as schedules
 
     try:
         n = int(count) if count else 5

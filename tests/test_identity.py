@@ -1,4 +1,4 @@
-"""shared/identity.py: who the caller is, from Easy Auth headers, bearer claims or an access key."""
+"""shared/platform/identity.py: who the caller is, from Easy Auth headers, bearer claims or an access key."""
 from __future__ import annotations
 
 import base64
@@ -9,8 +9,8 @@ import json
 import jwt
 import pytest
 
-from shared import identity
-from shared.identity import Caller, caller_from_headers
+from shared.platform import identity
+from shared.platform.identity import Caller, caller_from_headers
 
 CANARY = "CANARY-7f3e1b9c-do-not-log"  # a secret value that must never show up in a Caller
 OID = "00000000-0000-0000-0000-0000000000aa"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.clock import ManualClock
+from shared.platform.clock import ManualClock
 
 SAMPLE_APP = Path(__file__).resolve().parent / "sample_app"
 if str(SAMPLE_APP) not in sys.path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from shared import clock as shared_clock
+from shared.platform import clock as shared_clock
 
 
 def test_advance_fires_timer_triggers_and_durable_timers_in_order(host, clock, sample_app):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import clock as app_clock
-from shared import dmss as dmss_client
+from shared.platform import clock as app_clock
+from shared.dmss import client as dmss_client
 from tests.standins.dmss import DmssStandIn, TokenInfo, make_jwt
 
 CANARY = "DMSS_canary0123456789abcdefSECRET"

@@ -1,13 +1,13 @@
-"""shared.dmss_address: every form a client may send, malformed ones, relative references."""
+"""shared.dmss.address: every form a client may send, malformed ones, relative references."""
 from __future__ import annotations
 
 from urllib.parse import quote
 
 import pytest
 
-from shared.dmss_address import (DmssAddress, Item, decode, is_relative, normalise_address, parse_address,
-                                 parse_target, resolve_reference, resolve_relative)
-from shared.errors import BadRequest
+from shared.dmss.address import (DmssAddress, Item, decode, is_relative, normalise_address, parse_address,
+    parse_target, resolve_reference, resolve_relative)
+from shared.platform.errors import BadRequest
 
 ID = "3f1c2b9e-0d5a-4c1e-9b7a-6f2e8d4c1a00"
 

@@ -1,4 +1,4 @@
-"""shared.dmss_jobs: credentials, fetching the job, its environment, write-back, result delivery, renewal."""
+"""shared.dmss.jobs: credentials, fetching the job, its environment, write-back, result delivery, renewal."""
 from __future__ import annotations
 
 import logging
@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 import pytest
 
-from shared import dmss_jobs
-from shared.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
-from shared.status import JobStatus
+from shared.dmss import jobs as dmss_jobs
+from shared.platform.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from shared.jobs.status import JobStatus
 from tests.standins.dmss import PACKAGE, REFERENCE, make_jwt
 
 JOB_TYPE = "dmss://WorkflowDS/Blueprints/Job"

@@ -6,9 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared import dmss_mode, scheduling
-from shared.dmss_jobs import TokenRenewalImpossible
-from shared.jobstore import store
+from shared.dmss import mode as dmss_mode
+from shared.schedules import runs as scheduling
+from shared.dmss.jobs import TokenRenewalImpossible
+from shared.jobs.store import store
 
 WHEN = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 

@@ -19,7 +19,7 @@ import pytest
 
 from devhost import DevHost
 from runners.registry import default_registry
-from shared.clock import ManualClock
+from shared.platform.clock import ManualClock
 from tests.runners.conftest import StaticTokenCredential, TEST_IMAGE, docker_client, podman_host  # noqa: F401
 from tests.standins.arm import ArmStandIn
 

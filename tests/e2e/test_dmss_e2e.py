@@ -12,9 +12,10 @@ import pytest
 import requests
 
 from devhost import DevHost
-from shared import dmss as dmss_client
-from shared import dmss_mode, settings
-from shared.jobstore import store
+from shared.dmss import client as dmss_client
+from shared.dmss import mode as dmss_mode
+from shared.platform import settings
+from shared.jobs.store import store
 from tests.standins.dmss import DmssStandIn, TokenInfo, make_jwt
 
 from .conftest import ROOT
@@ -394,7 +395,7 @@ def test_dmss_errors_pass_through_and_nothing_is_stored(host, api, dmss, alice, 
     elif case == "orchestration-fails":  # after the first write-back went through: it must be undone
         def refuse(self, uid, input):
             raise RuntimeError("the task hub is not reachable")
-        monkeypatch.setattr("shared.durable_bridge.ClientOrchestrations.start", refuse)
+        monkeypatch.setattr("shared.platform.durable.ClientOrchestrations.start", refuse)
         expected_status, expected_message = 503, "nothing was kept"
     elif case == "bad-address":
         address, expected_status, expected_message = "DS/..%2Fetc", 400, "Invalid DMSS address"
@@ -549,11 +550,11 @@ def test_old_response_shapes_and_callers_without_rights(api, dmss, alice, tmp_pa
 # ---- recurring jobs ------------------------------------------------------------------------------------
 def _schedules_ready() -> str | None:
     try:
-        from shared import schedules
+        from shared.schedules import tick as schedules
     except Exception as error:  # noqa: BLE001
-        return f"shared/schedules.py does not import ({type(error).__name__}: {error})"
+        return f"shared/schedules/tick.py does not import ({type(error).__name__}: {error})"
     missing = [name for name in ("register", "unregister", "view") if not callable(getattr(schedules, name, None))]
-    return f"shared/schedules.py lacks {missing}" if missing else None
+    return f"shared/schedules/tick.py lacks {missing}" if missing else None
 
 
 def test_recurring_job_from_dmss_is_registered(api, dmss, alice):

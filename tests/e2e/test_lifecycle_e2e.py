@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from devhost import DevHost
-from shared.clock import ManualClock
+from shared.platform.clock import ManualClock
 
 from .conftest import HOST_SETTINGS, ROOT, Api, shell_job
 
@@ -161,7 +161,7 @@ def test_a_day_long_job_keeps_history_bounded(storage_env):
 def test_nightly_purge_removes_old_finished_history_but_keeps_the_job(storage_env):
     from datetime import timedelta
 
-    from shared.durable_bridge import purge_finished_history
+    from shared.platform.durable import purge_finished_history
 
     clock = ManualClock()
     job = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Simulated", "durationSeconds": 0}}

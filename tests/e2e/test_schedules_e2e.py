@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from devhost import DevHost
-from shared.clock import ManualClock
+from shared.platform.clock import ManualClock
 
 from .conftest import HOST_SETTINGS, ROOT
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import settings
+from shared.platform import settings
 from tests.infra.bicep_support import (
     API, AZURE_YAML, INFRA, MAIN, PARAMETERS, bicep_files, load_parameters, module_params, parse, walk,
 )

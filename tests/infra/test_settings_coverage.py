@@ -1,4 +1,4 @@
-"""One list of settings: shared/settings.py is the list; the Bicep app settings, the code's reads and
+"""One list of settings: shared/platform/settings.py is the list; the Bicep app settings, the code's reads and
 local.settings.json.example must agree with it."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared import settings
+from shared.platform import settings
 from tests.infra.bicep_support import (
     API, FLEX, MAIN, ROOT, app_setting_sources, app_settings_set, module_params, parse, string_literal,
 )
@@ -28,15 +28,15 @@ SET_ELSEWHERE = {
     "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption rejects it as an app setting: functionAppConfig.runtime.name",
 }
 
-#: Cloud values the template must use although shared/settings.py declares none (propose adding `cloud=`).
+#: Cloud values the template must use although shared/platform/settings.py declares none (propose adding `cloud=`).
 CLOUD_VALUES_NOT_DECLARED = {
     "AzureWebJobsStorage__credential": "managedidentity",
 }
 
 #: Environment variables the code may read directly although they are not app settings, with the reason.
 PLATFORM_VARIABLES = {
-    "WEBSITE_SITE_NAME": "set by App Service: tells shared/identity.py it runs on App Service",
-    "WEBSITE_AUTH_ENABLED": "set by App Service when App Service Authentication is on (shared/identity.py)",
+    "WEBSITE_SITE_NAME": "set by App Service: tells shared/platform/identity.py it runs on App Service",
+    "WEBSITE_AUTH_ENABLED": "set by App Service when App Service Authentication is on (shared/platform/identity.py)",
 }
 
 CODE_PATHS = [ROOT / "shared", ROOT / "runners", ROOT / "function_app.py"]
@@ -62,14 +62,14 @@ def code_files() -> list[Path]:
 
 def test_exemptions_are_declared_settings():
     for name in {**NOT_SET_IN_AZURE, **SET_ELSEWHERE}:
-        assert name in settings.BY_NAME, f"exemption {name} is not declared in shared/settings.py"
+        assert name in settings.BY_NAME, f"exemption {name} is not declared in shared/platform/settings.py"
 
 
 def test_every_declared_setting_is_set_by_the_template():
     set_by_template = app_settings_set()
     missing = [s.name for s in settings.SETTINGS
                if s.name not in set_by_template and s.name not in NOT_SET_IN_AZURE and s.name not in SET_ELSEWHERE]
-    assert not missing, f"settings declared in shared/settings.py but not set in infra/app/api.bicep: {missing}"
+    assert not missing, f"settings declared in shared/platform/settings.py but not set in infra/app/api.bicep: {missing}"
 
 
 def test_exempt_settings_are_not_set():
@@ -99,7 +99,7 @@ def test_plain_values_are_the_declared_cloud_or_default_values():
             continue
         expected = setting.cloud if setting.cloud is not None else (
             CLOUD_VALUES_NOT_DECLARED.get(name, setting.default or ""))
-        assert literal == expected, f"{name}: template sets {literal!r}, shared/settings.py says {expected!r}"
+        assert literal == expected, f"{name}: template sets {literal!r}, shared/platform/settings.py says {expected!r}"
         checked += 1
     assert checked >= 10
 
@@ -131,7 +131,7 @@ def test_parameter_defaults_match_declared_defaults():
             if default is None or string_literal(default) is None:
                 continue  # no default, or an expression (e.g. the deployment's location)
             assert string_literal(default) in (setting.default or "", ""), (
-                f"{name}: parameter {expression} defaults to {default}, shared/settings.py says {setting.default!r}")
+                f"{name}: parameter {expression} defaults to {default}, shared/platform/settings.py says {setting.default!r}")
             checked += 1
     assert checked >= 5
 
@@ -196,7 +196,7 @@ def test_code_reads_only_declared_settings():
         for name in SETTINGS_READ.findall(path.read_text(encoding="utf-8")):
             if name not in settings.BY_NAME:
                 unknown.append(f"{path.relative_to(ROOT)}: settings.get*({name!r})")
-    assert not unknown, "read but not declared in shared/settings.py:\n" + "\n".join(unknown)
+    assert not unknown, "read but not declared in shared/platform/settings.py:\n" + "\n".join(unknown)
 
 
 def test_code_reads_no_undeclared_environment_variables():
@@ -206,7 +206,7 @@ def test_code_reads_no_undeclared_environment_variables():
             name = match.group(1) or match.group(2)
             if name not in settings.BY_NAME and name not in PLATFORM_VARIABLES:
                 unknown.append(f"{path.relative_to(ROOT)}: os.environ/os.getenv {name!r}")
-    assert not unknown, "environment read directly, not declared in shared/settings.py:\n" + "\n".join(unknown)
+    assert not unknown, "environment read directly, not declared in shared/platform/settings.py:\n" + "\n".join(unknown)
 
 
 def test_the_code_scan_finds_reads():

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from shared import clock
-from shared.jobstore import JobNotFound, JobRecord, store
-from shared.status import JobStatus
+from shared.platform import clock
+from shared.jobs.store import JobNotFound, JobRecord, store
+from shared.jobs.status import JobStatus
 
 
 def _record(uid, **kw):

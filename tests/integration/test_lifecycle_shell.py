@@ -6,8 +6,9 @@ import pytest
 
 from runners.base import RetryLater, Runner
 
-from shared import lifecycle, service
-from shared.jobstore import store
+from shared.jobs import activities as lifecycle
+from shared import service
+from shared.jobs.store import store
 
 
 class NoOrchestrations:

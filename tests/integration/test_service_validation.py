@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import pytest
 
 from shared import service
-from shared.errors import ApiError
-from shared.jobstore import store
+from shared.platform.errors import ApiError
+from shared.jobs.store import store
 
 
 class Recorder:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from azure.core.credentials import AccessToken
 
-from shared import clock
-from shared.clock import ManualClock, SystemClock
+from shared.platform import clock
+from shared.platform.clock import ManualClock, SystemClock
 from tests.standins.arm import ArmStandIn
 from tests.standins.radix import RadixStandIn
 

@@ -15,7 +15,7 @@ from azure.mgmt.containerinstance import models as aci
 from runners.azure_container import (AzureContainerRunner, OmniaClassicRunner, container_name, group_name, map_group,
                                      retry_after_seconds)
 from runners.base import ConfigError, JobSpec, RetryLater, RunnerError
-from shared.status import JobStatus
+from shared.jobs.status import JobStatus
 
 SECRET = "s3cr3t-Value-never-shown"
 ACI_TYPE = "dmss://WorkflowDS/Blueprints/AzureContainer"

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import pytest
 
 from runners.base import JobSpec, Runner, RunnerStatus
-from shared.status import JobStatus
+from shared.jobs.status import JobStatus
 
 SECRET = "s3cr3t-Value-never-shown"
 

@@ -8,7 +8,7 @@ import pytest
 
 from runners.base import ConfigError, JobSpec, RunnerError
 from runners.local_container import LocalContainerRunner, container_name, map_container_state
-from shared.status import JobStatus
+from shared.jobs.status import JobStatus
 
 LOCAL = "dmss://WorkflowDS/Blueprints/LocalContainer"
 SECRET = "s3cr3t-Value-never-shown"

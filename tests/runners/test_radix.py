@@ -8,7 +8,7 @@ import pytest
 
 from runners.base import ConfigError, JobSpec, RetryLater, RunnerError
 from runners.radix import RadixRunner, map_radix_status
-from shared.status import JobStatus
+from shared.jobs.status import JobStatus
 
 RADIX = "dmss://WorkflowDS/Blueprints/Radix"
 

@@ -5,7 +5,7 @@ import pytest
 
 from runners import registry
 from runners.base import ConfigError, JobSpec
-from shared.status import JobStatus
+from shared.jobs.status import JobStatus
 
 
 @pytest.fixture

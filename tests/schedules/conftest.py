@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_HANDLER_TYPE, RECURRING_JOB_TYPE
+from shared.jobs.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_HANDLER_TYPE, RECURRING_JOB_TYPE
 
 
 def recurring_entity(cron: str = "*/5 * * * *", **schedule: Any) -> dict[str, Any]:
@@ -28,8 +28,8 @@ def recurring_entity(cron: str = "*/5 * * * *", **schedule: Any) -> dict[str, An
 
 
 def new_record(cron: str = "*/5 * * * *", **schedule: Any):
-    from shared.jobstore import JobRecord
-    from shared.status import JobStatus
+    from shared.jobs.store import JobRecord
+    from shared.jobs.status import JobStatus
 
     uid = str(uuid.uuid4())
     entity = recurring_entity(cron, **schedule)
@@ -39,7 +39,7 @@ def new_record(cron: str = "*/5 * * * *", **schedule: Any):
 
 
 def stored_record(cron: str = "*/5 * * * *", **schedule: Any):
-    from shared.jobstore import store
+    from shared.jobs.store import store
 
     return store().create(new_record(cron, **schedule))
 

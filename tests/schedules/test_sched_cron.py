@@ -1,4 +1,4 @@
-"""shared/cron.py: parsing with clear errors, dialects, the DST rule, iteration. Pure: no storage, no clock."""
+"""shared/schedules/cron.py: parsing with clear errors, dialects, the DST rule, iteration. Pure: no storage, no clock."""
 from __future__ import annotations
 
 import random
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from shared.cron import CronError, parse_cron, parse_datetime, resolve_wall_time, \
+from shared.schedules.cron import CronError, parse_cron, parse_datetime, resolve_wall_time, \
     translate_dmjob_weekdays
 
 UTC = timezone.utc

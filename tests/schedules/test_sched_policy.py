@@ -1,4 +1,4 @@
-"""shared/schedule_policy.py: the spec (validation, defaults, preserved attributes) and `decide`. Pure."""
+"""shared/schedules/policy.py: the spec (validation, defaults, preserved attributes) and `decide`. Pure."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.schedule_policy import (Defaults, ScheduleError, ScheduleSpec, ScheduleState, apply_decision_to_runs,
-                                    apply_status, decide, iso, run_entry, run_template, trim_history)
+from shared.schedules.policy import (Defaults, ScheduleError, ScheduleSpec, ScheduleState, apply_decision_to_runs,
+    apply_status, decide, iso, run_entry, run_template, trim_history)
 
 UTC = timezone.utc
 OSLO = ZoneInfo("Europe/Oslo")

@@ -1,4 +1,4 @@
-"""shared/schedules.py against a real Azurite: the due index, the tick, exactly-once, policies, lifecycle."""
+"""shared/schedules/tick.py against a real Azurite: the due index, the tick, exactly-once, policies, lifecycle."""
 from __future__ import annotations
 
 import threading
@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import FakeRuns, new_record, recurring_entity, stored_record
 
-from shared import schedules
-from shared.errors import BadRequest, Conflict
-from shared.jobstore import JobNotFound, store
-from shared.status import JobStatus
+from shared.schedules import tick as schedules
+from shared.platform.errors import BadRequest, Conflict
+from shared.jobs.store import JobNotFound, store
+from shared.jobs.status import JobStatus
 
 UTC = timezone.utc
 T0 = datetime(2026, 5, 3, 23, 59, 30, tzinfo=UTC)  # registration time; the day starts half a minute later
@@ -223,7 +223,8 @@ def test_bad_schedules_are_rejected_with_nothing_stored(storage_env, schedule, m
 
 
 def test_register_through_the_service_and_get_shows_the_schedule(storage_env, monkeypatch):
-    from shared import clock, service
+    from shared.platform import clock
+    from shared import service
 
     monkeypatch.setattr(clock, "_clock", clock.ManualClock(T0))
     fake = FakeRuns()

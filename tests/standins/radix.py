@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Optional
 
-from shared import clock as shared_clock
+from shared.platform import clock as shared_clock
 
 from .base_server import Request, Response, StandInServer
 

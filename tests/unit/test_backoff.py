@@ -1,6 +1,6 @@
 import pytest
 
-from shared.backoff import PollPolicy
+from shared.jobs.polling import PollPolicy
 
 
 def test_doubles_to_cap_and_resets_on_change():

@@ -1,7 +1,7 @@
 import pytest
 
-from shared import environment
-from shared.errors import ValidationFailed
+from shared.platform import environment
+from shared.platform.errors import ValidationFailed
 
 
 def test_key_value_items_and_service_values_win(monkeypatch):

@@ -1,6 +1,6 @@
 """Lifecycle listeners."""
 
-from shared import hooks
+from shared.platform import hooks
 
 
 def test_a_listener_class_is_registered_once(monkeypatch):

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.models import JOB_TYPE, Job, RecurringJob, normalise_type
-from shared.status import JobStatus, parse_status
+from shared.jobs.models import JOB_TYPE, Job, RecurringJob, normalise_type
+from shared.jobs.status import JobStatus, parse_status
 
 
 def test_jobcore_alias_expands():

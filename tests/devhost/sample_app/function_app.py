@@ -161,7 +161,7 @@ def explode(message: str) -> str:
 
 @app.timer_trigger(schedule="%SCHEDULE_TICK%", arg_name="timer", run_on_startup=False, use_monitor=False)
 def tick(timer: func.TimerRequest) -> None:
-    from shared import clock
+    from shared.platform import clock
 
     with _lock:
         TICKS.append({"at": clock.now().isoformat(), "past_due": timer.past_due})

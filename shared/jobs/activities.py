@@ -15,10 +15,10 @@ from typing import Any, Callable
 from runners.base import JobSpec, RetryLater, RunnerError, RunnerStatus
 from runners.registry import default_registry
 
-from . import clock, environment, hooks, settings
-from .jobstore import JobRecord, store
-from .models import Job
-from .status import JobStatus
+from shared.platform import clock, environment, hooks, settings
+from shared.jobs.store import JobRecord, store
+from shared.jobs.models import Job
+from shared.jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 

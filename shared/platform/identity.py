@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import settings
+from shared.platform import settings
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Glue between the schedule tick (shared/schedules.py) and the job service: how a due run is started.
+"""Glue between the schedule tick (shared/schedules/tick.py) and the job service: how a due run is started.
 
 A run is a normal job started from the RecurringJob's template through `service.start_job`, on behalf of the
 schedule's owner, with `triggeredBy = "Schedule (<uid>)"`. Starting is idempotent on (schedule uid, scheduled
@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import clock, dmss, dmss_jobs, schedules, service
-from .errors import Unauthorized
-from .jobstore import JobRecord, store
+from shared.platform import clock
+from shared.dmss import client as dmss, jobs as dmss_jobs
+from shared.schedules import tick as schedules
+from shared import service
+from shared.platform.errors import Unauthorized
+from shared.jobs.store import JobRecord, store
 
 
 @dataclass(frozen=True)

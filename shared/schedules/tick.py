@@ -2,7 +2,7 @@
 
 Where things live
 - The schedule's spec and state are the `schedule` field of the RecurringJob's own job record (`Jobs` table,
-  shared.jobstore), written only through `lifecycle.update` (ETag read-modify-write). One row, one ETag: the
+  shared.jobs.store), written only through `lifecycle.update` (ETag read-modify-write). One row, one ETag: the
   claim of a fire, the run history and a concurrent suspend/stop cannot overwrite each other.
 - `ScheduleDue` (this module's table) indexes what is due: PartitionKey = the UTC minute of the schedule's next
   fire (`YYYYMMDDHHMM`), RowKey = the schedule's uid. Each active schedule has one row, moved to its next
@@ -41,13 +41,13 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from . import clock, storage
-from .cron import UTC
-from .errors import ApiError, BadRequest, Conflict, NotFound
-from .schedule_policy import (Decision, Defaults, ScheduleError, ScheduleSpec, ScheduleState, apply_decision_to_runs,
-                              apply_status, decide, is_running, iso, needs_refresh, parse_iso, run_entry,
-                              trim_history, triggered_by)
-from .status import JobStatus
+from shared.platform import clock, storage
+from shared.schedules.cron import UTC
+from shared.platform.errors import ApiError, BadRequest, Conflict, NotFound
+from shared.schedules.policy import (Decision, Defaults, ScheduleError, ScheduleSpec, ScheduleState,
+    apply_decision_to_runs, apply_status, decide, is_running, iso, needs_refresh, parse_iso, run_entry, trim_history,
+    triggered_by)
+from shared.jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +84,19 @@ def due_table():
 
 
 def _jobs():
-    from .jobstore import store
+    from shared.jobs.store import store
 
     return store()
 
 
 def _update(uid: str, mutate):
-    from .lifecycle import update
+    from shared.jobs.activities import update
 
     return update(uid, mutate)
 
 
 def _template(record) -> dict[str, Any]:
-    from .lifecycle import load_entity
+    from shared.jobs.activities import load_entity
 
     entity = load_entity(record)
     template = entity.get("applicationInput")
@@ -240,7 +240,7 @@ def register(record, *, now: datetime | None = None, defaults: Defaults | None =
     Validates (BadRequest on a bad cron/zone/dialect/date/policy: then nothing of the schedule is written),
     writes the schedule state into the record and its due-index row. Returns `view(...)` of the schedule."""
     now = now or clock.now()
-    from .lifecycle import load_entity
+    from shared.jobs.activities import load_entity
 
     entity = load_entity(record)
     spec = validate(entity, now, defaults)
@@ -320,7 +320,7 @@ class TickReport:
 
 
 def _job_status_default(run_uid: str) -> str | None:
-    from .jobstore import JobNotFound
+    from shared.jobs.store import JobNotFound
 
     try:
         return _jobs().get(run_uid).status.value
@@ -430,7 +430,7 @@ def tick(now: datetime | None = None, start_run: StartRun | None = None, stop_ru
 def _process(uid: str, row_bucket: str, now: datetime, claimer: str, start_run: StartRun,
              stop_run: StopRun | None, status_of: JobStatusOf, report: TickReport, counter: _Counter,
              batch: IndexBatch) -> None:
-    from .jobstore import JobNotFound
+    from shared.jobs.store import JobNotFound
 
     statuses: dict[str, str] = {}
     outcome: dict[str, Any] = {}
@@ -650,7 +650,7 @@ def _fit(s: dict[str, Any], spec: ScheduleSpec) -> None:
 def run_finished(schedule_uid: str, run_uid: str, status: str | JobStatus, ended: datetime | None = None) -> bool:
     """Record a run's new status in its schedule's history at once (and count failures in a row, suspending
     the schedule when `suspendAfterFailures` is reached). Returns whether anything changed."""
-    from .jobstore import JobNotFound
+    from shared.jobs.store import JobNotFound
 
     status_value = _status_text(status)
     when = ended or clock.now()
@@ -693,7 +693,7 @@ def schedule_uid_of(triggered: str | None) -> str | None:
 
 
 class RunListener:
-    """A `shared.hooks` listener: `hooks.add(schedules.RUN_LISTENER)` keeps run entries current as runs end."""
+    """A `shared.platform.hooks` listener: `hooks.add(schedules.RUN_LISTENER)` keeps run entries current as runs end."""
 
     def status_changed(self, record) -> None:
         schedule_uid = schedule_uid_of(getattr(record, "triggered_by", None))
@@ -709,7 +709,7 @@ RUN_LISTENER = RunListener()
 
 # ---- suspend / resume / remove / preview / view -----------------------------------------------------------
 def _get(uid: str):
-    from .jobstore import JobNotFound
+    from shared.jobs.store import JobNotFound
 
     try:
         record = _jobs().get(uid)
@@ -773,7 +773,7 @@ def unregister(uid: str, *, stop_running: bool = False, orchestrations: Orchestr
     """Remove a schedule: no further runs. With `stop_running`, its runs still going are stopped too, through
     `stop_run(run_uid)` or else the service's own stop (needs `orchestrations`). Returns a message for the
     DELETE reply. Safe to call for a uid whose record is already gone (clean-up after a failed start)."""
-    from .jobstore import JobNotFound
+    from shared.jobs.store import JobNotFound
 
     box: dict[str, Any] = {}
 
@@ -818,7 +818,7 @@ def _service_stop(run_uid: str, schedule_uid: str, orchestrations: Orchestration
     """Stop a run as its starter would, through service.stop_job."""
     if orchestrations is None:
         raise RuntimeError("no stop_run and no orchestrations given")
-    from . import service
+    from shared import service
 
     run = _jobs().get(run_uid)
     caller = SimpleNamespace(id=run.owner, display=triggered_by(schedule_uid))

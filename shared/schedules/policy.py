@@ -1,7 +1,7 @@
 """Recurring-job policy: the schedule's settings (`ScheduleSpec`) and what a tick must do (`decide`). PURE.
 
 No I/O and no clock reads: `now` and the schedule's state are arguments, and app-wide defaults come in as a
-`Defaults` value (`Defaults.from_settings()` reads them, through `shared.settings`, at the caller's request).
+`Defaults` value (`Defaults.from_settings()` reads them, through `shared.platform.settings`, at the caller's request).
 
 A RecurringJob's `schedule` (a CronJob) may carry, besides the blueprint's `cron`, `startDate`, `endDate`,
 `runs`:
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from .cron import UTC, CronError, CronSchedule, load_zone, parse_datetime
+from shared.schedules.cron import UTC, CronError, CronSchedule, load_zone, parse_datetime
 
 POLICIES = ("Allow", "Forbid", "Replace")
 MAX_HISTORY_LIMIT = 1000
@@ -66,7 +66,7 @@ class Defaults:
 
     @classmethod
     def from_settings(cls) -> Defaults:
-        from . import settings
+        from shared.platform import settings
 
         def integer(name: str) -> int:
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Generator
 
-from .backoff import PollPolicy
+from shared.jobs.polling import PollPolicy
 
 ORCHESTRATOR = "job_orchestrator"
 START_ACTIVITY = "start_job_activity"

@@ -126,7 +126,7 @@ def _declared(name: str) -> Setting:
     try:
         return BY_NAME[name]
     except KeyError:
-        raise KeyError(f"setting {name!r} is not declared in shared/settings.py") from None
+        raise KeyError(f"setting {name!r} is not declared in shared/platform/settings.py") from None
 
 
 def get(name: str) -> str:

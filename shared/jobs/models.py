@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .status import JobStatus, parse_status
+from shared.jobs.status import JobStatus, parse_status
 
 BLUEPRINTS = "dmss://WorkflowDS/Blueprints/"
 JOBCORE_ALIAS = "JOBCORE:"

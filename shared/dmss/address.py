@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from .errors import BadRequest
+from shared.platform.errors import BadRequest
 
 SCHEME = "dmss://"
 

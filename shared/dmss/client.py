@@ -1,4 +1,4 @@
-"""A small DMSS client: the five endpoints dm-job.md lists, errors mapped to `shared.errors`.
+"""A small DMSS client: the five endpoints dm-job.md lists, errors mapped to `shared.platform.errors`.
 
 - One `requests.Session` per process (connection pooling), created on first use; the base URL
   (`DMSS_URL`) and the timeout (`DMSS_TIMEOUT_SECONDS`) are read at call time, so tests can change them.
@@ -27,9 +27,9 @@ from urllib.parse import quote
 
 import requests
 
-from . import settings
-from .errors import (ApiError, BadGateway, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable,
-                     Unauthorized, ValidationFailed)
+from shared.platform import settings
+from shared.platform.errors import (ApiError, BadGateway, BadRequest, Conflict, Forbidden, NotFound,
+    ServiceUnavailable, Unauthorized, ValidationFailed)
 
 log = logging.getLogger(__name__)
 

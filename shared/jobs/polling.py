@@ -33,7 +33,7 @@ class PollPolicy:
 
     @classmethod
     def from_settings(cls) -> "PollPolicy":
-        from . import settings
+        from shared.platform import settings
 
         return cls(settings.get_float("POLL_INTERVAL_MIN_SECONDS"), settings.get_float("POLL_INTERVAL_MAX_SECONDS"),
                    settings.get_float("POLL_BACKOFF_FACTOR"))

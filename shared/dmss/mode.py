@@ -4,7 +4,7 @@ The start goes through the same `service.start_job` as an inline job; DMSS adds 
 token and the DMSS part of the environment to the record (`prepare`), and the first write-back happens there,
 before anything is stored: if DMSS refuses it, nothing is left half-started.
 
-Afterwards `DmssWriteBack` listens to the lifecycle (see shared/hooks.py): a status change writes `uid`,
+Afterwards `DmssWriteBack` listens to the lifecycle (see shared/platform/hooks.py): a status change writes `uid`,
 `status`, `started`, `ended` to the entity (a poll that changes nothing never reaches DMSS), and a finished job
 with an `outputTarget` has its result entity delivered there, retried with backoff, before the entity is told
 `completed`; a delivery that keeps failing is shown in the job's message and log while the job's status stays
@@ -17,11 +17,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from . import clock, dmss_jobs, service
-from .errors import ApiError, BadRequest, Unauthorized
-from .jobstore import JobRecord, store
-from .lifecycle import load_entity
-from .status import JobStatus
+from shared.platform import clock
+from shared.dmss import jobs as dmss_jobs
+from shared import service
+from shared.platform.errors import ApiError, BadRequest, Unauthorized
+from shared.jobs.store import JobRecord, store
+from shared.jobs.activities import load_entity
+from shared.jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 

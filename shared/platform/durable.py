@@ -11,7 +11,7 @@ import functools
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
-from .orchestrator import ORCHESTRATOR, STOP_EVENT
+from shared.jobs.orchestrator import ORCHESTRATOR, STOP_EVENT
 
 FINISHED = ("Completed", "Failed", "Terminated")
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the SDK wants a lower bound; no job is older

@@ -27,8 +27,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
     ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from . import clock, storage
-from .status import JobStatus
+from shared.platform import clock, storage
+from shared.jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class JobRecord:
     secret_token: str | None = None  # DMSS job token: never leaves the store except to the runner/DMSS
     job_token: str | None = None  # the job's own progress credential (JOB_TOKEN), never shown
     dmss_address: str | None = None
-    schedule: dict[str, Any] | None = None  # recurring jobs: schedule state (owned by shared.schedules)
+    schedule: dict[str, Any] | None = None  # recurring jobs: schedule state (owned by shared.schedules.tick)
     extra: dict[str, Any] = field(default_factory=dict)  # room for extensions without a layout change
     etag: str | None = field(default=None, compare=False)
 

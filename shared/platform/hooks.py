@@ -9,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .jobstore import JobRecord
+    from shared.jobs.store import JobRecord
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,12 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, TypeVar
 
-from . import dmss, settings
-from .clock import get_clock, iso
-from .dmss_address import parse_address, parse_target, resolve_reference
-from .errors import ApiError, BadGateway, BadRequest, ServiceUnavailable, Unauthorized
-from .models import JOB_TYPE, RECURRING_JOB_TYPE, REFERENCE_TYPE, normalise_type
+from shared.dmss import client as dmss
+from shared.platform import settings
+from shared.platform.clock import get_clock, iso
+from shared.dmss.address import parse_address, parse_target, resolve_reference
+from shared.platform.errors import ApiError, BadGateway, BadRequest, ServiceUnavailable, Unauthorized
+from shared.jobs.models import JOB_TYPE, RECURRING_JOB_TYPE, REFERENCE_TYPE, normalise_type
 
 log = logging.getLogger(__name__)
 

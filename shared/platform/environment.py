@@ -11,8 +11,8 @@ import os
 import re
 from typing import Iterable
 
-from . import settings
-from .errors import ValidationFailed
+from shared.platform import settings
+from shared.platform.errors import ValidationFailed
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MIN_SECRET_LENGTH = 4  # shorter values would scrub ordinary words out of logs
