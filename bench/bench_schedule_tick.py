@@ -48,7 +48,8 @@ def main() -> None:
     os.environ["JOB_STORE_PREFIX"] = "bench" + uuid.uuid4().hex[:6]
     try:
         from shared.schedules import tick as schedules
-        from shared.jobs.store import JobRecord, store
+        from shared.jobs.record import JobRecord
+        from shared.jobs.store import store
         from shared.jobs.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_HANDLER_TYPE, RECURRING_JOB_TYPE
         from shared.jobs.status import JobStatus
 

@@ -25,7 +25,8 @@ from shared.platform import clock, environment, settings
 from shared.jobs.polling import PollPolicy
 from shared.platform.errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, NotImplementedRunner,
     PayloadTooLarge, ServiceUnavailable, ValidationFailed)
-from shared.jobs.store import JobNotFound, JobRecord, store
+from shared.jobs.record import JobNotFound, JobRecord
+from shared.jobs.store import store
 from shared.jobs.activities import load_entity, time_limit, update
 from shared.jobs.models import JOB_TYPE, RECURRING_JOB_TYPE, Job, RecurringJob, normalise_type
 from shared.jobs.orchestrator import initial_input

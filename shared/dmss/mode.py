@@ -21,7 +21,8 @@ from shared.platform import clock
 from shared.dmss import jobs as dmss_jobs
 from shared import service
 from shared.platform.errors import ApiError, BadRequest, Unauthorized
-from shared.jobs.store import JobRecord, store
+from shared.jobs.record import JobRecord
+from shared.jobs.store import store
 from shared.jobs.activities import load_entity
 from shared.jobs.status import JobStatus
 

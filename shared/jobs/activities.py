@@ -16,7 +16,8 @@ from runners.base import JobSpec, RetryLater, RunnerError, RunnerStatus
 from runners.registry import default_registry
 
 from shared.platform import clock, environment, hooks, settings
-from shared.jobs.store import JobRecord, store
+from shared.jobs.record import JobRecord
+from shared.jobs.store import store
 from shared.jobs.models import Job
 from shared.jobs.status import JobStatus
 
@@ -26,17 +27,7 @@ START_SETTLE_SECONDS = 0.3  # how long `start` watches a new job before leaving 
 
 
 def update(uid: str, mutate: Callable[[JobRecord], bool | None]) -> JobRecord:
-    """Store update that tells the listeners when the status changed."""
-    before: dict[str, JobStatus] = {}
-
-    def wrapped(record: JobRecord) -> bool | None:
-        before.setdefault("status", record.status)
-        return mutate(record)
-
-    record = store().update(uid, wrapped)
-    if "status" in before and record.status != before["status"]:
-        hooks.status_changed(record)
-    return record
+    return store().update(uid, mutate)
 
 
 def load_entity(record: JobRecord) -> dict[str, Any]:

@@ -1,6 +1,11 @@
-"""Job state in Azure Table Storage, large text in Blob storage: the only module that knows the layout.
+"""Where jobs are kept: the `JobStore` interface, its Table/Blob implementation, and `store()`.
 
-Tables (names prefixed by JOB_STORE_PREFIX):
+Every write of a job goes through a `JobStore`: `create`, `update` (read-modify-write) and `replace_if`
+(a conditional write of a record read earlier). The store is also where the lifecycle listeners
+(`shared.platform.hooks`) hear of a status change, so no writer can change a status without the DMSS write-back
+and the schedule history hearing of it.
+
+Table layout (names prefixed by JOB_STORE_PREFIX):
 - `Jobs`: one row per job, PartitionKey = uid, RowKey = "job". A status read is one point read.
 - `JobIndex`: the listing index, PartitionKey = "jobs", RowKey = inverted creation time + uid, so a query
   returns newest first and pages with the table's own continuation token. Status is a property (never a key:
@@ -18,112 +23,26 @@ import base64
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field, fields
+from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, \
-    ResourceNotFoundError
+from azure.core.exceptions import (HttpResponseError, ResourceExistsError, ResourceModifiedError,
+                                   ResourceNotFoundError)
 from azure.data.tables import UpdateMode
 
-from shared.platform import clock, storage
+from shared.jobs.record import ROW, JobNotFound, JobRecord, fit_inline
 from shared.jobs.status import JobStatus
+from shared.platform import clock, hooks, storage
 
 log = logging.getLogger(__name__)
 
-ROW = "job"
 INDEX_PARTITION = "jobs"
-INLINE_TEXT_LIMIT = 30_000  # characters: a table string property holds 32 Ki UTF-16 units
 MAX_UPDATE_ATTEMPTS = 20
 _MAX_TICKS = 10**15
 
-
-class JobNotFound(LookupError):
-    pass
-
-
-@dataclass
-class JobRecord:
-    """One job as stored. `entity` is the job entity as submitted (with its unknown attributes)."""
-
-    uid: str
-    kind: str = "job"  # "job" | "recurring"
-    status: JobStatus = JobStatus.NOT_STARTED
-    entity: dict[str, Any] = field(default_factory=dict)
-    entity_ref: str | None = None  # blob holding the entity when it is too large for the row
-    runner_type: str = ""
-    label: str | None = None
-    triggered_by: str | None = None
-    owner: str | None = None  # caller id of the starter (authorization)
-    created: datetime | None = None
-    started: datetime | None = None
-    ended: datetime | None = None
-    message: str = ""
-    percentage: float | None = None
-    log: list[str] = field(default_factory=list)  # runner log tail
-    reported_log: list[str] = field(default_factory=list)  # what the job PUT itself
-    externally_reported: bool = False
-    runner_state: str | None = None  # last state the runner reported (status changes only when this does)
-    handle: dict[str, Any] | None = None
-    time_limit_seconds: int | None = None
-    stop_requested: bool = False
-    result_ref: str | None = None
-    log_ref: str | None = None
-    secret_token: str | None = None  # DMSS job token: never leaves the store except to the runner/DMSS
-    job_token: str | None = None  # the job's own progress credential (JOB_TOKEN), never shown
-    dmss_address: str | None = None
-    schedule: dict[str, Any] | None = None  # recurring jobs: schedule state (owned by shared.schedules.tick)
-    extra: dict[str, Any] = field(default_factory=dict)  # room for extensions without a layout change
-    etag: str | None = field(default=None, compare=False)
-
-    # ---- (de)serialisation -------------------------------------------------------------------------
-    _JSON = ("entity", "log", "reported_log", "handle", "schedule", "extra")
-    _TIMES = ("created", "started", "ended")
-
-    def to_entity(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"PartitionKey": self.uid, "RowKey": ROW}
-        for f in fields(self):
-            if f.name in ("uid", "etag"):
-                continue
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            if f.name in self._JSON:
-                value = json.dumps(value, separators=(",", ":"))
-            elif isinstance(value, JobStatus):
-                value = value.value
-            row[f.name] = value
-        return row
-
-    @classmethod
-    def from_entity(cls, row: dict[str, Any]) -> "JobRecord":
-        values: dict[str, Any] = {"uid": row["PartitionKey"]}
-        names = {f.name for f in fields(cls)}
-        for key, value in row.items():
-            if key not in names or key in ("uid", "etag"):
-                continue
-            if key in cls._JSON:
-                value = json.loads(value) if isinstance(value, str) else value
-            elif key == "status":
-                value = JobStatus(value)
-            values[key] = value
-        record = cls(**values)
-        metadata = getattr(row, "metadata", None) or {}
-        record.etag = metadata.get("etag")
-        return record
-
-
-def _fits_inline(record: JobRecord) -> None:
-    """Keep JSON properties under the table's string limit by moving big ones to blobs."""
-    for name in ("entity", "schedule", "extra"):
-        value = getattr(record, name)
-        if value is not None and len(json.dumps(value)) > INLINE_TEXT_LIMIT:
-            raise ValueError(f"{name} of job {record.uid} is too large for the table; store it as text first")
-    while record.log and len(json.dumps(record.log)) > INLINE_TEXT_LIMIT:
-        record.log = record.log[len(record.log) // 4 + 1:]
-    while record.reported_log and len(json.dumps(record.reported_log)) > INLINE_TEXT_LIMIT:
-        record.reported_log = record.reported_log[len(record.reported_log) // 4 + 1:]
+Mutation = Callable[[JobRecord], "bool | None"]
 
 
 def _index_key(created: datetime, uid: str) -> str:
@@ -131,7 +50,65 @@ def _index_key(created: datetime, uid: str) -> str:
     return f"{_MAX_TICKS - ticks:015d}-{uid}"
 
 
-class JobStore:
+class JobStore(ABC):
+    """What the service needs of job storage; the one way a job row is written."""
+
+    @abstractmethod
+    def create(self, record: JobRecord) -> JobRecord:
+        """Insert a new job (and its index entry)."""
+
+    @abstractmethod
+    def get(self, uid: str) -> JobRecord:
+        """The stored job; raises JobNotFound."""
+
+    @abstractmethod
+    def update(self, uid: str, mutate: Mutation) -> JobRecord:
+        """Apply `mutate` to the current row and write it if it changed; redone on a concurrent write.
+
+        `mutate` may be called several times (once per attempt) and must only change the record it is given;
+        returning False skips the write. Listeners hear of a status change once the write has succeeded."""
+
+    @abstractmethod
+    def replace_if(self, record: JobRecord) -> bool:
+        """Write `record` only if its row is unchanged since it was read (`record.etag`). Returns False, writing
+        nothing, when the row has changed meanwhile; the caller then goes through `update`."""
+
+    @abstractmethod
+    def delete(self, uid: str) -> None: ...
+
+    @abstractmethod
+    def list(self, status: JobStatus | None, limit: int, token: str | None) -> tuple[list[dict], str | None]:
+        """Newest first. Returns (index rows, continuation token or None)."""
+
+    @abstractmethod
+    def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta) -> str | None:
+        """Claim (caller, key) for `uid`. Returns the uid of an earlier claim still within `ttl`, else None."""
+
+    @abstractmethod
+    def release_idempotency(self, caller: str, key: str) -> None: ...
+
+    @abstractmethod
+    def put_text(self, uid: str, name: str, text: str) -> str:
+        """Store large text apart from the row; returns the reference kept in the row."""
+
+    @abstractmethod
+    def get_text(self, ref: str) -> str: ...
+
+    @abstractmethod
+    def delete_texts(self, refs: Iterable[str]) -> None: ...
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if storage is unreachable (health)."""
+
+
+def _written(before: JobRecord | JobStatus, after: JobRecord) -> None:
+    old = before.status if isinstance(before, JobRecord) else before
+    if after.status != old:
+        hooks.status_changed(after)
+
+
+class TableJobStore(JobStore):
     def __init__(self) -> None:
         self.jobs = storage.table("Jobs")
         self.index = storage.table("JobIndex")
@@ -140,7 +117,7 @@ class JobStore:
     # ---- rows ----------------------------------------------------------------------------------------
     def create(self, record: JobRecord) -> JobRecord:
         record.created = record.created or clock.now()
-        _fits_inline(record)
+        fit_inline(record)
         meta = self.jobs.create_entity(record.to_entity())
         record.etag = meta.get("etag")
         self._index(record)
@@ -152,19 +129,14 @@ class JobStore:
         except ResourceNotFoundError:
             raise JobNotFound(uid) from None
 
-    def update(self, uid: str, mutate: Callable[[JobRecord], bool | None]) -> JobRecord:
-        """Apply `mutate` to the current row and write it if it changed; redone on a concurrent write.
-
-        `mutate` may be called several times (once per attempt) and must only change the record it is given;
-        returning False skips the write.
-        """
+    def update(self, uid: str, mutate: Mutation) -> JobRecord:
         for _ in range(MAX_UPDATE_ATTEMPTS):
             record = self.get(uid)
             before = record.to_entity()
             old_status = record.status
             if mutate(record) is False:
                 return record
-            _fits_inline(record)
+            fit_inline(record)
             after = record.to_entity()
             if after == before:
                 return record
@@ -182,8 +154,30 @@ class JobStore:
             record.etag = meta.get("etag")
             if record.status != old_status or before.get("label") != after.get("label"):
                 self._index(record)
+            _written(old_status, record)
+            record.read_status = record.status
             return record
         raise RuntimeError(f"job {uid}: too many concurrent updates")
+
+    def replace_if(self, record: JobRecord) -> bool:
+        if not record.etag:
+            return False
+        fit_inline(record)
+        try:
+            meta = self.jobs.update_entity(record.to_entity(), mode=UpdateMode.REPLACE, etag=record.etag,
+                                           match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        except HttpResponseError as error:
+            if error.status_code == 412:
+                return False
+            raise
+        record.etag = meta.get("etag")
+        if record.read_status is not None and record.status != record.read_status:
+            self._index(record)
+            _written(record.read_status, record)
+        record.read_status = record.status
+        return True
 
     def delete(self, uid: str) -> None:
         try:
@@ -205,7 +199,6 @@ class JobStore:
         }, mode=UpdateMode.REPLACE)
 
     def list(self, status: JobStatus | None, limit: int, token: str | None) -> tuple[list[dict], str | None]:
-        """Newest first. Returns (index rows, continuation token or None)."""
         query = f"PartitionKey eq '{INDEX_PARTITION}'"
         if status is not None:
             query += f" and status eq '{status.value}'"
@@ -225,7 +218,6 @@ class JobStore:
 
     # ---- idempotency --------------------------------------------------------------------------------
     def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta) -> str | None:
-        """Claim (caller, key) for `uid`. Returns the uid of an earlier claim still within `ttl`, else None."""
         partition = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
         row = {"PartitionKey": partition, "RowKey": "", "uid": uid, "claimed": clock.now()}
         for _ in range(3):
@@ -254,7 +246,6 @@ class JobStore:
 
     # ---- large text ---------------------------------------------------------------------------------
     def put_text(self, uid: str, name: str, text: str) -> str:
-        """Store text in Blob storage; returns the reference kept in the row."""
         ref = f"jobs/{uid}/{name}"
         storage.container().upload_blob(ref, text.encode("utf-8"), overwrite=True)
         return ref
@@ -283,5 +274,5 @@ def store() -> JobStore:
     global _store, _store_key
     key = (storage.prefix(), storage._connection())
     if _store is None or _store_key != key:
-        _store, _store_key = JobStore(), key
+        _store, _store_key = TableJobStore(), key
     return _store

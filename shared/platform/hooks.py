@@ -9,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from shared.jobs.store import JobRecord
+    from shared.jobs.record import JobRecord
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from shared.dmss import client as dmss, jobs as dmss_jobs
 from shared.schedules import tick as schedules
 from shared import service
 from shared.platform.errors import Unauthorized
-from shared.jobs.store import JobRecord, store
+from shared.jobs.record import JobRecord
+from shared.jobs.store import store
 
 
 @dataclass(frozen=True)

@@ -320,7 +320,7 @@ class TickReport:
 
 
 def _job_status_default(run_uid: str) -> str | None:
-    from shared.jobs.store import JobNotFound
+    from shared.jobs.record import JobNotFound
 
     try:
         return _jobs().get(run_uid).status.value
@@ -430,7 +430,7 @@ def tick(now: datetime | None = None, start_run: StartRun | None = None, stop_ru
 def _process(uid: str, row_bucket: str, now: datetime, claimer: str, start_run: StartRun,
              stop_run: StopRun | None, status_of: JobStatusOf, report: TickReport, counter: _Counter,
              batch: IndexBatch) -> None:
-    from shared.jobs.store import JobNotFound
+    from shared.jobs.record import JobNotFound
 
     statuses: dict[str, str] = {}
     outcome: dict[str, Any] = {}
@@ -592,26 +592,14 @@ def _finalize_write(uid: str, claimed, finalize, final: dict[str, Any], report: 
                     counter: _Counter) -> None:
     """Finalize on the record as the claim wrote it, guarded by the claim's ETag: no read in the usual case.
     When the row changed meanwhile (a status report, a suspend) or the job's status changes (the schedule
-    ends), it goes through the store's read-modify-write instead (which also tells the listeners)."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import HttpResponseError, ResourceModifiedError
-
+    ends), it goes through the store's read-modify-write instead."""
     if claimed is not None and claimed.etag:
         status_before = claimed.status
         attempt = copy.deepcopy(claimed)
         if finalize(attempt) is False:
             return
-        if attempt.status == status_before:
-            try:
-                meta = _jobs().jobs.update_entity(attempt.to_entity(), mode=UpdateMode.REPLACE, etag=claimed.etag,
-                                                  match_condition=MatchConditions.IfNotModified)
-                attempt.etag = meta.get("etag")
-                return
-            except ResourceModifiedError:
-                pass
-            except HttpResponseError as error:
-                if error.status_code != 412:
-                    raise
+        if attempt.status == status_before and _jobs().replace_if(attempt):
+            return
     _update(uid, finalize)
     counter.add(report, "read")
 
@@ -650,7 +638,7 @@ def _fit(s: dict[str, Any], spec: ScheduleSpec) -> None:
 def run_finished(schedule_uid: str, run_uid: str, status: str | JobStatus, ended: datetime | None = None) -> bool:
     """Record a run's new status in its schedule's history at once (and count failures in a row, suspending
     the schedule when `suspendAfterFailures` is reached). Returns whether anything changed."""
-    from shared.jobs.store import JobNotFound
+    from shared.jobs.record import JobNotFound
 
     status_value = _status_text(status)
     when = ended or clock.now()
@@ -709,7 +697,7 @@ RUN_LISTENER = RunListener()
 
 # ---- suspend / resume / remove / preview / view -----------------------------------------------------------
 def _get(uid: str):
-    from shared.jobs.store import JobNotFound
+    from shared.jobs.record import JobNotFound
 
     try:
         record = _jobs().get(uid)
@@ -773,7 +761,7 @@ def unregister(uid: str, *, stop_running: bool = False, orchestrations: Orchestr
     """Remove a schedule: no further runs. With `stop_running`, its runs still going are stopped too, through
     `stop_run(run_uid)` or else the service's own stop (needs `orchestrations`). Returns a message for the
     DELETE reply. Safe to call for a uid whose record is already gone (clean-up after a failed start)."""
-    from shared.jobs.store import JobNotFound
+    from shared.jobs.record import JobNotFound
 
     box: dict[str, Any] = {}
 

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 
 from shared.platform import clock
-from shared.jobs.store import JobNotFound, JobRecord, store
+from shared.jobs.record import JobNotFound, JobRecord
+from shared.jobs.store import store
 from shared.jobs.status import JobStatus
 
 

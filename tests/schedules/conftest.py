@@ -28,7 +28,7 @@ def recurring_entity(cron: str = "*/5 * * * *", **schedule: Any) -> dict[str, An
 
 
 def new_record(cron: str = "*/5 * * * *", **schedule: Any):
-    from shared.jobs.store import JobRecord
+    from shared.jobs.record import JobRecord
     from shared.jobs.status import JobStatus
 
     uid = str(uuid.uuid4())

@@ -9,7 +9,8 @@ from conftest import FakeRuns, new_record, recurring_entity, stored_record
 
 from shared.schedules import tick as schedules
 from shared.platform.errors import BadRequest, Conflict
-from shared.jobs.store import JobNotFound, store
+from shared.jobs.record import JobNotFound
+from shared.jobs.store import store
 from shared.jobs.status import JobStatus
 
 UTC = timezone.utc
