@@ -36,20 +36,22 @@ import logging
 import math
 import re
 import threading
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 from urllib.parse import urlparse
-
-from pydantic import model_validator
-
-from shared.platform import clock, settings
-from shared.jobs.status import JobStatus
-
-from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
-from .local_container import ContainerConfig, _Memo, _split_command, log_tail_lines, parse_config
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as aci
+from pydantic import model_validator
+
+from shared.jobs.status import JobStatus
+from shared.platform import clock, settings
+
+from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
+from .config import parse_config
+from .container_config import ContainerConfig, split_command
+from .output import Memo, log_tail_lines
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ class OmniaClassicConfig(AzureContainerConfig):
     @classmethod
     def _old_names(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("command") is not None:
-            data = {**data, "command": _split_command(data["command"])}
+            data = {**data, "command": split_command(data["command"])}
         return data
 
     def command_list(self) -> Optional[list[str]]:
@@ -260,9 +262,38 @@ def _transient(error: Exception, action: str) -> Optional[RetryLater]:
     return None
 
 
+ARM_ERRORS = (HttpResponseError, ServiceRequestError, ServiceResponseError)
+
+
+def translate_arm_error(error: Exception, action: str, refused: str) -> RunnerError:
+    """An ARM error -> RetryLater (429, 5xx, a quota 409, network trouble; the message says why) or RunnerError
+    `<refused>: <ARM code>: <ARM message>`."""
+    retry = _transient(error, action)
+    if retry is not None:
+        return retry
+    if isinstance(error, HttpResponseError):
+        code, message = _arm_error(error)
+        return RunnerError(f"{refused}: {code}: {message}")
+    return RunnerError(f"{refused}: {type(error).__name__}")
+
+
+@contextmanager
+def arm_errors(action: str, refused: str) -> Iterator[None]:
+    """Translate what an ARM call raises (see `translate_arm_error`). ResourceNotFoundError passes through
+    unchanged: what a 404 means depends on the call (nothing to stop, nothing to delete, a group that went)."""
+    try:
+        yield
+    except ResourceNotFoundError:
+        raise
+    except ARM_ERRORS as error:
+        raise translate_arm_error(error, action, refused) from None
+
+
 # --- credentials -------------------------------------------------------------------------------------------
 
 def default_credential() -> Any:
+    # Imported here, not at the top: azure.identity (and msal under it) costs start-up time on every cold start,
+    # and only a host that runs ACI jobs without an injected credential needs it.
     from azure.identity import DefaultAzureCredential
 
     client_id = settings.get("AZURE_CLIENT_ID") or None
@@ -290,7 +321,7 @@ class AzureContainerRunner(Runner):
         if client is not None:
             self._clients[("*", "*")] = client
         self._lock = threading.Lock()
-        self._captured = _Memo()  # group name -> full log captured before the group stops or goes
+        self._captured = Memo()  # group name -> full log captured before the group stops or goes
 
     def use_credential(self, credential: Any) -> None:
         """Injection point: make this runner (e.g. the instance the registry holds, which is created without
@@ -359,30 +390,18 @@ class AzureContainerRunner(Runner):
         client = self._client(subscription)
         options = self._call_options()
         try:  # start called again for the same job (an activity retried): keep the group that exists
-            existing = client.container_groups.get(resource_group, name, **options)
+            with arm_errors("look up the container group", f"ACI refused to look up container group {name}"):
+                existing = client.container_groups.get(resource_group, name, **options)
+        except ResourceNotFoundError:
+            existing = None
+        if existing is not None:
             if (existing.tags or {}).get("dm-job-uid") == job.uid:
                 return handle
             raise RunnerError(f"container group {name} exists and belongs to another job")
-        except ResourceNotFoundError:
-            pass
-        except HttpResponseError as error:
-            retry = _transient(error, "look up the container group")
-            if retry:
-                raise retry from None
-            code, message = _arm_error(error)
-            raise RunnerError(f"ACI refused to look up container group {name}: {code}: {message}") from None
-        except (ServiceRequestError, ServiceResponseError) as error:
-            raise _transient(error, "look up the container group") from None
 
         group = self._build_group(cfg, job, cname)
-        try:
+        with arm_errors("create the container group", f"ACI refused container group {name}"):
             client.container_groups.begin_create_or_update(resource_group, name, group, polling=False, **options)
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            retry = _transient(error, "create the container group")
-            if retry:
-                raise retry from None
-            code, message = _arm_error(error)
-            raise RunnerError(f"ACI refused container group {name}: {code}: {message}") from None
         return handle
 
     def status(self, handle: dict[str, Any]) -> RunnerStatus:
@@ -395,18 +414,13 @@ class AzureContainerRunner(Runner):
         client = self._client(handle["subscription"])
         options = self._call_options()
         try:
-            group = client.container_groups.get(handle["resourceGroup"], handle["group"], **options)
+            with arm_errors("read the container group", f"ACI refused to read container group {handle['group']}"):
+                group = client.container_groups.get(handle["resourceGroup"], handle["group"], **options)
         except ResourceNotFoundError:
             captured = self._captured.get(handle["group"])
             if captured is not None and captured.get("status") is not None:
                 return captured["status"]
             return RunnerStatus(JobStatus.FAILED, message=f"container group {handle['group']} no longer exists")
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            retry = _transient(error, "read the container group")
-            if retry:
-                raise retry from None
-            code, message = _arm_error(error)
-            raise RunnerError(f"ACI refused to read container group {handle['group']}: {code}: {message}") from None
         fields = map_group(group)
         lines: list[str] = []
         if self._container_started(group):
@@ -425,15 +439,10 @@ class AzureContainerRunner(Runner):
         client = self._client(handle["subscription"])
         self._capture(handle)
         try:
-            client.container_groups.stop(handle["resourceGroup"], handle["group"], **self._call_options())
+            with arm_errors("stop the container group", f"ACI refused to stop container group {handle['group']}"):
+                client.container_groups.stop(handle["resourceGroup"], handle["group"], **self._call_options())
         except ResourceNotFoundError:
             return f"container group {handle['group']} already gone"
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            retry = _transient(error, "stop the container group")
-            if retry:
-                raise retry from None
-            code, message = _arm_error(error)
-            raise RunnerError(f"ACI refused to stop container group {handle['group']}: {code}: {message}") from None
         return f"container group {handle['group']} stopped"
 
     def logs(self, handle: dict[str, Any]) -> str:
@@ -461,17 +470,11 @@ class AzureContainerRunner(Runner):
             except RunnerError:
                 pass
         try:
-            client.container_groups.begin_delete(handle["resourceGroup"], handle["group"], polling=False, **options)
+            with arm_errors("delete the container group", f"ACI refused to delete container group {handle['group']}"):
+                client.container_groups.begin_delete(handle["resourceGroup"], handle["group"], polling=False,
+                                                     **options)
         except ResourceNotFoundError:
-            pass
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            if isinstance(error, HttpResponseError) and error.status_code == 404:
-                return
-            retry = _transient(error, "delete the container group")
-            if retry:
-                raise retry from None
-            code, message = _arm_error(error)
-            raise RunnerError(f"ACI refused to delete container group {handle['group']}: {code}: {message}") from None
+            pass  # already gone
 
     # -- helpers
     @staticmethod
@@ -488,7 +491,7 @@ class AzureContainerRunner(Runner):
                 kwargs["tail"] = tail
             logs = client.containers.list_logs(handle["resourceGroup"], handle["group"], handle["container"], **kwargs)
             return logs.content or ""
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError):
+        except ARM_ERRORS:  # a log is a courtesy: the status poll reports what matters
             return ""
 
     def _capture(self, handle: dict[str, Any]) -> str:

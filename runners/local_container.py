@@ -13,28 +13,28 @@ Result: the content of `/tmp/job-result` in the container (copied out with the a
 one, else the tail of its output. Stop kills and removes the container (its log and result are kept in memory
 first, so the final record still has them); cleanup removes it (idempotent).
 
-The container models below are shared with the Azure container runners.
+The Container entity itself (image, command, resources) is `runners.container_config`, shared with the Azure
+container runners.
 """
 from __future__ import annotations
 
 import io
 import logging
 import re
-import shlex
 import tarfile
 import threading
 import time
-from collections import OrderedDict
-from typing import Any, Optional, Union
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from shared.platform import settings
 from shared.jobs.status import JobStatus
+from shared.platform import settings
 
-from .base import ConfigError, JobSpec, Runner, RunnerError, RunnerStatus
+from .base import JobSpec, Runner, RunnerError, RunnerStatus
+from .config import parse_config
+from .container_config import ContainerConfig
+from .output import Memo, log_tail_lines
 
-try:  # the runner is simply absent when the Docker SDK is not installed
+try:  # an optional dependency, imported once here: the runner is simply absent when the Docker SDK is missing
     import docker
     from docker import errors as docker_errors
 except ImportError:  # pragma: no cover
@@ -50,139 +50,8 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DOCKER_API_VERSION = "1.41"
 
 
-# --- configuration models (shared with runners.azure_container) ----------------------------------------------
-
-class ContainerImage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    registryName: Optional[str] = ""
-    imageName: str = Field(min_length=1)
-    version: Optional[str] = "latest"
-
-    def reference(self) -> str:
-        registry = (self.registryName or "").strip().rstrip("/")
-        name = self.imageName.strip()
-        version = (self.version or "latest").strip() or "latest"
-        return f"{registry}/{name}:{version}" if registry else f"{name}:{version}"
-
-
-class ComputeResource(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    cpu: Optional[float] = Field(default=None, gt=0)
-    memory: Optional[float] = Field(default=None, gt=0, description="GB")
-
-
-_IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
-
-
-def _split_command(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return shlex.split(value)
-    return value
-
-
-class ContainerConfig(BaseModel):
-    """A Container runner entity: the blueprint's attributes plus the flat `containerImage` in use."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    name: Optional[str] = None
-    label: Optional[str] = None
-    image: Optional[Union[ContainerImage, str]] = None
-    containerImage: Optional[str] = None
-    computeResource: Optional[ComputeResource] = None
-    customCommand: Optional[list[str]] = None
-    environmentVariables: list[str] = Field(default_factory=list)
-
-    @field_validator("customCommand", mode="before")
-    @classmethod
-    def _command(cls, value: Any) -> Any:
-        return _split_command(value)
-
-    @field_validator("environmentVariables", mode="before")
-    @classmethod
-    def _env(cls, value: Any) -> Any:
-        return [] if value is None else value
-
-    @model_validator(mode="after")
-    def _has_image(self) -> "ContainerConfig":
-        ref = self.image_reference()
-        if not ref:
-            raise ValueError("an image is required: `image` {registryName, imageName, version} or `containerImage`")
-        if not _IMAGE_REF.match(ref):
-            raise ValueError(f"invalid image reference {ref!r}")
-        return self
-
-    def image_reference(self) -> str:
-        if isinstance(self.image, ContainerImage):
-            return self.image.reference()
-        if isinstance(self.image, str) and self.image.strip():
-            return self.image.strip()
-        return (self.containerImage or "").strip()
-
-    def command_list(self) -> Optional[list[str]]:
-        return list(self.customCommand) if self.customCommand else None
-
-
 class LocalContainerConfig(ContainerConfig):
     network: str = "none"
-
-
-def parse_config(model: type[BaseModel], config: dict[str, Any]) -> Any:
-    """Validate with pydantic; ConfigError lists each problem as `runner.<path>: <why>` (never the values)."""
-    try:
-        return model.model_validate(config)
-    except ValidationError as error:
-        problems = []
-        items = error.errors()
-        if len(items) > 1:  # `image` is object-or-string: report the object's problems, not "not a string"
-            items = [i for i in items if "str" not in i.get("loc", ())] or items
-        for item in items:
-            path = ".".join(str(p) for p in item.get("loc", ()) if p not in ("ContainerImage", "str"))
-            message = item.get("msg", "invalid")
-            if message.startswith("Value error, "):
-                message = message[len("Value error, "):]
-            problems.append(f"runner.{path}: {message}" if path else f"runner: {message}")
-        raise ConfigError("invalid runner configuration: " + "; ".join(problems)) from None
-
-
-def tail(lines: list[str], count: int) -> list[str]:
-    return lines[-count:] if count > 0 else []
-
-
-def log_tail_lines() -> int:
-    try:
-        return settings.get_int("LOG_TAIL_LINES")
-    except ValueError:
-        return 200
-
-
-class _Memo:
-    """A small bounded, thread-safe map (last logs/results of ended jobs)."""
-
-    def __init__(self, size: int = 512):
-        self._data: OrderedDict[str, Any] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        with self._lock:
-            return self._data.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
-
-    def pop(self, key: str) -> None:
-        with self._lock:
-            self._data.pop(key, None)
 
 
 # --- the runner --------------------------------------------------------------------------------------------
@@ -199,7 +68,7 @@ class LocalContainerRunner(Runner):
     def __init__(self, client: Any = None):
         self._client = client
         self._client_lock = threading.Lock()
-        self._ended = _Memo()  # container name -> {"status", "log", "result"} captured before removal
+        self._ended = Memo()  # container name -> {"status", "log", "result"} captured before removal
 
     # -- plumbing
     def _docker(self) -> Any:

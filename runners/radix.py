@@ -28,11 +28,11 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.platform import settings
 from shared.jobs.status import JobStatus
+from shared.platform import settings
 
 from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
-from .local_container import parse_config
+from .config import parse_config
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0

@@ -52,7 +52,8 @@ def test_validation(bad, fragment):
 
 
 def test_image_object_and_string_command():
-    from runners.local_container import LocalContainerConfig, parse_config
+    from runners.config import parse_config
+    from runners.local_container import LocalContainerConfig
 
     cfg = parse_config(LocalContainerConfig, {"type": LOCAL, "image": {"registryName": "", "imageName": "busybox"},
                                               "customCommand": "sh -c 'echo a b'"})
