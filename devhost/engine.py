@@ -4,6 +4,9 @@ Local/test host only (production runs on the Functions host with the Durable Tas
 extension does for the subset the app uses: call the orchestrator handle with the context JSON, read the actions
 it returns, schedule new ones (activities in a thread pool, durable timers on the engine's clock, waits for
 external events), append the resulting history events, and wake the orchestrator again when something completes.
+What an episode means (inbox triage, what to deliver, the replay, the actions, the transitions) is decided by the
+pure phases in episode.py, so it can be tested on history lists; this module carries it out: leases, thread
+pools, storage and the commit.
 
 Semantics kept from Durable Functions:
 * history replay with sequence-numbered completions; external events buffered in history and matched by name;
@@ -35,15 +38,15 @@ from typing import Any, Callable
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from . import episode
 from . import history as h
+from .episode import TERMINAL
 from .functions import FunctionIndex, build_kwargs, call_sync
-from .store import Conflict, Store, STATE_RK
+from .store import STATE_RK, Conflict, Store, history_rk, inbox_rk
 
 log = logging.getLogger("devhost.engine")
 
-TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 ACTIVE = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
-MAX_MESSAGES_PER_EPISODE = 80
 # Engines in this process by storage identity, so a message written by one wakes the owner at once.
 _registry: dict[tuple, set] = {}
 _registry_lock = threading.Lock()
@@ -395,253 +398,120 @@ class Engine:
             return False
 
     def _episode_locked(self, inst: _Owned) -> bool:
-        state = inst.state
-        status = state.get("runtimeStatus")
+        """One episode: what it means is decided in episode.py; here it is carried out and committed."""
         messages = self.store.read_inbox(inst.id)
         now = self.clock.now()
-        if status in TERMINAL:
-            if messages:
-                self._commit(inst, dict(state), [], [rk for rk, _ in messages[:MAX_MESSAGES_PER_EPISODE]])
-            self._disown(inst)
+        step = episode.plan(self._snapshot(inst), messages, now)
+        if isinstance(step, episode.Run):
+            return self._run(inst, step, now)
+        if isinstance(step, episode.Terminate):
+            return self._terminate(inst, step, now)
+        if isinstance(step, episode.Idle):
+            return self._idle(inst, step)
+        return self._drain(inst, step)
+
+    @staticmethod
+    def _snapshot(inst: _Owned) -> episode.Snapshot:
+        state = inst.state
+        return episode.Snapshot(inst.id, state.get("name"), state.get("runtimeStatus"), state.get("executionId"),
+                                json.loads(state.get("timers") or "{}"), inst.history)
+
+    def _drain(self, inst: _Owned, step: episode.Drain) -> bool:
+        if step.consumed:
+            self._commit(inst, dict(inst.state), [], step.consumed)
+        self._disown(inst)
+        return False
+
+    def _idle(self, inst: _Owned, step: episode.Idle) -> bool:
+        if not (step.events or step.consumed):
             return False
+        new_state = dict(inst.state, runtimeStatus=step.status)
+        rows = [self._record(inst, new_state, step.events)] if step.events else []
+        self._commit(inst, new_state, rows, step.consumed)
+        inst.history = inst.history + step.events
+        return step.more
 
-        new_state = dict(state)
-        execution_id = state["executionId"]
-        consumed: list[str] = []
-        control_events: list[dict] = []
-        deliverable: list[tuple[str, dict]] = []
-        terminated = None
-        for rk, msg in messages[:MAX_MESSAGES_PER_EPISODE]:
-            kind = msg.get("kind")
-            if kind == "terminate":
-                consumed.append(rk)
-                terminated = msg
-                break
-            if kind == "suspend":
-                consumed.append(rk)
-                if new_state["runtimeStatus"] != "Suspended":
-                    new_state["runtimeStatus"] = "Suspended"
-                    control_events.append(h.event(h.EXECUTION_SUSPENDED, now, Reason=msg.get("reason")))
-                continue
-            if kind == "resume":
-                consumed.append(rk)
-                if new_state["runtimeStatus"] == "Suspended":
-                    new_state["runtimeStatus"] = "Running"
-                    control_events.append(h.event(h.EXECUTION_RESUMED, now, Reason=msg.get("reason")))
-                continue
-            if kind == "result" and msg.get("executionId") != execution_id:
-                consumed.append(rk)     # result of a previous generation or run: discard
-                continue
-            deliverable.append((rk, msg))
+    def _terminate(self, inst: _Owned, step: episode.Terminate, now: datetime) -> bool:
+        new_state = dict(inst.state, runtimeStatus=step.status, lastUpdatedTime=h.ts(now), timers="{}")
+        self.store.pack(new_state, "output", step.output, inst.id)
+        row = self._record(inst, new_state, step.events)
+        self._commit(inst, new_state, [row], step.consumed)
+        inst.history = inst.history + step.events
+        self._disown(inst)
+        return False
 
-        if terminated is not None:
-            return self._terminate(inst, new_state, terminated, consumed, control_events, now)
-        if new_state["runtimeStatus"] == "Suspended":
-            if consumed or control_events:
-                self._commit(inst, new_state, control_events, consumed)
-            return False
+    def _run(self, inst: _Owned, step: episode.Run, now: datetime) -> bool:
+        inst.running.difference_update(step.completed)
+        input_text = self.store.unpack(inst.state, "input")
+        opened = episode.open_episode(step, input_text, now)
+        result = self._run_orchestrator(step.snapshot.name, inst.id, input_text,
+                                        episode.replay_history(inst.history, opened))
+        outcome = episode.conclude(step, opened, result, now)
+        return self._apply(inst, outcome, now)
 
-        # Choose this episode's new events: timers due and messages in time order; an external event alone.
-        timers = json.loads(new_state.get("timers") or "{}")
-        candidates: list[tuple[datetime, int, str | None, dict]] = []
-        for order, (rk, msg) in enumerate(deliverable):
-            candidates.append((h.parse_ts(msg.get("at") or h.ts(now)), order, rk, msg))
-        for seq, fire_at in timers.items():
-            when = h.parse_ts(fire_at)
-            if when <= now:
-                candidates.append((when, -1, None, {"kind": "timer", "id": int(seq), "fireAt": fire_at}))
-        candidates.sort(key=lambda c: (c[0], c[1]))
-        batch: list[tuple[str | None, dict]] = []
-        for when, _, rk, msg in candidates:
-            if msg["kind"] == "event":
-                if not batch:
-                    batch.append((rk, msg))
-                break
-            batch.append((rk, msg))
-
-        starting = not inst.history
-        if not batch and not starting:
-            if consumed or control_events:
-                self._commit(inst, new_state, control_events, consumed)
-                return len(deliverable) > 0
-            return False
-
-        new_events: list[dict] = []
-        for rk, msg in batch:
-            kind = msg["kind"]
-            if rk is not None:
-                consumed.append(rk)
-            when = h.parse_ts(msg.get("at")) if msg.get("at") else now
-            if kind == "timer":
-                timers.pop(str(msg["id"]), None)
-                new_events.append(h.timer_fired(h.parse_ts(msg["fireAt"]), msg["id"], msg["fireAt"]))
-            elif kind == "event":
-                new_events.append(h.event_raised(when, msg["name"], msg.get("input")))
-            elif kind == "result":
-                if msg.get("ok"):
-                    new_events.append(h.task_completed(when, msg["taskId"], msg.get("result")))
-                else:
-                    new_events.append(h.task_failed(when, msg["taskId"], msg.get("reason", ""),
-                                                    msg.get("details", "")))
-                inst.running.discard(msg["taskId"])
-
-        episode_events: list[dict] = list(control_events)
-        episode_events.append(h.orchestrator_started(now))
-        if starting:
-            episode_events.append(h.execution_started(now, new_state["name"], self.store.unpack(state, "input"),
-                                                      inst.id, execution_id))
-        episode_events.extend(new_events)
-
-        replay = [dict(e, IsPlayed=True) for e in inst.history] + [dict(e) for e in episode_events]
-        result = self._run_orchestrator(new_state["name"], inst.id, self.store.unpack(state, "input"), replay)
-
-        new_state["runtimeStatus"] = "Running"
-        new_state["lastUpdatedTime"] = h.ts(now)
-        to_run: list[tuple[int, str, str | None]] = []
-        extra_inbox: list[dict] = []
-        continue_input: Any = None
-        continued = False
-        error = result.get("error")
-        scheduled = {e["EventId"] for e in inst.history + episode_events if e["EventType"] == h.TASK_SCHEDULED}
-        created = {e["EventId"] for e in inst.history + episode_events if e["EventType"] == h.TIMER_CREATED}
-        if "custom_status" in result:
-            self.store.pack(new_state, "customStatus", json.dumps(result["custom_status"]), inst.id)
-
-        for seq, action in h.flatten_actions(result.get("actions") or []):
-            kind = action.get("actionType")
-            if kind == h.CALL_ACTIVITY:
-                if seq not in scheduled:
-                    name = action.get("functionName")
-                    episode_events.append(h.task_scheduled(now, seq, name, action.get("input")))
-                    to_run.append((seq, name, action.get("input")))
-            elif kind == h.CREATE_TIMER:
-                if seq not in created:
-                    episode_events.append(h.timer_created(now, seq, action["fireAt"]))
-                    if not action.get("isCanceled"):
-                        timers[str(seq)] = action["fireAt"]
-                elif action.get("isCanceled"):
-                    timers.pop(str(seq), None)
-            elif kind == h.WAIT_FOR_EXTERNAL_EVENT:
-                pass
-            elif kind == h.CONTINUE_AS_NEW_ACTION:
-                continued = True
-                continue_input = action.get("input")
-            elif error is None:
-                names = {h.CALL_ACTIVITY_WITH_RETRY: "call_activity_with_retry",
-                         h.CALL_SUB_ORCHESTRATOR: "call_sub_orchestrator",
-                         h.CALL_SUB_ORCHESTRATOR_WITH_RETRY: "call_sub_orchestrator_with_retry",
-                         h.CALL_ENTITY: "call_entity", h.SIGNAL_ENTITY: "signal_entity", h.CALL_HTTP: "call_http"}
-                error = f"devhost does not support {names.get(kind, f'action type {kind}')}"
-
-        episode_events.append(h.orchestrator_completed(now))
-        if error is not None:
-            message = f"Orchestrator function '{new_state['name']}' failed: {error}"
-            episode_events.append(h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus="Failed",
-                                          Result=json.dumps(message)))
-            new_state["runtimeStatus"] = "Failed"
-            self.store.pack(new_state, "output", json.dumps(message), inst.id)
-            timers, to_run = {}, []
-        elif result.get("isDone") and continued:
-            # carry events raised in this generation but never consumed by a live wait into the next one
-            for e in h.unconsumed_events(inst.history + episode_events, result.get("actions") or []):
-                extra_inbox.append({"kind": "event", "name": e["Name"], "input": e.get("Input"),
-                                    "at": e["Timestamp"]})
-            episode_events.append(h.event(h.CONTINUE_AS_NEW, now, Input=continue_input))
-            timers, to_run = {}, []
-        elif result.get("isDone"):
-            output_text = json.dumps(result.get("output"))
-            episode_events.append(h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus="Completed",
-                                          Result=output_text))
-            new_state["runtimeStatus"] = "Completed"
-            self.store.pack(new_state, "output", output_text, inst.id)
-            timers, to_run = {}, []
-
-        new_state["timers"] = json.dumps(timers)
-        history_len = len(inst.history) + len(episode_events)
-        new_state["historyEvents"] = history_len
-        new_state["maxHistoryEvents"] = max(int(state.get("maxHistoryEvents", 0)), history_len)
-        new_state["episodes"] = int(state.get("episodes", 0)) + 1
-        episode_no = int(state.get("episode", 0))
-        new_state["episode"] = episode_no + 1
+    def _apply(self, inst: _Owned, outcome: episode.Outcome, now: datetime) -> bool:
+        """Commit a run episode, then start what it scheduled; True if another episode should follow at once."""
+        state = inst.state
+        new_state = dict(state, runtimeStatus=outcome.status, lastUpdatedTime=h.ts(now),
+                         timers=json.dumps(outcome.timers), episodes=int(state.get("episodes", 0)) + 1)
+        if outcome.custom_status is not None:
+            self.store.pack(new_state, "customStatus", outcome.custom_status, inst.id)
+        if outcome.output is not None:
+            self.store.pack(new_state, "output", outcome.output, inst.id)
+        row = self._record(inst, new_state, outcome.events)
         generation = int(state.get("generation", 1))
-        row = self.store.history_row(inst.id, generation, episode_no, episode_events)
-
-        next_history = inst.history + episode_events
-        if continued and error is None:
-            new_state["generation"] = generation + 1
-            new_state["generations"] = int(state.get("generations", 1)) + 1
-            new_state["executionId"] = uuid.uuid4().hex
-            new_state["episode"] = 0
-            new_state["historyEvents"] = 0
-            new_state["runtimeStatus"] = "Running"
-            self.store.pack(new_state, "input", continue_input, inst.id)
-            new_state.pop("output", None)
-            new_state.pop("outputBlob", None)
-            next_history = []
-
-        self._commit(inst, new_state, [], consumed, history_row=row, extra_inbox=extra_inbox)
-        inst.history = next_history
-        if continued and error is None:
+        if outcome.continued:
+            self._next_generation(inst.id, new_state, outcome.continue_input)
+        self._commit(inst, new_state, [row], outcome.consumed, carry=outcome.carry)
+        if outcome.continued:
+            inst.history = []
             inst.running.clear()
             self._delete_generation(inst.id, generation)
-        if new_state["runtimeStatus"] in TERMINAL:
+        else:
+            inst.history = inst.history + outcome.events
+        if outcome.finished:
             self._disown(inst)
             return False
-        for seq, name, input_text in to_run:
+        for seq, name, input_text in outcome.activities:
             self._start_activity(inst, new_state["executionId"], seq, name, input_text)
-        if timers:
+        if outcome.timers:
             self.on_timer_armed()
-        remaining = len(messages) - len(consumed)
-        due_left = any(h.parse_ts(v) <= self.clock.now() for v in timers.values())
-        return continued or due_left or remaining > 0 or bool(extra_inbox)
+        return outcome.wants_another(self.clock.now())
 
-    def _terminate(self, inst: _Owned, new_state: dict, msg: dict, consumed: list, control_events: list,
-                   now: datetime) -> bool:
-        reason = msg.get("reason")
-        events = list(control_events) + [
-            h.orchestrator_started(now),
-            h.event(h.EXECUTION_TERMINATED, now, Input=json.dumps(reason)),
-            h.orchestrator_completed(now),
-            h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus="Terminated", Result=json.dumps(reason)),
-        ]
-        new_state["runtimeStatus"] = "Terminated"
-        new_state["lastUpdatedTime"] = h.ts(now)
-        new_state["timers"] = "{}"
-        self.store.pack(new_state, "output", json.dumps(reason), inst.id)
+    def _next_generation(self, instance_id: str, new_state: dict, input_text: str | None) -> None:
+        """continue_as_new: same instance id, fresh history (the old generation's rows are deleted after commit)."""
+        new_state["generation"] = int(new_state.get("generation", 1)) + 1
+        new_state["generations"] = int(new_state.get("generations", 1)) + 1
+        new_state["executionId"] = uuid.uuid4().hex
+        new_state["episode"] = 0
+        new_state["historyEvents"] = 0
+        new_state["runtimeStatus"] = "Running"
+        self.store.pack(new_state, "input", input_text, instance_id)
+        new_state.pop("output", None)
+        new_state.pop("outputBlob", None)
+
+    def _record(self, inst: _Owned, new_state: dict, events: list[dict]) -> dict:
+        """The history row of this episode's events; counts them in the state row, which numbers the episode."""
         history_len = len(inst.history) + len(events)
         new_state["historyEvents"] = history_len
         new_state["maxHistoryEvents"] = max(int(new_state.get("maxHistoryEvents", 0)), history_len)
         episode_no = int(new_state.get("episode", 0))
         new_state["episode"] = episode_no + 1
-        row = self.store.history_row(inst.id, int(new_state.get("generation", 1)), episode_no, events)
-        self._commit(inst, new_state, [], consumed, history_row=row)
-        inst.history = inst.history + events
-        self._disown(inst)
-        return False
+        return self.store.history_row(inst.id, int(new_state.get("generation", 1)), episode_no, events)
 
-    def _commit(self, inst: _Owned, new_state: dict, events: list[dict], consumed: list[str],
-                history_row: dict | None = None, extra_inbox: list[dict] | None = None) -> None:
+    def _commit(self, inst: _Owned, new_state: dict, history_rows: list[dict], consumed: list[str],
+                carry: list[dict] | None = None) -> None:
         """Write one episode atomically; raises Conflict if the row changed (another engine, or a takeover)."""
-        if events and history_row is None:
-            episode_no = int(new_state.get("episode", 0))
-            history_row = self.store.history_row(inst.id, int(new_state.get("generation", 1)), episode_no, events)
-            new_state["episode"] = episode_no + 1
-            history_len = len(inst.history) + len(events)
-            new_state["historyEvents"] = history_len
-            new_state["maxHistoryEvents"] = max(int(new_state.get("maxHistoryEvents", 0)), history_len)
         new_state["leaseOwner"] = self.engine_id
         new_state["leaseWorker"] = self.worker_id
         new_state["leaseUntil"] = time.time() + self.lease_seconds
-        rows = [history_row] if history_row else []
-        for msg in extra_inbox or []:
-            from .store import inbox_rk
+        rows = list(history_rows)
+        for msg in carry or []:
             entity = {"PartitionKey": inst.id, "RowKey": inbox_rk()}
             self.store.pack(entity, "body", json.dumps(msg), inst.id)
             rows.append(entity)
         inst.etag = self.store.commit_episode(new_state, inst.etag, rows, consumed)
         inst.state = new_state
-        if events:
-            inst.history = inst.history + events
 
     def _run_orchestrator(self, name: str, instance_id: str, input_text: str | None, replay: list[dict]) -> dict:
         """Call the SDK handle; returns its state dict (isDone/actions/output/customStatus) or one with `error`."""
@@ -823,7 +693,6 @@ class Engine:
 
     def _delete_generation(self, instance_id: str, generation: int) -> None:
         """Old generations' history is never read again: delete it to keep storage bounded (best effort)."""
-        from .store import history_rk
         try:
             rows = self.store.table.query_entities(
                 "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
