@@ -139,7 +139,25 @@ def unconsumed_events(history: list[dict], actions: list) -> list[dict]:
     loses such an event at `continue_as_new`. The local engine keeps it: an event counts as consumed only if
     the wait it went to was still live (no sibling of its `task_any` had completed before the event).
     """
-    # wait occurrences in the order the orchestrator yielded them, with the task ids of their task_any siblings
+    waits = _waits(actions)
+    completed_at = _completion_index(history)
+    left: list[dict] = []
+    for index, e in enumerate(history):
+        if e["EventType"] != EVENT_RAISED:
+            continue
+        wait = next((w for w in waits if w["name"] == e.get("Name") and not w["matched"]), None)
+        if wait is None:
+            left.append(e)
+            continue
+        wait["matched"] = True
+        if any(completed_at.get(s, len(history)) < index for s in wait["siblings"] or []):
+            left.append(e)      # went to an abandoned wait
+    return left
+
+
+def _waits(actions: list) -> list[dict]:
+    """Wait occurrences in the order the orchestrator yielded them, each with the sequence numbers of its
+    `task_any` siblings (None outside a `task_any`): numbered as `flatten_actions` numbers them."""
     waits: list[dict] = []
     counter = 0
 
@@ -161,24 +179,15 @@ def unconsumed_events(history: list[dict], actions: list) -> list[dict]:
     for group in actions or []:
         for action in (group if isinstance(group, list) else [group]):
             walk(action, None)
+    return waits
 
+
+def _completion_index(history: list[dict]) -> dict[int, int]:
+    """Sequence number -> position in history of the task's first completion (activity result or timer)."""
     completed_at: dict[int, int] = {}
     for index, e in enumerate(history):
         if e["EventType"] in (TASK_COMPLETED, TASK_FAILED):
             completed_at.setdefault(e.get("TaskScheduledId"), index)
         elif e["EventType"] == TIMER_FIRED:
             completed_at.setdefault(e.get("TimerId"), index)
-
-    left: list[dict] = []
-    for index, e in enumerate(history):
-        if e["EventType"] != EVENT_RAISED:
-            continue
-        wait = next((w for w in waits if w["name"] == e.get("Name") and not w["matched"]), None)
-        if wait is None:
-            left.append(e)
-            continue
-        wait["matched"] = True
-        siblings = wait["siblings"] or []
-        if any(completed_at.get(s, len(history)) < index for s in siblings):
-            left.append(e)      # went to an abandoned wait
-    return left
+    return completed_at
