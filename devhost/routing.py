@@ -27,70 +27,72 @@ def decode_segment(raw: str) -> str:
     return "".join(p if re.fullmatch(r"%2[fF]", p) else unquote(p) for p in parts)
 
 
+def _parses(kind: Callable[[str], Any]) -> Callable[[str], bool]:
+    def check(v: str) -> bool:
+        try:
+            kind(v)
+            return True
+        except ValueError:
+            return False
+    return check
+
+
+def _is_datetime(v: str) -> bool:
+    return _parses(datetime.fromisoformat)(v.replace("Z", "+00:00"))
+
+
+def _integer_in(kind: str, args: list[str]) -> Callable[[str], bool]:
+    """`min(n)`, `max(n)`, `range(a,b)` on integers; a malformed bound fails the match, not the host's start."""
+    def check(v: str) -> bool:
+        if not re.fullmatch(r"-?\d+", v):
+            return False
+        n = int(v)
+        if kind == "min":
+            return n >= int(args[0])
+        if kind == "max":
+            return n <= int(args[0])
+        return int(args[0]) <= n <= int(args[1])
+    return check
+
+
+def _length(args: list[str]) -> Callable[[str], bool]:
+    if len(args) == 1:
+        return lambda v: len(v) == int(args[0])
+    return lambda v: int(args[0]) <= len(v) <= int(args[1])
+
+
+# Constraints without an argument, and builders of those with one (from the text between the parentheses).
+_SIMPLE: dict[str, Callable[[str], bool]] = {
+    "int": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**31 <= int(v) < 2**31,
+    "long": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**63 <= int(v) < 2**63,
+    "bool": lambda v: v.lower() in ("true", "false"),
+    "guid": _parses(uuid.UUID),
+    "alpha": lambda v: bool(re.fullmatch(r"[A-Za-z]+", v)),
+    "datetime": _is_datetime,
+    "decimal": _parses(float), "double": _parses(float), "float": _parses(float),
+    "required": lambda v: v != "",
+}
+_WITH_ARGS: dict[str, Callable[[list[str], str], Callable[[str], bool]]] = {
+    "minlength": lambda args, _: lambda v: len(v) >= int(args[0]),
+    "maxlength": lambda args, _: lambda v: len(v) <= int(args[0]),
+    "length": lambda args, _: _length(args),
+    "min": lambda args, _: _integer_in("min", args),
+    "max": lambda args, _: _integer_in("max", args),
+    "range": lambda args, _: _integer_in("range", args),
+    "regex": lambda _, raw: re.compile(raw, re.IGNORECASE).search,
+}
+
+
 def _constraint(spec: str) -> Callable[[str], bool]:
     """One inline route constraint (`int`, `guid`, `min(3)`, `regex(^a+$)`, ...) as a predicate."""
     name, _, arg = spec.partition("(")
     arg = arg[:-1] if arg.endswith(")") else arg
     name = name.strip().lower()
-
-    def number(kind):
-        def check(v: str) -> bool:
-            try:
-                kind(v)
-                return True
-            except ValueError:
-                return False
-        return check
-
-    def is_guid(v: str) -> bool:
-        try:
-            uuid.UUID(v)
-            return True
-        except ValueError:
-            return False
-
-    def is_datetime(v: str) -> bool:
-        try:
-            datetime.fromisoformat(v.replace("Z", "+00:00"))
-            return True
-        except ValueError:
-            return False
-
-    simple: dict[str, Callable[[str], bool]] = {
-        "int": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**31 <= int(v) < 2**31,
-        "long": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**63 <= int(v) < 2**63,
-        "bool": lambda v: v.lower() in ("true", "false"),
-        "guid": is_guid,
-        "alpha": lambda v: bool(re.fullmatch(r"[A-Za-z]+", v)),
-        "datetime": is_datetime,
-        "decimal": number(float), "double": number(float), "float": number(float),
-        "required": lambda v: v != "",
-    }
-    if name in simple:
-        return simple[name]
-    args = [a.strip() for a in arg.split(",")] if arg else []
-    if name == "minlength":
-        return lambda v: len(v) >= int(args[0])
-    if name == "maxlength":
-        return lambda v: len(v) <= int(args[0])
-    if name == "length":
-        if len(args) == 1:
-            return lambda v: len(v) == int(args[0])
-        return lambda v: int(args[0]) <= len(v) <= int(args[1])
-    if name in ("min", "max", "range"):
-        def ranged(v: str) -> bool:
-            if not re.fullmatch(r"-?\d+", v):
-                return False
-            n = int(v)
-            if name == "min":
-                return n >= int(args[0])
-            if name == "max":
-                return n <= int(args[0])
-            return int(args[0]) <= n <= int(args[1])
-        return ranged
-    if name == "regex":
-        pattern = re.compile(arg, re.IGNORECASE)
-        return lambda v: bool(pattern.search(v))
+    if name in _SIMPLE:
+        return _SIMPLE[name]
+    if name in _WITH_ARGS:
+        check = _WITH_ARGS[name]([a.strip() for a in arg.split(",")] if arg else [], arg)
+        return lambda v: bool(check(v))
     # Unknown constraint: accept (the real host would refuse to start; a local host should not be stricter).
     return lambda v: True
 

@@ -79,3 +79,22 @@ def test_two_hundred_concurrent_requests(host):
         results = list(pool.map(get, range(200)))
     assert all(code in (200, 201) for code, _ in results)
     assert [body for _, body in results] == [f"n{i}" if i % 2 else "pong" for i in range(200)]
+
+
+def test_every_inline_constraint():
+    def ok(template, value):
+        return RouteTemplate(template).match(["x", value]) is not None
+
+    assert ok("x/{v:long}", "2147483648") and not ok("x/{v:int}", "2147483648")
+    assert ok("x/{v:bool}", "False") and not ok("x/{v:bool}", "yes")
+    assert ok("x/{v:alpha}", "abc") and not ok("x/{v:alpha}", "ab1")
+    assert ok("x/{v:datetime}", "2026-01-01T00:00:00Z") and not ok("x/{v:datetime}", "2026-13-01")
+    assert ok("x/{v:double}", "1.5") and not ok("x/{v:decimal}", "one")
+    assert ok("x/{v:minlength(3)}", "abc") and not ok("x/{v:minlength(3)}", "ab")
+    assert ok("x/{v:maxlength(3)}", "abc") and not ok("x/{v:maxlength(3)}", "abcd")
+    assert ok("x/{v:length(3)}", "abc") and not ok("x/{v:length(3)}", "ab")
+    assert ok("x/{v:length(2,4)}", "abcd") and not ok("x/{v:length(2,4)}", "abcde")
+    assert ok("x/{v:max(10)}", "10") and not ok("x/{v:max(10)}", "11") and not ok("x/{v:max(10)}", "a")
+    assert ok("x/{v:range(5,10)}", "5") and not ok("x/{v:range(5,10)}", "4")
+    assert ok("x/{v:regex(^a+$)}", "AAA") and not ok("x/{v:regex(^a+$)}", "ab")
+    assert ok("x/{v:no_such_constraint}", "anything")
