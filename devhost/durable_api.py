@@ -29,6 +29,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .engine import Engine, Gone, InstanceExists, NotFound, UnknownOrchestrator
+from .history import parse_ts
 
 BASE_PATH = "/runtime/webhooks/durabletask"
 _STATUS_CODES = {"Completed": 200, "Failed": 400, "Terminated": 400, "Canceled": 400}
@@ -91,7 +92,6 @@ def _json_text_from_body(body: bytes) -> str | None:
 def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
-    from .history import parse_ts
     return parse_ts(text)
 
 
@@ -109,40 +109,40 @@ class DurableApi:
     async def handle(self, request: web.Request, rest: str) -> web.Response:
         parts = [p for p in rest.split("/") if p != ""]
         method = request.method.upper()
-        q = request.query
         try:
             if parts and parts[0] == "orchestrators" and method == "POST" and len(parts) in (2, 3):
                 return await self._start(request, parts[1], parts[2] if len(parts) == 3 else None)
             if parts and parts[0] == "instances":
-                if len(parts) == 1:
-                    if method == "GET":
-                        return await self._list(q)
-                    if method == "DELETE":
-                        return await self._purge_by(q)
-                elif len(parts) == 2:
-                    if method == "GET":
-                        return await self._status(request, parts[1], q)
-                    if method == "DELETE":
-                        deleted = await self._call(self.engine.purge, parts[1])
-                        if not deleted:
-                            return web.Response(status=404)
-                        return web.json_response({"instancesDeleted": deleted})
-                elif len(parts) == 4 and parts[2] == "raiseEvent" and method == "POST":
-                    text = _json_text_from_body(await request.read())
-                    await self._call(self.engine.raise_event, parts[1], parts[3], text)
-                    return web.Response(status=202)
-                elif len(parts) == 3 and method == "POST" and parts[2] in ("terminate", "suspend", "resume"):
-                    op = getattr(self.engine, parts[2])
-                    await self._call(op, parts[1], q.get("reason"))
-                    return web.Response(status=202)
-                elif len(parts) == 3 and parts[2] in ("rewind", "restart"):
-                    return web.json_response(f"devhost does not support {parts[2]}", status=501)
+                return await self._instances(request, parts, method)
             if parts and parts[0] == "entities":
                 return web.json_response("devhost does not support durable entities", status=501)
         except NotFound:
             return web.Response(status=404)
         except Gone:
             return web.Response(status=410)
+        return web.Response(status=404)
+
+    async def _instances(self, request: web.Request, parts: list[str], method: str) -> web.Response:
+        """`instances/...`: one instance by id (status, purge, events, control requests) or a filtered query."""
+        q = request.query
+        if len(parts) == 1 and method in ("GET", "DELETE"):
+            return await (self._list(q) if method == "GET" else self._purge_by(q))
+        if len(parts) == 2 and method == "GET":
+            return await self._status(request, parts[1], q)
+        if len(parts) == 2 and method == "DELETE":
+            deleted = await self._call(self.engine.purge, parts[1])
+            if not deleted:
+                return web.Response(status=404)
+            return web.json_response({"instancesDeleted": deleted})
+        if len(parts) == 4 and parts[2] == "raiseEvent" and method == "POST":
+            text = _json_text_from_body(await request.read())
+            await self._call(self.engine.raise_event, parts[1], parts[3], text)
+            return web.Response(status=202)
+        if len(parts) == 3 and method == "POST" and parts[2] in ("terminate", "suspend", "resume"):
+            await self._call(getattr(self.engine, parts[2]), parts[1], q.get("reason"))
+            return web.Response(status=202)
+        if len(parts) == 3 and parts[2] in ("rewind", "restart"):
+            return web.json_response(f"devhost does not support {parts[2]}", status=501)
         return web.Response(status=404)
 
     async def _start(self, request: web.Request, name: str, instance_id: str | None) -> web.Response:
