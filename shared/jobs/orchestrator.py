@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Generator
 
+from shared.jobs.outcomes import FinishOutcome, FinishRequest, PollOutcome, StartOutcome, StartState
 from shared.jobs.polling import PollPolicy
 
 ORCHESTRATOR = "job_orchestrator"
@@ -43,14 +44,25 @@ def _wait(context, seconds: float, deadline: datetime) -> Generator[Any, Any, st
 
 def _finish(context, uid: str, reason: str | None) -> Generator[Any, Any, Any]:
     """Finish the job; a runner that is throttling gets a few waits before the job is closed regardless."""
-    request: dict[str, Any] = {"uid": uid, "reason": reason}
     for attempt in range(FINISH_ATTEMPTS):
-        request["lastAttempt"] = attempt == FINISH_ATTEMPTS - 1
-        outcome = yield context.call_activity(FINISH_ACTIVITY, request)
-        if "retryAfter" not in outcome:
-            return outcome
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=outcome["retryAfter"]))
-    return outcome
+        request = FinishRequest(uid, reason, last_attempt=attempt == FINISH_ATTEMPTS - 1)
+        answer = yield context.call_activity(FINISH_ACTIVITY, request.to_dict())
+        outcome = FinishOutcome.from_dict(answer)
+        if outcome.retry_after is None:
+            return answer
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=outcome.retry_after))
+    return answer
+
+
+def _launch(context, uid: str, deadline: datetime) -> Generator[Any, Any, tuple[StartState, str | None]]:
+    """Start the job, waiting as the runner asks. Returns how the start ended and, for a wait cut short, why."""
+    outcome = StartOutcome.from_dict((yield context.call_activity(START_ACTIVITY, uid)))
+    while outcome.state == StartState.RETRY:
+        reason = yield from _wait(context, outcome.retry_after or 1.0, deadline)
+        if reason:
+            return outcome.state, reason
+        outcome = StartOutcome.from_dict((yield context.call_activity(START_ACTIVITY, uid)))
+    return outcome.state, None
 
 
 def orchestrate(context) -> Generator[Any, Any, Any]:
@@ -63,15 +75,12 @@ def orchestrate(context) -> Generator[Any, Any, Any]:
     policy = PollPolicy.from_dict(state["poll"])
 
     if not state.get("launched"):
-        outcome = yield context.call_activity(START_ACTIVITY, uid)
-        while outcome["state"] == "retry":
-            reason = yield from _wait(context, outcome["retryAfter"], deadline)
-            if reason:
-                return (yield from _finish(context, uid, reason))
-            outcome = yield context.call_activity(START_ACTIVITY, uid)
-        if outcome["state"] == "done":
+        started, reason = yield from _launch(context, uid, deadline)
+        if reason:
+            return (yield from _finish(context, uid, reason))
+        if started == StartState.DONE:
             return {"status": "not started"}
-        if outcome["state"] == "finished":
+        if started == StartState.FINISHED:
             return (yield from _finish(context, uid, None))
         state["launched"] = True
         state["interval"] = policy.minimum
@@ -80,9 +89,9 @@ def orchestrate(context) -> Generator[Any, Any, Any]:
         reason = yield from _wait(context, state["interval"], deadline)
         if reason:
             return (yield from _finish(context, uid, reason))
-        polled = yield context.call_activity(POLL_ACTIVITY, uid)
-        if polled["done"]:
-            return (yield from _finish(context, uid, polled.get("reason")))
-        state["interval"] = policy.next(state["interval"], polled["changed"])
+        polled = PollOutcome.from_dict((yield context.call_activity(POLL_ACTIVITY, uid)))
+        if polled.done:
+            return (yield from _finish(context, uid, polled.reason))
+        state["interval"] = policy.next(state["interval"], polled.changed)
     context.continue_as_new(state)
     return None

@@ -1,0 +1,321 @@
+"""The job API's operations on plain jobs, independent of the Functions host: store, start, read, stop, report.
+
+Input is validated (`shared.jobs.validation`) before anything is written; a start that fails half-way removes
+what it wrote. Status changes are made by `shared.jobs.transitions` through the job store. Replies carry the old
+service's keys (its clients read them) plus a few of ours, and never an environment value or token. Recurring
+jobs reuse the start and read here; what is special about them lives in `shared.schedules` and `shared.service`
+puts the two together.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any, Callable, Protocol
+
+from runners.base import RunnerError
+from runners.registry import default_registry
+from shared.jobs import transitions
+from shared.jobs.access import Caller, authorize
+from shared.jobs.activities import load_entity, secrets_of, time_limit
+from shared.jobs.models import Job, RecurringJob
+from shared.jobs.orchestrator import initial_input
+from shared.jobs.polling import PollPolicy
+from shared.jobs.record import JobNotFound, JobRecord
+from shared.jobs.status import JobStatus, parse_status
+from shared.jobs.store import store
+from shared.jobs.validation import check_uid, parse_json
+from shared.platform import clock, environment, settings
+from shared.platform.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+INLINE_ENTITY_LIMIT = 30_000
+
+
+class Orchestrations(Protocol):
+    """What the service needs of Durable Functions (shared.platform.durable adapts the durable client)."""
+
+    def start(self, uid: str, input: dict[str, Any]) -> None: ...
+
+    def raise_stop(self, uid: str) -> None: ...
+
+
+Launch = Callable[[JobRecord], None]
+Undo = Callable[[str], Any]
+Prepare = Callable[[JobRecord], None]
+
+
+@dataclass(frozen=True)
+class StartResult:
+    uid: str
+    status: JobStatus
+    message: str
+    existed: bool = False
+
+    def body(self) -> dict[str, Any]:
+        return {"uid": self.uid, "message": self.message, "status": self.status.value}
+
+
+# ---- start ------------------------------------------------------------------------------------------------
+def _owner(caller: Caller | None) -> str:
+    return (caller.id if caller is not None else None) or "anonymous"
+
+
+def new_record(job: Job, uid: str, caller: Caller | None, triggered_by: str | None) -> JobRecord:
+    now = clock.now()
+    status = JobStatus.REGISTERED if isinstance(job, RecurringJob) else JobStatus.STARTING
+    who = triggered_by or (caller.display if caller is not None else None) or "anonymous"
+    entity = job.dump()
+    entity.update(uid=uid, status=status.value, started=clock.iso(now), triggeredBy=who)
+    entity.pop("ended", None)
+    extra = {"outputTarget": job.outputTarget} if job.outputTarget else {}
+    return JobRecord(extra=extra, uid=uid, kind="recurring" if isinstance(job, RecurringJob) else "job", status=status,
+                     job_token=secrets.token_urlsafe(32),
+                     entity=entity, runner_type=job.runner.type, label=job.label or job.name, triggered_by=who,
+                     owner=caller.id if caller is not None else None, started=now,
+                     time_limit_seconds=None if isinstance(job, RecurringJob) else time_limit(job),
+                     message="registered" if status == JobStatus.REGISTERED else "starting")
+
+
+def _spill_entity(record: JobRecord) -> None:
+    if len(json.dumps(record.entity)) > INLINE_ENTITY_LIMIT:
+        record.entity_ref = store().put_text(record.uid, "entity.json", json.dumps(record.entity))
+        record.entity = {}
+
+
+def start_job(job: Job, *, caller: Caller | None, launch: Launch, undo: Undo | None = None,
+              idempotency_key: str | None = None, triggered_by: str | None = None,
+              prepare: Prepare | None = None) -> StartResult:
+    """Store a validated job and launch it (`launch(record)`: start its orchestration, or register its schedule).
+
+    `prepare(record)` may add to the record before it is stored (the DMSS mode adds the address and token). A
+    start that fails half-way removes what it wrote (`undo(uid)` removes what `launch` may have written)."""
+    uid = str(uuid.uuid4())
+    if idempotency_key:
+        earlier = _claim(caller, idempotency_key, uid)
+        if earlier is not None:
+            return earlier
+    record = new_record(job, uid, caller, triggered_by)
+    try:
+        if prepare is not None:
+            prepare(record)
+        _spill_entity(record)
+        store().create(record)
+        launch(record)
+    except Exception as error:
+        _undo_start(record, caller, idempotency_key, undo)
+        if isinstance(error, ApiError):
+            raise
+        log.warning("starting job %s failed: %s", uid, type(error).__name__)
+        raise ServiceUnavailable(f"the job could not be started ({type(error).__name__}); nothing was kept") \
+            from None
+    if record.kind == "recurring":
+        return StartResult(uid, JobStatus.REGISTERED, f"recurring job {uid} registered")
+    return StartResult(uid, JobStatus.STARTING, f"job {uid} is starting")
+
+
+def _claim(caller: Caller | None, key: str, uid: str) -> StartResult | None:
+    """The answer for a repeated Idempotency-Key (the earlier job), or None when this start may go on."""
+    if len(key) > 200:
+        raise BadRequest("Idempotency-Key is longer than 200 characters")
+    earlier = store().claim_idempotency(_owner(caller), key, uid, IDEMPOTENCY_TTL)
+    if not earlier:
+        return None
+    try:
+        status = store().get(earlier).status
+    except JobNotFound:
+        status = JobStatus.UNKNOWN
+    return StartResult(earlier, status, f"already started with this Idempotency-Key: job {earlier}", existed=True)
+
+
+def orchestrated(orchestrations: Orchestrations) -> Launch:
+    """The launch of a plain job: its orchestration, which starts it on its runner and follows it."""
+    def launch(record: JobRecord) -> None:
+        orchestrations.start(record.uid, initial_input(record.uid, record.time_limit_seconds or 0,
+                                                       PollPolicy.from_settings()))
+    return launch
+
+
+def _undo_start(record: JobRecord, caller: Caller | None, key: str | None, undo: Undo | None) -> None:
+    jobs = store()
+    try:
+        jobs.delete(record.uid)
+        if record.entity_ref:
+            jobs.delete_texts([record.entity_ref])
+        if undo is not None:
+            undo(record.uid)
+        if key:
+            jobs.release_idempotency(_owner(caller), key)
+    except Exception as error:  # noqa: BLE001 - best effort; the original error is what the caller sees
+        log.warning("cleaning up failed start of job %s: %s", record.uid, type(error).__name__)
+
+
+# ---- read -------------------------------------------------------------------------------------------------
+def get_record(uid: str) -> JobRecord:
+    try:
+        return store().get(check_uid(uid))
+    except JobNotFound:
+        raise NotFound(f"no job with uid {uid}") from None
+
+
+def status_body(record: JobRecord) -> dict[str, Any]:
+    entity = record.entity if not record.entity_ref else {}
+    body: dict[str, Any] = {
+        "uid": record.uid,
+        "status": record.status.value,
+        "log": record.reported_log if record.externally_reported else record.log,
+        "percentage": record.percentage,
+        "label": record.label,
+        "started": clock.iso(record.started),
+        "ended": clock.iso(record.ended),
+        "triggeredBy": record.triggered_by,
+        "runner": {"type": record.runner_type},
+        "message": record.message,
+        "kind": record.kind,
+    }
+    target = record.extra.get("outputTarget") or entity.get("outputTarget")
+    if target:
+        body["outputTarget"] = target
+    if record.kind == "recurring":
+        from shared.schedules import tick as schedules
+
+        body["schedule"] = schedules.view(record)
+    return body
+
+
+def get_job(uid: str, caller: Caller | None = None, job_token: str | None = None) -> dict[str, Any]:
+    record = get_record(uid)
+    authorize(record, caller, "read", job_token)
+    return status_body(record)
+
+
+def get_result(uid: str, caller: Caller | None = None) -> dict[str, Any]:
+    record = get_record(uid)
+    authorize(record, caller, "read the result of")
+    if not record.status.is_final:
+        raise Conflict(f"job {record.uid} has not finished yet (status {record.status.value}); ask again when "
+                       "it is completed or failed")
+    result = store().get_text(record.result_ref) if record.result_ref else ""
+    return {"message": record.message, "result": result, "status": record.status.value}
+
+
+# ---- stop -------------------------------------------------------------------------------------------------
+def stop_job(record: JobRecord, caller: Caller | None, orchestrations: Orchestrations) -> dict[str, Any]:
+    """Stop an (authorized) plain job: `removed` at once, the runner told, the orchestration woken."""
+    if record.status.is_final:
+        return {"status": record.status.value, "response": f"job had already ended ({record.status.value})"}
+    record = mark_removed(record.uid, caller, "stopped")
+    response = "stop requested"
+    if record.handle is not None:
+        try:
+            response = default_registry().get(record.runner_type).stop(record.handle)
+        except RunnerError as error:
+            response = f"stop requested; the runner said: {error}"
+    try:
+        orchestrations.raise_stop(record.uid)
+    except Exception as error:  # noqa: BLE001 - the next poll sees the stop in the store anyway
+        log.info("stop event for job %s not delivered (%s); the next poll ends it", record.uid,
+                 type(error).__name__)
+    return {"status": record.status.value, "response": response}
+
+
+def mark_removed(uid: str, caller: Caller | None, message: str) -> JobRecord:
+    who = caller.display if caller is not None else "anonymous"
+    return store().update(uid, partial(transitions.stop_requested, message=f"{message} by {who}", now=clock.now()))
+# ---- progress reported by the job itself ------------------------------------------------------------------
+def parse_overwrite_log(value: str | None) -> bool:
+    if value is None:
+        raise ValidationFailed("query parameter overwrite_log is required (true or false)")
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValidationFailed(f"query parameter overwrite_log must be true or false, not {value[:20]!r}")
+
+
+def _progress_lines(logs: Any, overwrite: bool) -> list[str]:
+    if logs is None:
+        return []
+    if isinstance(logs, str):
+        if overwrite:
+            return [logs]
+        return [line for line in logs.splitlines() if line.strip()]
+    if isinstance(logs, list) and all(isinstance(item, str) for item in logs):
+        if overwrite:
+            return list(logs)
+        return [line for item in logs for line in item.splitlines() if line.strip()]
+    raise ValidationFailed("logs must be a string, a list of strings or null")
+
+
+def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, caller: Caller | None = None,
+                    job_token: str | None = None) -> dict[str, Any]:
+    overwrite = parse_overwrite_log(overwrite_log)
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise BadRequest("progress must be a JSON object {\"percentage\", \"logs\", \"status\"}")
+    percentage = _percentage(data.get("percentage"))
+    status = _reported_status(data.get("status"))
+    record = get_record(uid)
+    authorize(record, caller, "progress", job_token, open_route=True)
+    lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets_of(record, load_entity(record)))
+    progress = transitions.Progress(percentage=percentage, status=status, lines=lines, overwrite=overwrite,
+                                    tail=settings.get_int("LOG_TAIL_LINES"))
+    store().update(record.uid, partial(transitions.reported, progress=progress))
+    return {"response": "OK"}
+
+
+def _percentage(value: Any) -> float | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValidationFailed("percentage must be a number or null")
+    return value
+
+
+def _reported_status(value: Any) -> JobStatus | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed("status must be a job status string or null")
+    try:
+        return parse_status(value)
+    except ValueError as error:
+        raise ValidationFailed(str(error)) from None
+
+
+# ---- list and health --------------------------------------------------------------------------------------
+def list_jobs(status: str | None, limit: str | None, token: str | None) -> dict[str, Any]:
+    wanted = None
+    if status:
+        try:
+            wanted = parse_status(status)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+    try:
+        size = int(limit) if limit else 100
+    except ValueError:
+        raise BadRequest(f"limit must be an integer, not {limit[:20]!r}") from None
+    if not 1 <= size <= 1000:
+        raise BadRequest("limit must be between 1 and 1000")
+    try:
+        rows, next_token = store().list(wanted, size, token)
+    except (ValueError, TypeError):
+        raise BadRequest("malformed continuation token") from None
+    jobs = [{"uid": row["uid"], "status": row["status"], "label": row.get("label") or None, "kind": row.get("kind"),
+             "created": clock.iso(row.get("created"))} for row in rows]
+    return {"jobs": jobs, "continuationToken": next_token}
+
+
+def health() -> tuple[int, dict[str, Any]]:
+    try:
+        store().ping()
+    except Exception as error:  # noqa: BLE001
+        return 503, {"status": "unhealthy", "storage": f"not reachable ({type(error).__name__})"}
+    return 200, {"status": "healthy", "storage": "ok", "runners": default_registry().types()}
+
+

@@ -1,0 +1,152 @@
+"""Every change of a job's status, in one place. PURE: functions of a record and the facts, no I/O, no clock.
+
+Each function changes the `JobRecord` it is given; callers pass it to `store().update(uid, ...)`, which may call
+it again on a fresher row (so a function must depend only on its arguments). Returning False means "nothing
+to write". The rules the functions keep:
+
+- A final status (completed, failed, removed) is never left again, except that `finished` may still correct
+  the message of a job that a poll saw end.
+- A job that reports progress itself (`externally_reported`) owns its status, percentage and log until the
+  runner says it has finished; the runner's view then decides, except that a job that said `failed` stays
+  failed even if its process exited 0.
+- `stop_requested` (a DELETE) wins over everything the runner says afterwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from runners.base import RunnerStatus
+from shared.jobs.record import JobRecord
+from shared.jobs.status import JobStatus
+
+STOPPED = "stopped"  # finish reasons given by the orchestrator
+TIMEOUT = "timeout"
+
+
+def waiting_to_start(record: JobRecord, message: str) -> bool | None:
+    """The runner asked to be called again later (throttled)."""
+    if record.message == message:
+        return False
+    record.message = message
+    return None
+
+
+def start_failed(record: JobRecord, message: str, now: datetime) -> bool | None:
+    if record.status.is_final:
+        return False
+    record.status = JobStatus.FAILED
+    record.message = message
+    record.ended = now
+    return None
+
+
+def launched(record: JobRecord, handle: dict) -> None:
+    """The runner took the job. The handle is kept even when a stop came meanwhile, so the stop can reach it."""
+    record.handle = handle
+    if not (record.stop_requested or record.status.is_final):
+        record.message = "started"
+
+
+def must_stop(record: JobRecord) -> bool:
+    return record.stop_requested or record.status.is_final
+
+
+def poll_unreadable(record: JobRecord, note: str) -> bool | None:
+    """The runner could not tell the job's state (throttled, 5xx): keep the status, say why."""
+    return waiting_to_start(record, note)
+
+
+def observed(record: JobRecord, seen: RunnerStatus, lines: list[str]) -> bool | None:
+    """What a poll saw. The status follows the runner's state only when that state changed, and only while the
+    job runs (a finished runner state is `finished`'s to interpret)."""
+    if must_stop(record):
+        return False
+    if seen.state.value != record.runner_state:
+        record.runner_state = seen.state.value
+        if not seen.finished and not record.externally_reported:
+            record.status = seen.state
+        if seen.message:
+            record.message = seen.message
+    if lines != record.log:
+        record.log = lines
+    if seen.percentage is not None and not record.externally_reported:
+        record.percentage = seen.percentage
+    return None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report from the job itself (PUT), validated."""
+
+    percentage: float | None
+    status: JobStatus | None
+    lines: list[str]
+    overwrite: bool
+    tail: int
+
+
+def reported(record: JobRecord, progress: Progress) -> None:
+    record.externally_reported = True
+    if progress.percentage is not None:
+        record.percentage = float(progress.percentage)
+    if progress.status is not None and not record.status.is_final:
+        record.status = progress.status
+    if progress.overwrite:
+        record.reported_log = progress.lines[-progress.tail:]
+    elif progress.lines:
+        record.reported_log = (record.reported_log + progress.lines)[-progress.tail:]
+
+
+def stop_requested(record: JobRecord, message: str, now: datetime) -> bool | None:
+    """A DELETE: the job is `removed` at once; the orchestration then stops it on its runner."""
+    if record.status.is_final:
+        return False
+    record.stop_requested = True
+    record.status = JobStatus.REMOVED
+    record.message = message
+    record.ended = now
+    return None
+
+
+def final_status(reason: str | None, seen: RunnerStatus | None, record: JobRecord) -> tuple[JobStatus, str]:
+    """The status and message a job ends with, from why it ended and what the runner said last."""
+    if reason == STOPPED:
+        return JobStatus.REMOVED, record.message or "stopped"
+    if reason == TIMEOUT:
+        return JobStatus.FAILED, f"stopped: the job ran past its time limit of {record.time_limit_seconds} s"
+    if seen is None:
+        return JobStatus.FAILED, record.message or "the job was never started"
+    if seen.state == JobStatus.COMPLETED and record.status == JobStatus.FAILED and record.externally_reported:
+        return JobStatus.FAILED, record.message or "the job reported that it failed"
+    if seen.state in (JobStatus.COMPLETED, JobStatus.FAILED):
+        return seen.state, seen.message
+    return JobStatus.FAILED, seen.message or f"the runner left the job in state {seen.state.value}"
+
+
+@dataclass(frozen=True)
+class Ending:
+    """What `finish` learned before releasing the runner."""
+
+    reason: str | None
+    seen: RunnerStatus | None
+    problem: str | None  # the final state could not be read: the job then fails with this message
+    log_ref: str | None
+    result_ref: str | None
+    lines: list[str]  # the runner's final log tail, scrubbed
+
+
+def finished(record: JobRecord, ending: Ending, now: datetime) -> None:
+    status, message = final_status(ending.reason, ending.seen, record)
+    if ending.problem and ending.reason is None:
+        status, message = JobStatus.FAILED, ending.problem
+    if not (record.status == JobStatus.REMOVED and ending.reason != TIMEOUT):
+        record.status, record.message = status, message
+    record.ended = record.ended or now
+    record.log_ref = ending.log_ref or record.log_ref
+    record.result_ref = ending.result_ref or record.result_ref
+    if ending.seen is not None:
+        record.runner_state = ending.seen.state.value
+        record.log = ending.lines
+        if status == JobStatus.COMPLETED and not record.externally_reported:
+            record.percentage = 100.0
