@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+from devhost import DevHost
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost", description="Local host for the function app")
@@ -27,9 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     app_dir = Path(args.app_dir).resolve()
     if str(app_dir) not in sys.path:
         sys.path.insert(0, str(app_dir))
-
-    from devhost import DevHost
-
     host = DevHost(app_dir=app_dir, module=args.module, port=args.port, worker_id=args.worker_id)
     host.start()
     print(f"\nFunctions (devhost, local only) on {host.url}:\n")

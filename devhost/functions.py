@@ -7,10 +7,13 @@ functions run in a thread pool, so a slow sync function never blocks the server.
 """
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import importlib
-import json
 import importlib.util
 import inspect
+import json
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -151,10 +154,6 @@ async def call_async(info: FunctionInfo, kwargs: dict[str, Any], executor) -> An
     """Call from the loop: async functions awaited, sync ones in `executor`."""
     if info.is_async:
         return await info.func(**kwargs)
-    import asyncio
-    import contextvars
-    import functools
-
     ctx = contextvars.copy_context()
     return await asyncio.get_running_loop().run_in_executor(
         executor, functools.partial(ctx.run, info.func, **kwargs))

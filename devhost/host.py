@@ -23,8 +23,11 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import azure.durable_functions as df
 
 from shared.platform import clock as shared_clock
 
@@ -180,7 +183,6 @@ class DevHost:
 
     def client(self):
         """A real SDK `DurableOrchestrationClient` for this host; await its methods via `host.run(...)`."""
-        import azure.durable_functions as df
         return df.DurableOrchestrationClient(self.client_binding_json())
 
     def run(self, coro, timeout: float | None = 60):
@@ -222,8 +224,6 @@ class DevHost:
         """Move a ManualClock forward, stopping at every due durable timer and timer-trigger occurrence."""
         if not self.manual:
             raise RuntimeError("advance() needs a ManualClock (DevHost(clock=ManualClock()))")
-        from datetime import timedelta
-
         target = self.clock.now() + timedelta(seconds=seconds)
         self._settle(idle_timeout)
         while True:

@@ -8,8 +8,11 @@ every `async def` function and every SDK client call run on this loop, which liv
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from typing import Any, Awaitable
+
+from azure.durable_functions.models.utils import http_utils
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -52,14 +55,10 @@ def _close_at_exit() -> None:
     if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
         return
     try:
-        from azure.durable_functions.models.utils import http_utils
-
         asyncio.run_coroutine_threadsafe(http_utils._close_session(), _loop).result(5)
     except Exception:  # noqa: BLE001 - best effort at interpreter exit
         pass
     _loop.call_soon_threadsafe(_loop.stop)
 
-
-import atexit  # noqa: E402
 
 atexit.register(_close_at_exit)

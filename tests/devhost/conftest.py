@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from devhost import DevHost
 from shared.platform.clock import ManualClock
 
 SAMPLE_APP = Path(__file__).resolve().parent / "sample_app"
@@ -21,8 +22,6 @@ def clock():
 @pytest.fixture
 def make_host(storage_env, clock):
     """Factory: DevHost(**kwargs) over the sample app, stopped at the end of the test."""
-    from devhost import DevHost
-
     hosts = []
 
     def make(**kwargs):
@@ -46,6 +45,8 @@ def host(make_host):
 
 @pytest.fixture
 def sample_app():
+    # Imported here, not at the top: the real app's module is also named `function_app` (tests/e2e load it in
+    # the same session), so the sample one is imported only by the tests that use it.
     import function_app
 
     function_app.TICKS.clear()

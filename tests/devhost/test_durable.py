@@ -2,6 +2,8 @@
 continue_as_new, failures, suspend/resume, purge."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -179,7 +181,6 @@ def test_event_raised_while_continue_as_new_is_pending_is_not_lost(host, clock, 
     host.wait_idle(10)
     clock.advance(10)
     host.engine.fire_due_timers()          # the timer fires; the `gated` activity starts and blocks
-    import time
     deadline = time.monotonic() + 10
     while not any(host.engine._owned[iid].running) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -193,8 +194,6 @@ def test_event_raised_while_continue_as_new_is_pending_is_not_lost(host, clock, 
 
 
 def test_fan_out_of_two_hundred_activities(host):
-    import time
-
     started = time.monotonic()
     iid = host.run(host.client().start_new("fan_out", None, 200))
     assert host.wait_idle(30)
