@@ -13,19 +13,21 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.platform import clock, hooks, settings
-from shared.dmss import mode as dmss_mode
-from shared.jobs import activities as lifecycle, orchestrator
-from shared.schedules import tick as schedules, runs as scheduling
 from shared import service
+from shared.dmss.start import start_from_address
+from shared.dmss.writeback import DmssWriteBack
+from shared.jobs import activities, orchestrator
+from shared.platform import clock, hooks, settings
 from shared.platform.durable import ClientOrchestrations, purge_finished_history, run_sync
 from shared.platform.errors import ApiError
 from shared.platform.identity import caller_from_headers
+from shared.schedules import runs as schedule_runs
+from shared.schedules.tick import RUN_LISTENER
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")
-hooks.add(dmss_mode.DmssWriteBack())
-hooks.add(schedules.RUN_LISTENER)
+hooks.add(DmssWriteBack())
+hooks.add(RUN_LISTENER)
 JSON = "application/json"
 
 
@@ -86,7 +88,7 @@ async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpRespons
     def work():
         if not address.strip("/"):  # some hosts route POST /api/jobs here (an empty catch-all)
             return _start_inline(req, bridge)
-        result = dmss_mode.start_from_address(address, req.headers, caller=caller_from_headers(req.headers),
+        result = start_from_address(address, req.headers, caller=caller_from_headers(req.headers),
                                                orchestrations=bridge,
                                                idempotency_key=req.headers.get("Idempotency-Key"))
         return _started(result)
@@ -156,17 +158,17 @@ def job_orchestrator(context: df.DurableOrchestrationContext):
 
 @app.activity_trigger(input_name="uid", activity=orchestrator.START_ACTIVITY)
 def start_job_activity(uid: str) -> dict:
-    return lifecycle.start(uid)
+    return activities.start(uid)
 
 
 @app.activity_trigger(input_name="uid", activity=orchestrator.POLL_ACTIVITY)
 def poll_job_activity(uid: str) -> dict:
-    return lifecycle.poll(uid)
+    return activities.poll(uid)
 
 
 @app.activity_trigger(input_name="request", activity=orchestrator.FINISH_ACTIVITY)
 def finish_job_activity(request: dict) -> dict:
-    return lifecycle.finish(request)
+    return activities.finish(request)
 
 
 # ---- schedules --------------------------------------------------------------------------------------------
@@ -174,7 +176,7 @@ def finish_job_activity(request: dict) -> dict:
 @app.durable_client_input(client_name="client")
 async def schedule_tick(timer: func.TimerRequest, client) -> None:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
-    report = await run_sync(scheduling.tick, bridge)
+    report = await run_sync(schedule_runs.tick, bridge)
     log.info("schedule tick: %s", json.dumps(report.as_dict()))
 
 

@@ -175,67 +175,78 @@ def _parse_query(text: str, pos: int, raw: str) -> tuple[Item, int]:
     return Item(QUERY, tuple(pairs)), end + 1
 
 
+def _parse_head(text: str, raw: str) -> tuple[Item, int]:
+    """The first item of an absolute path: `$<id>` or a root package name."""
+    if not text:
+        raise _bad(raw, "no path after the data source (expected '$<id>' or a root package name)")
+    if text[0] in "~^":
+        raise _bad(raw, f"{text[0]!r} (relative reference) is only allowed at the start of a reference")
+    if text[0] == "$":
+        m = _ID_RE.match(text, 1)
+        if not m:
+            raise _bad(raw, "'$' must be followed by a document id")
+        return Item(ID, m.group(0)), m.end()
+    m = _NAME_RE.match(text)
+    if not m:
+        raise _bad(raw, f"the path must start with '$<id>' or a root package name, not {text[0]!r}")
+    return Item(NAME, m.group(0)), m.end()
+
+
+def _parse_attribute(text: str, pos: int, raw: str, items: list[Item], continuation: bool) -> tuple[Item, int]:
+    m = _ATTR_RE.match(text, pos + 1)
+    if not m and text.startswith(("~", "^"), pos + 1):
+        raise _bad(raw, f"{text[pos + 1]!r} (relative reference) is only allowed at the start of a reference")
+    if not m:
+        raise _bad(raw, f"'.' at position {pos} must be followed by an attribute name")
+    return Item(ATTR, m.group(0)), m.end()
+
+
+def _parse_name(text: str, pos: int, raw: str, items: list[Item], continuation: bool) -> tuple[Item, int]:
+    m = _NAME_RE.match(text, pos + 1)
+    if not m:
+        if pos + 1 == len(text):
+            raise _bad(raw, "trailing '/' in the path")
+        raise _bad(raw, f"'/' at position {pos} must be followed by a package or entity name")
+    if items and items[-1].kind in (INDEX, QUERY):
+        raise _bad(raw, f"'/{m.group(0)}' cannot follow a list index or query")
+    return Item(NAME, m.group(0)), m.end()
+
+
+def _parse_index(text: str, pos: int, raw: str, items: list[Item], continuation: bool) -> tuple[Item, int]:
+    m = _INDEX_RE.match(text, pos)
+    if not m:
+        raise _bad(raw, f"'[' at position {pos} must be a list index like [0]")
+    if not items and not continuation:
+        raise _bad(raw, "a list index needs a list before it")
+    return Item(INDEX, int(m.group(1))), m.end()
+
+
+def _parse_filter(text: str, pos: int, raw: str, items: list[Item], continuation: bool) -> tuple[Item, int]:
+    if not items and not continuation:
+        raise _bad(raw, "a query needs something to filter before it")
+    return _parse_query(text, pos, raw)
+
+
+_STEPS = {".": _parse_attribute, "/": _parse_name, "[": _parse_index, "(": _parse_filter}
+
+
 def parse_items(text: str, raw: str, *, continuation: bool = False) -> tuple[Item, ...]:
     """Parse a path. With `continuation`, the text continues another path (it starts with `.`, `/`, `[`,
     `(` or is empty); otherwise it starts with `$id` or a root package name."""
     items: list[Item] = []
     pos = 0
-    n = len(text)
     if not continuation:
-        if not text:
-            raise _bad(raw, "no path after the data source (expected '$<id>' or a root package name)")
-        if text[0] in "~^":
-            raise _bad(raw, f"{text[0]!r} (relative reference) is only allowed at the start of a reference")
-        if text[0] == "$":
-            m = _ID_RE.match(text, 1)
-            if not m:
-                raise _bad(raw, "'$' must be followed by a document id")
-            items.append(Item(ID, m.group(0)))
-            pos = m.end()
-        else:
-            m = _NAME_RE.match(text)
-            if not m:
-                raise _bad(raw, f"the path must start with '$<id>' or a root package name, not {text[0]!r}")
-            items.append(Item(NAME, m.group(0)))
-            pos = m.end()
-    while pos < n:
+        head, pos = _parse_head(text, raw)
+        items.append(head)
+    while pos < len(text):
         c = text[pos]
-        if c == ".":
-            m = _ATTR_RE.match(text, pos + 1)
-            if not m and text.startswith(("~", "^"), pos + 1):
-                raise _bad(raw, f"{text[pos + 1]!r} (relative reference) is only allowed at the start of a "
-                                f"reference")
-            if not m:
-                raise _bad(raw, f"'.' at position {pos} must be followed by an attribute name")
-            items.append(Item(ATTR, m.group(0)))
-            pos = m.end()
-        elif c == "/":
-            m = _NAME_RE.match(text, pos + 1)
-            if not m:
-                if pos + 1 == n:
-                    raise _bad(raw, "trailing '/' in the path")
-                raise _bad(raw, f"'/' at position {pos} must be followed by a package or entity name")
-            if items and items[-1].kind in (INDEX, QUERY):
-                raise _bad(raw, f"'/{m.group(0)}' cannot follow a list index or query")
-            items.append(Item(NAME, m.group(0)))
-            pos = m.end()
-        elif c == "[":
-            m = _INDEX_RE.match(text, pos)
-            if not m:
-                raise _bad(raw, f"'[' at position {pos} must be a list index like [0]")
-            if not items and not continuation:
-                raise _bad(raw, "a list index needs a list before it")
-            items.append(Item(INDEX, int(m.group(1))))
-            pos = m.end()
-        elif c == "(":
-            if not items and not continuation:
-                raise _bad(raw, "a query needs something to filter before it")
-            item, pos = _parse_query(text, pos, raw)
-            items.append(item)
-        elif c in "~^":
-            raise _bad(raw, f"{c!r} (relative reference) is only allowed at the start of a reference")
-        else:
+        step = _STEPS.get(c)
+        if step is None:
+            if c in "~^":
+                raise _bad(raw, f"{c!r} (relative reference) is only allowed at the start of a reference")
             raise _bad(raw, f"unexpected {c!r} at position {pos}")
+        item, pos = step(text, pos, raw, items, continuation)
+        items.append(item)
     return tuple(items)
 
 

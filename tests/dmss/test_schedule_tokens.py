@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.dmss import mode as dmss_mode
+from shared.dmss.start import start_from_address
 from shared.schedules import runs as scheduling
 from shared.dmss.jobs import TokenRenewalImpossible
 from shared.jobs.store import store
@@ -33,7 +33,7 @@ def _register(dmss, token) -> tuple[str, dict]:
                           "applicationInput": template,
                           "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 8 * * *",
                                        "runs": []}})
-    started = dmss_mode.start_from_address(f"DS/${doc}", {"Access-Key": token}, caller=None,
+    started = start_from_address(f"DS/${doc}", {"Access-Key": token}, caller=None,
                                            orchestrations=Orchestrations())
     assert started.status.value == "registered"
     return started.uid, template

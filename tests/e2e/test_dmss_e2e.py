@@ -13,7 +13,7 @@ import requests
 
 from devhost import DevHost
 from shared.dmss import client as dmss_client
-from shared.dmss import mode as dmss_mode
+from shared.dmss.writeback import DmssWriteBack
 from shared.platform import settings
 from shared.jobs.store import store
 from tests.standins.dmss import DmssStandIn, TokenInfo, make_jwt
@@ -52,7 +52,7 @@ def host(storage_env, dmss, monkeypatch):
     monkeypatch.setenv("DM_JOB_URL", "http://127.0.0.1:9/api/jobs")  # replaced once the host has its port
     # the schedule timer's %SCHEDULE_TICK% must resolve (the local host reads the environment only)
     monkeypatch.setenv("SCHEDULE_TICK", settings.get("SCHEDULE_TICK"))
-    monkeypatch.setattr(dmss_mode.DmssWriteBack, "delivery_backoff", 0.05)
+    monkeypatch.setattr(DmssWriteBack, "delivery_backoff", 0.05)
     with DevHost(app_dir=ROOT) as running:
         monkeypatch.setenv("DM_JOB_URL", f"{running.url}/api/jobs")
         yield running
