@@ -182,17 +182,7 @@ def status_body(record: JobRecord) -> dict[str, Any]:
     target = record.extra.get("outputTarget") or entity.get("outputTarget")
     if target:
         body["outputTarget"] = target
-    if record.kind == "recurring":
-        from shared.schedules import tick as schedules
-
-        body["schedule"] = schedules.view(record)
     return body
-
-
-def get_job(uid: str, caller: Caller | None = None, job_token: str | None = None) -> dict[str, Any]:
-    record = get_record(uid)
-    authorize(record, caller, "read", job_token)
-    return status_body(record)
 
 
 def get_result(uid: str, caller: Caller | None = None) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.platform import settings
+
 
 @dataclass(frozen=True)
 class PollPolicy:
@@ -33,7 +35,5 @@ class PollPolicy:
 
     @classmethod
     def from_settings(cls) -> "PollPolicy":
-        from shared.platform import settings
-
         return cls(settings.get_float("POLL_INTERVAL_MIN_SECONDS"), settings.get_float("POLL_INTERVAL_MAX_SECONDS"),
                    settings.get_float("POLL_BACKOFF_FACTOR"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time as _time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 
@@ -38,8 +38,6 @@ class ManualClock:
             return self._now
 
     def advance(self, seconds: float) -> datetime:
-        from datetime import timedelta
-
         with self._lock:
             self._now = self._now + timedelta(seconds=seconds)
             return self._now

@@ -11,6 +11,8 @@ import functools
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
+import azure.durable_functions as df
+
 from shared.jobs.orchestrator import ORCHESTRATOR, STOP_EVENT
 
 FINISHED = ("Completed", "Failed", "Terminated")
@@ -49,8 +51,6 @@ async def purge_finished_history(client: Any, days: int, now: datetime) -> int:
     Large instance tables slow the Durable backend's queries; the job's own record, log and result are kept in
     the app's store and are not touched. Returns how many instances were purged.
     """
-    import azure.durable_functions as df
-
     statuses = [df.OrchestrationRuntimeStatus(name) for name in FINISHED]
     result = await client.purge_instance_history_by(created_time_from=EPOCH,
                                                     created_time_to=now - timedelta(days=days),

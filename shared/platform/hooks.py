@@ -6,18 +6,17 @@ A listener that fails is logged and does not break the job's own bookkeeping.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from shared.jobs.record import JobRecord
+from shared.jobs.record import JobRecord
 
 log = logging.getLogger(__name__)
 
 
 class Listener(Protocol):
-    def status_changed(self, record: "JobRecord") -> None: ...
+    def status_changed(self, record: JobRecord) -> None: ...
 
-    def finished(self, record: "JobRecord", result: str | None) -> None: ...
+    def finished(self, record: JobRecord, result: str | None) -> None: ...
 
 
 _listeners: list[Listener] = []
@@ -34,7 +33,7 @@ def remove(listener: Listener) -> None:
         _listeners.remove(listener)
 
 
-def status_changed(record: "JobRecord") -> None:
+def status_changed(record: JobRecord) -> None:
     for listener in list(_listeners):
         try:
             listener.status_changed(record)
@@ -43,7 +42,7 @@ def status_changed(record: "JobRecord") -> None:
                         record.uid, type(error).__name__)
 
 
-def finished(record: "JobRecord", result: str | None) -> None:
+def finished(record: JobRecord, result: str | None) -> None:
     for listener in list(_listeners):
         try:
             listener.finished(record, result)
