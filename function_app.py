@@ -79,6 +79,9 @@ async def start_job(req: func.HttpRequest, client) -> func.HttpResponse:
     return await run_sync(_answer, lambda: _start_inline(req, bridge))
 
 
+# The real host tries routes in (case-insensitive) order of function name and takes the first whose template and
+# method match (azure-functions-host #9876, #3153): this catch-all must sort after every other POST route under
+# jobs/ (schedule_*, start_job), or it would take `POST jobs/{uid}/suspend`. tests/unit/test_route_rules.py checks.
 @app.route(route="jobs/{*address}", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpResponse:
@@ -129,17 +132,17 @@ def get_result(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.route(route="jobs/{uid}/suspend", methods=["POST"])
-def suspend_schedule(req: func.HttpRequest) -> func.HttpResponse:
+def schedule_suspend(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(lambda: service.suspend_schedule(req.route_params["uid"], caller_from_headers(req.headers)))
 
 
 @app.route(route="jobs/{uid}/resume", methods=["POST"])
-def resume_schedule(req: func.HttpRequest) -> func.HttpResponse:
+def schedule_resume(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(lambda: service.resume_schedule(req.route_params["uid"], caller_from_headers(req.headers)))
 
 
 @app.route(route="jobs/{uid}/schedule", methods=["GET"])
-def preview_schedule(req: func.HttpRequest) -> func.HttpResponse:
+def schedule_preview(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(lambda: service.preview_schedule(req.route_params["uid"], req.params.get("next"),
                                                     caller_from_headers(req.headers)))
 
