@@ -3,8 +3,8 @@
 Local/test host only. The engine (engine.py) owns everything with side effects: leases, thread pools, storage,
 calling the orchestrator through the SDK and the ETag-conditional commit. The Durable semantics it promises
 (see its docstring) are decided here instead, on history lists, inbox messages and the state dict the SDK
-returns, so they can be tested without Azurite, threads or an app. No function here reads a clock, storage or a
-global: `now` is passed in, and every result is a new value (inputs are not mutated).
+returns, so they can be tested without Azurite, threads or an app. No function here reads a clock, storage or
+mutable module state: `now` is passed in, and every result is a new value (inputs are not mutated).
 
 One episode, phase by phase:
 
