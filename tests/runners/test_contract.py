@@ -231,7 +231,10 @@ class RadixAdapter(Adapter):
                 "schedulerPort": str(self.scheduler.port), "imageTagName": "v1"}
 
     def environment(self, job):
-        return {**super().environment(job), "SLEEP_SECONDS": f"{job.sleep:g}", "EXIT_CODE": str(job.exit_code)}
+        # TRAPS_SIGTERM: the job ends on the SIGTERM Radix sends at its time limit, as radix-config advises
+        # (otherwise Kubernetes kills it 30 s later)
+        return {**super().environment(job), "SLEEP_SECONDS": f"{job.sleep:g}", "EXIT_CODE": str(job.exit_code),
+                "TRAPS_SIGTERM": "1"}
 
     def leftovers(self, handle):
         return [f"radix job {handle['name']}"] if handle["name"] in self.scheduler.jobs else []

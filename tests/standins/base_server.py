@@ -23,10 +23,15 @@ class Request:
 
 
 class Response:
-    def __init__(self, status: int, body: Any = None, headers: Optional[dict[str, str]] = None):
+    """A JSON answer, or with `raw` bytes sent as they are (`content_type`, default text/plain)."""
+
+    def __init__(self, status: int, body: Any = None, headers: Optional[dict[str, str]] = None,
+                 raw: Optional[bytes] = None, content_type: str = "text/plain; charset=utf-8"):
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.raw = raw
+        self.content_type = content_type
 
 
 Handler = Callable[[Request], Response]
@@ -49,12 +54,16 @@ class StandInServer:
                     response = outer._handle(request)
                 except Exception as error:  # a bug in the stand-in: say so loudly
                     response = Response(500, {"error": {"code": "StandInBug", "message": repr(error)}})
-                data = b"" if response.body is None else json.dumps(response.body).encode()
+                if response.raw is not None:
+                    data, content_type = response.raw, response.content_type
+                else:
+                    data = b"" if response.body is None else json.dumps(response.body).encode()
+                    content_type = "application/json; charset=utf-8"
                 self.send_response(response.status)
                 for key, value in response.headers.items():
                     self.send_header(key, value)
-                if data or response.status not in (204, 304):
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                if data or response.status not in (202, 204, 304):
+                    self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if data:
