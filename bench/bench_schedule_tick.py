@@ -21,6 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from shared.jobs.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_HANDLER_TYPE, RECURRING_JOB_TYPE  # noqa: E402
+from shared.jobs.record import JobRecord  # noqa: E402
+from shared.jobs.status import JobStatus  # noqa: E402
+from shared.jobs.store import store  # noqa: E402
+from shared.schedules import due_index, operations, tick as ticking  # noqa: E402
+from shared.schedules.policy import iso  # noqa: E402
 from tests.support.azurite import start_azurite  # noqa: E402
 
 UTC = timezone.utc
@@ -47,12 +53,6 @@ def main() -> None:
     os.environ["AzureWebJobsStorage"] = server.connection_string
     os.environ["JOB_STORE_PREFIX"] = "bench" + uuid.uuid4().hex[:6]
     try:
-        from shared.schedules import tick as schedules
-        from shared.jobs.record import JobRecord
-        from shared.jobs.store import store
-        from shared.jobs.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_HANDLER_TYPE, RECURRING_JOB_TYPE
-        from shared.jobs.status import JobStatus
-
         registered_at = datetime(2026, 5, 4, 0, 0, 30, tzinfo=UTC)
         records = []
         for cron in crons(args.schedules, args.due_percent):
@@ -65,7 +65,7 @@ def main() -> None:
             records.append(JobRecord(uid=uid, kind="recurring", status=JobStatus.REGISTERED, entity=entity,
                                      runner_type=RECURRING_JOB_HANDLER_TYPE))
         t = time.perf_counter()
-        schedules.register_many(records, now=registered_at)
+        operations.register_many(records, now=registered_at)
         print(f"registered {len(records)} schedules in {time.perf_counter() - t:.1f} s "
               f"(records in parallel, due index in batches of <= 100 per bucket)")
 
@@ -78,13 +78,13 @@ def main() -> None:
         def status_of(run_uid):
             return "completed"
 
-        warm = schedules.tick(registered_at + timedelta(seconds=15), start_run, None, status_of)
+        warm = ticking.tick(registered_at + timedelta(seconds=15), start_run, None, status_of)
         print(f"warm-up tick: due {warm.due}, {warm.elapsed * 1000:.0f} ms")
         print()
         print(f"{'tick at':<22}{'due':>6}{'started':>9}{'entities read':>15}{'wall ms':>10}")
         for minute in (1, 2):
             now = registered_at.replace(second=5) + timedelta(minutes=minute)
-            report = schedules.tick(now, start_run, None, status_of)
+            report = ticking.tick(now, start_run, None, status_of)
             assert not report.errors, report.errors
             print(f"{report.now:<22}{report.due:>6}{report.started:>9}{report.read:>15}"
                   f"{report.elapsed * 1000:>10.0f}")
@@ -97,16 +97,16 @@ def main() -> None:
                                                select=["PartitionKey", "schedule"], results_per_page=1000):
             read += 1
             state = json.loads(row["schedule"])
-            if state.get("nextFire") and state["nextFire"] <= schedules.iso(now):
+            if state.get("nextFire") and state["nextFire"] <= iso(now):
                 due += 1
         scan = time.perf_counter() - t
         print(f"{'find due: full scan':<22}{due:>6}{'-':>9}{read:>15}{scan * 1000:>10.0f}")
         t = time.perf_counter()
-        b = schedules.bucket(now)
-        found = len(list(schedules.due_table().query_entities(
+        b = due_index.bucket(now)
+        found = len(list(due_index.due_table().query_entities(
             f"PartitionKey ge '{b}' and PartitionKey le '{b}'", select=["RowKey"])))
         print(f"{'find due: index query':<22}{found:>6}{'-':>9}{found:>15}{(time.perf_counter() - t) * 1000:>10.0f}")
-        report = schedules.tick(now, start_run, None, status_of)
+        report = ticking.tick(now, start_run, None, status_of)
         print(f"{'indexed tick, same min':<22}{report.due:>6}{report.started:>9}{report.read:>15}"
               f"{report.elapsed * 1000:>10.0f}")
         print()

@@ -1,5 +1,8 @@
 """Glue between the schedule tick (shared/schedules/tick.py) and the job service: how a due run is started.
 
+The tick only knows `start_run`/`stop_run` callables, so that it does not depend on the job service; this is
+the one module of shared/schedules/ that does, and the timer calls the tick through it.
+
 A run is a normal job started from the RecurringJob's template through `service.start_job`, on behalf of the
 schedule's owner, with `triggeredBy = "Schedule (<uid>)"`. Starting is idempotent on (schedule uid, scheduled
 time) through the service's idempotency keys, so a tick that is retried, or two instances that both got as far
@@ -15,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.platform import clock
-from shared.dmss import client as dmss, jobs as dmss_jobs
-from shared.schedules import tick as schedules
 from shared import service
-from shared.platform.errors import Unauthorized
+from shared.dmss import client as dmss, jobs as dmss_jobs
 from shared.jobs.record import JobRecord
 from shared.jobs.store import store
+from shared.platform import clock
+from shared.platform.errors import Unauthorized
+from shared.schedules import tick as schedule_tick
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def stop_run(orchestrations: service.Orchestrations, run_uid: str) -> None:
     service.stop_job(run_uid, ScheduleOwner(run.owner), orchestrations)
 
 
-def tick(orchestrations: service.Orchestrations, now: datetime | None = None) -> schedules.TickReport:
-    return schedules.tick(now or clock.now(),
+def tick(orchestrations: service.Orchestrations, now: datetime | None = None) -> schedule_tick.TickReport:
+    return schedule_tick.tick(now or clock.now(),
                           start_run=lambda *args: start_run(orchestrations, *args),
                           stop_run=lambda uid: stop_run(orchestrations, uid))

@@ -213,21 +213,6 @@ def current_api():
                            status_changed=history.RUN_LISTENER.status_changed)
 
 
-def _old_api():
-    from shared.schedules import tick
-
-    return SimpleNamespace(register=tick.register, tick=tick.tick, suspend=tick.suspend, resume=tick.resume,
-                           unregister=tick.unregister, view=tick.view,
-                           status_changed=tick.RUN_LISTENER.status_changed)
-
-
-def api_for_golden():
-    try:
-        return current_api()
-    except ImportError:
-        return _old_api()
-
-
 def main() -> None:
     root = HERE.parents[1]
     sys.path[:0] = [str(root), str(HERE)]
@@ -236,7 +221,7 @@ def main() -> None:
     server = start_azurite()
     os.environ["AzureWebJobsStorage"] = server.connection_string
     try:
-        api = api_for_golden()
+        api = current_api()
         out = {}
         for name, scenario in SCENARIOS.items():
             os.environ["JOB_STORE_PREFIX"] = "g" + uuid.uuid4().hex[:10]

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from golden_scenarios import GOLDEN, SCENARIOS, api_for_golden
+from golden_scenarios import GOLDEN, SCENARIOS, current_api
 
 EXPECTED = json.loads(GOLDEN.read_text())
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_stored_json_and_view_are_unchanged(storage_env, name):
-    assert SCENARIOS[name](api_for_golden()) == EXPECTED[name]
+    assert SCENARIOS[name](current_api()) == EXPECTED[name]

@@ -1,4 +1,6 @@
-"""shared/schedules/tick.py against a real Azurite: the due index, the tick, exactly-once, policies, lifecycle."""
+"""shared/schedules/ against a real Azurite: the due index, the tick, exactly-once, policies, lifecycle.
+
+`schedules` is shared.schedules.operations (register, suspend, resume, unregister, preview, view, validate)."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import FakeRuns, new_record, recurring_entity, stored_record
 
-from shared.schedules import tick as schedules
+from shared.schedules import due_index, history, operations as schedules, tick as ticking
 from shared.platform.errors import BadRequest, Conflict
 from shared.jobs.record import JobNotFound
 from shared.jobs.store import store
@@ -27,12 +29,12 @@ def minute(i: int, second: int = 5) -> datetime:
 
 
 def index_rows() -> list[tuple[str, str]]:
-    return sorted((r["PartitionKey"], r["RowKey"]) for r in schedules.due_table().list_entities()
-                  if r["PartitionKey"] != schedules.STATE_PK)
+    return sorted((r["PartitionKey"], r["RowKey"]) for r in due_index.due_table().list_entities()
+                  if r["PartitionKey"] != due_index.STATE_PK)
 
 
 def tick(fake: FakeRuns, now: datetime, **kw):
-    return schedules.tick(now, fake.start_run, fake.stop_run, fake.job_status_of, **kw)
+    return ticking.tick(now, fake.start_run, fake.stop_run, fake.job_status_of, **kw)
 
 
 def test_every_five_minutes_over_a_simulated_day_starts_288_runs(storage_env):
@@ -293,7 +295,7 @@ def test_run_listener_records_the_end_at_once(storage_env):
         status = JobStatus.FAILED
         ended = minute(2)
 
-    schedules.RUN_LISTENER.status_changed(Run())
+    history.RUN_LISTENER.status_changed(Run())
     view = schedules.view(store().get(record.uid))
     assert view["runs"][0]["status"] == "failed" and view["runs"][0]["ended"] == "2026-05-04T00:02:05Z"
     assert view["state"] == "suspended" and index_rows() == []
@@ -333,7 +335,7 @@ def test_stale_and_orphan_index_rows_are_repaired(storage_env):
     fake = FakeRuns()
     record = stored_record("*/5 * * * *")
     schedules.register(record, now=T0)
-    table = schedules.due_table()
+    table = due_index.due_table()
     table.upsert_entity({"PartitionKey": "202605032355", "RowKey": record.uid})  # stale: not its bucket
     table.upsert_entity({"PartitionKey": "202605032356", "RowKey": "no-such-job"})  # orphan
     report = tick(fake, minute(0))
