@@ -1,4 +1,6 @@
-"""shared/schedules/cron.py: parsing with clear errors, dialects, the DST rule, iteration. Pure: no storage, no clock."""
+"""shared/schedules/cron.py: parsing with clear errors, dialects, the DST rule, iteration.
+
+Pure: no storage, no clock."""
 from __future__ import annotations
 
 import random
