@@ -19,7 +19,7 @@ from shared.dmss.writeback import DmssWriteBack
 from shared.jobs import activities, orchestrator
 from shared.platform import clock, hooks, settings
 from shared.platform.durable import ClientOrchestrations, purge_finished_history, run_sync
-from shared.platform.errors import ApiError
+from shared.platform.errors import ApiError, from_exception
 from shared.platform.identity import caller_from_headers
 from shared.schedules import runs as schedule_runs
 from shared.schedules.tick import RUN_LISTENER
@@ -36,8 +36,9 @@ def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _error(error: Exception) -> func.HttpResponse:
-    if isinstance(error, ApiError):
-        return _reply(error.body(), error.status, error.headers)
+    known = error if isinstance(error, ApiError) else from_exception(error)
+    if known is not None:
+        return _reply(known.body(), known.status, known.headers)
     # the type and where it happened, never the message (it could hold a secret)
     log.error("unhandled %s at\n%s", type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
     body = {"status": 500, "type": "InternalServerError", "message": "internal error; see the app's logs",

@@ -5,9 +5,9 @@ them (`extra="allow"`) so that an entity written back is the entity that came in
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from shared.jobs.status import JobStatus, parse_status
 
@@ -19,6 +19,12 @@ RECURRING_JOB_TYPE = BLUEPRINTS + "RecurringJob"
 CRON_JOB_TYPE = BLUEPRINTS + "CronJob"
 RECURRING_JOB_HANDLER_TYPE = BLUEPRINTS + "RecurringJobHandler"
 REFERENCE_TYPE = "dmss://system/SIMOS/Reference"
+
+MAX_TIME_LIMIT_SECONDS = 366 * 24 * 3600  # a year: durable timers go further, nobody means more
+MAX_NAME_CHARACTERS = 1000  # name and label: kept in the table row and the listing index
+# Strict: `true` is not a number of seconds and "2" is not an integer (pydantic's lax mode takes both).
+TimeLimit = Annotated[StrictInt, Field(gt=0, le=MAX_TIME_LIMIT_SECONDS)]
+ShortText = Annotated[str, Field(max_length=MAX_NAME_CHARACTERS)]
 
 
 def normalise_type(value: str) -> str:
@@ -51,7 +57,7 @@ class JobHandler(Entity):
     type: str
     name: str | None = None
     environmentVariables: list[str] = Field(default_factory=list)
-    timeLimitSeconds: int | None = Field(default=None, gt=0)
+    timeLimitSeconds: TimeLimit | None = None
 
     @field_validator("type")
     @classmethod
@@ -67,10 +73,10 @@ class JobHandler(Entity):
 class Job(Entity):
     type: str
     uid: str | None = None
-    name: str | None = None
+    name: ShortText | None = None
     description: str | None = None
-    label: str | None = None
-    triggeredBy: str | None = None
+    label: ShortText | None = None
+    triggeredBy: ShortText | None = None
     status: JobStatus = JobStatus.NOT_STARTED
     applicationInput: dict[str, Any] | None = None
     started: str | None = None
@@ -79,7 +85,7 @@ class Job(Entity):
     result: dict[str, Any] | None = None
     runner: JobHandler
     referenceTarget: str | None = None
-    timeLimitSeconds: int | None = Field(default=None, gt=0)
+    timeLimitSeconds: TimeLimit | None = None
 
     @field_validator("type")
     @classmethod

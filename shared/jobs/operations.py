@@ -262,9 +262,14 @@ def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, cal
 
 
 def _percentage(value: Any) -> float | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationFailed("percentage must be a number or null")
-    return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValidationFailed("percentage is out of range") from None
 
 
 def _reported_status(value: Any) -> JobStatus | None:
@@ -286,10 +291,9 @@ def list_jobs(status: str | None, limit: str | None, token: str | None) -> dict[
             wanted = parse_status(status)
         except ValueError as error:
             raise BadRequest(str(error)) from None
-    try:
-        size = int(limit) if limit else 100
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, not {limit[:20]!r}") from None
+    if limit and not (len(limit) <= 10 and limit.strip().isdigit()):
+        raise BadRequest(f"limit must be an integer, not {limit[:20]!r}")
+    size = int(limit) if limit else 100
     if not 1 <= size <= 1000:
         raise BadRequest("limit must be between 1 and 1000")
     try:

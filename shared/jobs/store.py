@@ -108,6 +108,24 @@ def _written(before: JobRecord | JobStatus, after: JobRecord) -> None:
         hooks.status_changed(after)
 
 
+MAX_TOKEN_CHARACTERS = 2048
+
+
+def decode_token(token: str) -> dict[str, str]:
+    """A listing continuation token as the table gave it; ValueError for anything else (it comes from callers)."""
+    if len(token) > MAX_TOKEN_CHARACTERS:
+        raise ValueError("continuation token too long")
+    try:
+        marker = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (RecursionError, UnicodeError, TypeError) as error:
+        raise ValueError("malformed continuation token") from error
+    # the table's own token names the next row: {"PartitionKey": ..., "RowKey": ...}
+    if not isinstance(marker, dict) or not marker or not set(marker) <= {"PartitionKey", "RowKey"} \
+            or not all(isinstance(v, str) for v in marker.values()):
+        raise ValueError("malformed continuation token")
+    return marker
+
+
 class TableJobStore(JobStore):
     def __init__(self) -> None:
         self.jobs = storage.table("Jobs")
@@ -202,7 +220,7 @@ class TableJobStore(JobStore):
         query = f"PartitionKey eq '{INDEX_PARTITION}'"
         if status is not None:
             query += f" and status eq '{status.value}'"
-        marker = json.loads(base64.urlsafe_b64decode(token.encode())) if token else None
+        marker = decode_token(token) if token else None
         pages = self.index.query_entities(query, results_per_page=limit,
                                           select=["uid", "status", "label", "kind", "created"]).by_page(
             continuation_token=marker)

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+
+STORAGE_RETRY_AFTER_SECONDS = 5
+
 
 class ApiError(Exception):
     status = 500
@@ -65,4 +70,20 @@ class BadGateway(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """Something the service needs is down for now: callers are told when to try again (Retry-After)."""
+
     status, type = 503, "ServiceUnavailableException"
+
+    def __init__(self, message: str, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(STORAGE_RETRY_AFTER_SECONDS))
+
+
+def from_exception(error: Exception) -> ApiError | None:
+    """The API error an unexpected exception stands for, when it is one we know: storage that cannot be reached
+    (or answers 5xx) is a 503 with Retry-After on every route, never a 500. Built from the error's type alone."""
+    unreachable = isinstance(error, (ServiceRequestError, ServiceResponseError))
+    failing = isinstance(error, HttpResponseError) and (getattr(error, "status_code", None) or 0) >= 500
+    if unreachable or failing:
+        return ServiceUnavailable(f"storage is not reachable ({type(error).__name__}); try again shortly")
+    return None

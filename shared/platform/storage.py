@@ -41,7 +41,7 @@ def _connection() -> tuple[str, str, str]:
 
 
 def _credential(client_id: str):
-    # azure.identity costs ~0.6 s to import (measured here) and is needed only with identity-based storage (Azure): load it then
+    # azure.identity costs ~0.6 s to import (measured here), needed only with identity-based storage (Azure)
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(managed_identity_client_id=client_id or None)
