@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
+from shared.platform import settings
 from shared.schedules.cron import UTC, CronError, CronSchedule, load_zone, parse_datetime
 
 POLICIES = ("Allow", "Forbid", "Replace")
@@ -66,8 +67,6 @@ class Defaults:
 
     @classmethod
     def from_settings(cls) -> Defaults:
-        from shared.platform import settings
-
         def integer(name: str) -> int:
             try:
                 return settings.get_int(name)
