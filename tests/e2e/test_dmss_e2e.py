@@ -550,11 +550,13 @@ def test_old_response_shapes_and_callers_without_rights(api, dmss, alice, tmp_pa
 # ---- recurring jobs ------------------------------------------------------------------------------------
 def _schedules_ready() -> str | None:
     try:
-        from shared.schedules import tick as schedules
+        from shared.schedules import history, operations, runs
     except Exception as error:  # noqa: BLE001
-        return f"shared/schedules/tick.py does not import ({type(error).__name__}: {error})"
-    missing = [name for name in ("register", "unregister", "view") if not callable(getattr(schedules, name, None))]
-    return f"shared/schedules/tick.py lacks {missing}" if missing else None
+        return f"shared/schedules/ does not import ({type(error).__name__}: {error})"
+    wanted = {operations: ("register", "unregister", "view"), runs: ("tick",), history: ("RUN_LISTENER",)}
+    missing = [f"{module.__name__}.{name}" for module, names in wanted.items() for name in names
+               if getattr(module, name, None) is None]
+    return f"shared/schedules/ lacks {missing}" if missing else None
 
 
 def test_recurring_job_from_dmss_is_registered(api, dmss, alice):
