@@ -13,10 +13,18 @@ management URLs (`statusQueryGetUri`, `sendEventPostUri`, ...) that `create_chec
 * DELETE instances/{id}                     -> 200 {"instancesDeleted": 1}, 404
 * DELETE instances/?createdTimeFrom&...     -> 200 {"instancesDeleted": n}, 404 when none
 
-Payload conventions copied from the real host: the SDK posts the orchestrator input and event data as a JSON
-*string* holding JSON text; the engine stores that text. A body that is plain JSON (curl against the public
-URL) is stored as its JSON text. The status `input` is that text (as the real host returns it to Python),
-`output` and `customStatus` are JSON values.
+Payload conventions copied from the real extension (azure-functions-durable-extension
+src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs). The SDK posts the orchestrator input and event data as a
+JSON *string* holding JSON text (`json=json.dumps(value)`: encoded twice).
+* Start: the extension deserializes the body once and starts the orchestration with that .NET string; the
+  context JSON then carries it as the `input` string, which the SDK's `get_input()` parses: the orchestrator sees
+  the value. The engine stores the inner JSON text, which gives the same. The status `input` is that text (as the
+  real host returns it to Python), `output` and `customStatus` are JSON values.
+* Raise event (HandleRaiseEventRequestAsync): only `application/json` is accepted (else 400), the body becomes a
+  JToken and is stored as the event's JSON, *keeping* the SDK's extra layer: an orchestrator waiting for an
+  event the SDK raised gets JSON text (a str), not the value (azure-functions-durable-python issue #295). The
+  engine does the same; a plain JSON body (curl) arrives as its value.
+* Start of an existing instance id: replaced when finished, refused with 500 while it runs (engine.py).
 """
 from __future__ import annotations
 
@@ -72,6 +80,14 @@ def management_payload(binding: dict, instance_id: str) -> dict:
     return {key: url.replace("INSTANCEID", instance_id) for key, url in binding["managementUrls"].items()}
 
 
+def _event_json(body: bytes) -> str | None:
+    """An event body as the extension stores it: the body's JSON, one layer parsed and written back (so a JSON
+    string stays a string); no body is null."""
+    if not body or not body.strip():
+        return None
+    return json.dumps(json.loads(body))
+
+
 def _json_text_from_body(body: bytes) -> str | None:
     """Body -> the JSON text to store: the SDK double-encodes (a JSON string of JSON text); curl does not."""
     if not body or not body.strip():
@@ -87,6 +103,14 @@ def _json_text_from_body(body: bytes) -> str | None:
         except ValueError:
             return json.dumps(value)
     return json.dumps(value)
+
+
+def _error(status: int, message: str, exc: BaseException | None = None) -> web.Response:
+    """`request.CreateErrorResponse(status, message, exception)` of ASP.NET Web API, which the extension uses."""
+    body: dict[str, Any] = {"Message": message}
+    if exc is not None:
+        body.update(ExceptionMessage=str(exc), ExceptionType=type(exc).__name__, StackTrace=None)
+    return web.json_response(body, status=status)
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -135,15 +159,28 @@ class DurableApi:
                 return web.Response(status=404)
             return web.json_response({"instancesDeleted": deleted})
         if len(parts) == 4 and parts[2] == "raiseEvent" and method == "POST":
-            text = _json_text_from_body(await request.read())
-            await self._call(self.engine.raise_event, parts[1], parts[3], text)
-            return web.Response(status=202)
+            return await self._raise_event(request, parts[1], parts[3])
         if len(parts) == 3 and method == "POST" and parts[2] in ("terminate", "suspend", "resume"):
             await self._call(getattr(self.engine, parts[2]), parts[1], q.get("reason"))
             return web.Response(status=202)
         if len(parts) == 3 and parts[2] in ("rewind", "restart"):
             return web.json_response(f"devhost does not support {parts[2]}", status=501)
         return web.Response(status=404)
+
+    async def _raise_event(self, request: web.Request, instance_id: str, name: str) -> web.Response:
+        status = await self._call(self.engine.status, instance_id, False, False)
+        if status is None:
+            return web.Response(status=404)
+        if status["runtimeStatus"] in ("Failed", "Canceled", "Terminated", "Completed"):
+            return web.Response(status=410)
+        if request.content_type.lower() != "application/json":
+            return _error(400, "Only application/json request content is supported")
+        try:
+            text = _event_json(await request.read())
+        except ValueError as exc:
+            return _error(400, "Invalid JSON content", exc)
+        await self._call(self.engine.raise_event, instance_id, name, text)
+        return web.Response(status=202)
 
     async def _start(self, request: web.Request, name: str, instance_id: str | None) -> web.Response:
         text = _json_text_from_body(await request.read())
@@ -152,8 +189,10 @@ class DurableApi:
         except UnknownOrchestrator as exc:
             return web.json_response({"Message": "One or more of the arguments submitted is incorrect",
                                       "ExceptionMessage": str(exc)}, status=400)
-        except (InstanceExists, ValueError) as exc:
-            return web.json_response({"Message": str(exc), "ExceptionMessage": str(exc)}, status=400)
+        except InstanceExists as exc:   # OrchestrationAlreadyExistsException: the HTTP API's catch-all 500
+            return _error(500, "Something went wrong while processing your request", exc)
+        except ValueError as exc:       # invalid instance id: an ArgumentException, 400
+            return _error(400, "One or more of the arguments submitted is incorrect", exc)
         payload = management_payload(self.binding, instance_id)
         body = {"id": instance_id, **{k: v for k, v in payload.items() if k != "id"}}
         return web.json_response(body, status=202, headers={"Location": payload["statusQueryGetUri"]})

@@ -8,11 +8,24 @@ What an episode means (inbox triage, what to deliver, the replay, the actions, t
 pure phases in episode.py, so it can be tested on history lists; this module carries it out: leases, thread
 pools, storage and the commit.
 
-Semantics kept from Durable Functions:
+Semantics kept from Durable Functions (each with the source it follows):
 * history replay with sequence-numbered completions; external events buffered in history and matched by name;
+  the orchestrator gets the extension's full context JSON (`orchestration_context`), so long timers are split
+  by the SDK as in Azure;
 * activities run at least once: a restarted engine re-runs scheduled activities that have no recorded result;
-* `continue_as_new` starts a new generation (fresh history, same instance id); events that arrive while it
-  happens, or that were raised but never waited for, are carried into the new generation;
+  one that raises, or runs past host.json `functionTimeout`, completes as TaskFailed with the extension's reason
+  text (`activity_failure_reason`);
+* `continue_as_new` starts a new generation (fresh history, same instance id); events raised but not consumed
+  by then are discarded, as the extension discards them (issue #1676); messages that arrive later are delivered
+  to the new generation;
+* a cancelled timer still fires and replays the orchestrator once more (episode.py `_timer`);
+* starting an instance id that exists replaces it when it is Completed, Failed or Terminated and is refused when
+  it is Pending, Running, Suspended or ContinuedAsNew: the extension's default `overridableExistingInstanceStates`
+  is NonRunningStates (src/WebJobs.Extensions.DurableTask/Options/DurableTaskOptions.cs, OverridableStates.cs;
+  the Azure Storage provider throws "An Orchestration instance with the status ... already exists.", which the
+  HTTP API answers 500: HttpApiHandler.cs);
+* at most `maxConcurrentOrchestratorFunctions` episodes and `maxConcurrentActivityFunctions` activities are
+  dispatched at once, and their functions run on the worker's one thread pool (worker.py);
 * one engine drives an instance at a time (a lease in the instance row, renewed; a new engine takes over when it
   expires, or at start-up when it has the same `worker_id` as the previous owner);
 * every episode commits atomically and ETag-conditionally (see store.py), so two engines never interleave.
@@ -20,7 +33,8 @@ Semantics kept from Durable Functions:
 Deliberate simplifications: external events are delivered one per episode (never batched with other
 completions), so an event can not be swallowed by a `task_any` that another completion resolved in the same
 episode; `call_activity_with_retry`, sub-orchestrations and entities are not supported (the instance fails with
-a clear message). Lease times use wall time; orchestration time (timers, `current_utc_datetime`) uses the clock.
+a clear message). Lease times and functionTimeout use wall time; orchestration time (timers,
+`current_utc_datetime`) uses the clock.
 """
 from __future__ import annotations
 
@@ -41,8 +55,9 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 from . import episode
 from . import history as h
 from .episode import TERMINAL
-from .functions import FunctionIndex, build_kwargs, call_sync
-from .store import STATE_RK, Conflict, Store, history_rk, inbox_rk
+from .functions import FunctionIndex, build_kwargs
+from .store import STATE_RK, Conflict, Store, history_rk
+from .worker import FunctionTimeout, WorkerPool
 
 log = logging.getLogger("devhost.engine")
 
@@ -127,7 +142,7 @@ class Engine:
     def __init__(self, store: Store, functions: FunctionIndex, clock, *, worker_id: str | None = None,
                  lease_seconds: float = 30.0, poll_interval: float = 1.0, activity_workers: int = 16,
                  orchestrator_workers: int = 4, client_binding: Callable[[], str] | None = None,
-                 on_timer_armed: Callable[[], None] | None = None):
+                 on_timer_armed: Callable[[], None] | None = None, worker: WorkerPool | None = None):
         self.store = store
         self.functions = functions
         self.clock = clock
@@ -145,6 +160,10 @@ class Engine:
         self._queue_lock = threading.Lock()
         self._queued: set[str] = set()
         self._again: set[str] = set()
+        # Dispatch slots (host side): maxConcurrentOrchestratorFunctions / maxConcurrentActivityFunctions. The
+        # functions themselves run on the worker's one pool (worker.py), shared with HTTP and timer functions.
+        self.worker = worker or WorkerPool(None, None)
+        self._own_worker = worker is None
         self._orch_pool = ThreadPoolExecutor(orchestrator_workers, thread_name_prefix="devhost-orch")
         self._act_pool = ThreadPoolExecutor(activity_workers, thread_name_prefix="devhost-activity")
         self._stop = threading.Event()
@@ -168,6 +187,8 @@ class Engine:
             _registry.get(self.store.key, set()).discard(self)
         self._orch_pool.shutdown(wait=True, cancel_futures=True)
         self._act_pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_worker:
+            self.worker.shutdown()
         for t in self._threads:
             t.join(timeout)
         if release:
@@ -264,7 +285,8 @@ class Engine:
         if got is None:
             raise NotFound(instance_id)
         s = got[0]
-        return {"history_events": int(s.get("historyEvents", 0)), "max_history_events": int(s.get("maxHistoryEvents", 0)),
+        return {"history_events": int(s.get("historyEvents", 0)),
+                "max_history_events": int(s.get("maxHistoryEvents", 0)),
                 "generations": int(s.get("generations", 1)), "episodes": int(s.get("episodes", 0)),
                 "runtime_status": s.get("runtimeStatus")}
 
@@ -462,7 +484,11 @@ class Engine:
         generation = int(state.get("generation", 1))
         if outcome.continued:
             self._next_generation(inst.id, new_state, outcome.continue_input)
-        self._commit(inst, new_state, [row], outcome.consumed, carry=outcome.carry)
+        if outcome.dropped:
+            log.info("instance %s continued as new: %d event(s) raised but not consumed are discarded (%s), as "
+                     "the Durable extension discards them", inst.id, len(outcome.dropped),
+                     ", ".join(m["name"] for m in outcome.dropped))
+        self._commit(inst, new_state, [row], outcome.consumed)
         if outcome.continued:
             inst.history = []
             inst.running.clear()
@@ -499,27 +525,20 @@ class Engine:
         new_state["episode"] = episode_no + 1
         return self.store.history_row(inst.id, int(new_state.get("generation", 1)), episode_no, events)
 
-    def _commit(self, inst: _Owned, new_state: dict, history_rows: list[dict], consumed: list[str],
-                carry: list[dict] | None = None) -> None:
+    def _commit(self, inst: _Owned, new_state: dict, history_rows: list[dict], consumed: list[str]) -> None:
         """Write one episode atomically; raises Conflict if the row changed (another engine, or a takeover)."""
         new_state["leaseOwner"] = self.engine_id
         new_state["leaseWorker"] = self.worker_id
         new_state["leaseUntil"] = time.time() + self.lease_seconds
-        rows = list(history_rows)
-        for msg in carry or []:
-            entity = {"PartitionKey": inst.id, "RowKey": inbox_rk()}
-            self.store.pack(entity, "body", json.dumps(msg), inst.id)
-            rows.append(entity)
-        inst.etag = self.store.commit_episode(new_state, inst.etag, rows, consumed)
+        inst.etag = self.store.commit_episode(new_state, inst.etag, list(history_rows), consumed)
         inst.state = new_state
 
     def _run_orchestrator(self, name: str, instance_id: str, input_text: str | None, replay: list[dict]) -> dict:
         """Call the SDK handle; returns its state dict (isDone/actions/output/customStatus) or one with `error`."""
         info = self._orchestrators[name]
-        context = {"history": replay, "input": input_text, "instanceId": instance_id, "isReplaying": False,
-                   "parentInstanceId": None, "upperSchemaVersion": 2}
+        context = orchestration_context(replay, input_text, instance_id)
         try:
-            raw = info.func(json.dumps(context))
+            raw = self.worker.call(info.name, info.func, json.dumps(context))
         except Exception as exc:  # noqa: BLE001 - the orchestrator failed; the SDK packs its state in the message
             text = str(exc)
             marker = "\n\n$OutOfProcData$:"
@@ -566,14 +585,13 @@ class Engine:
                 client = info.binding("durableClient")
                 if client:
                     values[client["name"]] = self.client_binding()
-                result = call_sync(info, build_kwargs(info, values))
+                result = self.worker.invoke(info, build_kwargs(info, values))
                 encoded = ActivityTriggerConverter.encode(result, expected_type=None).value
                 message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": True,
                            "result": encoded}
             except Exception as exc:  # noqa: BLE001 - an activity failure becomes TaskFailed
                 message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": False,
-                           "reason": f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
-                           "details": traceback.format_exc()}
+                           "reason": activity_failure_reason(name, exc), "details": traceback.format_exc()}
             if self._stop.is_set():
                 return
             message["at"] = h.ts(self.clock.now())
@@ -628,7 +646,8 @@ class Engine:
     def _resume_work(self, inst: _Owned) -> None:
         """Re-run activities that were scheduled but have no result; wake the instance for anything pending."""
         with inst.lock:
-            done = {e.get("TaskScheduledId") for e in inst.history if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)}
+            done = {e.get("TaskScheduledId") for e in inst.history
+                    if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)}
             pending_results = {m.get("taskId") for _, m in self.store.read_inbox(inst.id)
                                if m.get("kind") == "result" and m.get("executionId") == inst.state.get("executionId")}
             for e in inst.history:
@@ -702,6 +721,30 @@ class Engine:
                 self.store.table.delete_entity(row["PartitionKey"], row["RowKey"])
         except Exception:  # noqa: BLE001
             log.debug("could not delete old history of %s", instance_id, exc_info=True)
+
+
+def orchestration_context(history: list[dict], input_text: str | None, instance_id: str) -> dict:
+    """The context JSON the extension hands a Python orchestrator (azure-functions-durable-extension
+    src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs,
+    OrchestrationContextToString): `upperSchemaVersion` V2 (= 1) and `upperSchemaVersionNew` V3 (= 2, the enum
+    in Listener/OutOfProcOrchestrationShim.cs), and the Azure Storage provider's timer limits as .NET TimeSpans
+    (AzureStorageDurabilityProvider.cs: MaximumDelayTime 6 days, LongRunningTimerIntervalLength 3 days), so the
+    SDK splits a timer longer than 6 days into 3-day timers (its LongTimerTask) exactly as in Azure."""
+    return {"history": history, "input": input_text, "instanceId": instance_id, "isReplaying": False,
+            "parentInstanceId": None, "upperSchemaVersion": 1, "upperSchemaVersionNew": 2,
+            "longRunningTimerIntervalDuration": "3.00:00:00", "maximumShortTimerDuration": "6.00:00:00",
+            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000}
+
+
+def activity_failure_reason(name: str, exc: BaseException) -> str:
+    """TaskFailed's reason as the extension words it (src/WebJobs.Extensions.DurableTask/Listener/
+    TaskActivityShim.cs): "Activity function '<name>' failed: <message>". A timeout's message is the host's
+    FunctionTimeoutException text; a Python exception's is the worker's RpcException message
+    (`f"{type}: {exc}"`) as OutOfProcExceptionHelpers.TryGetExceptionWithFriendlyMessage cuts it from
+    "Result: Failure\nException: ...\nStack: ...": everything after "\nException:", so with its leading space."""
+    if isinstance(exc, FunctionTimeout):
+        return f"Activity function '{name}' failed: {exc}"
+    return f"Activity function '{name}' failed:  {type(exc).__name__}: {exc}"
 
 
 def _iso_z(text: str | None) -> str | None:

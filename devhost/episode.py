@@ -19,7 +19,8 @@ One episode, phase by phase:
    marked as played.
 5. `interpret` the actions the orchestrator returned: new TaskScheduled / TimerCreated events, activities to
    run, timers armed or cancelled, continue_as_new, unsupported actions.
-6. `conclude`: the transition: Failed, continued as new (carrying unconsumed events), Completed, or Running.
+6. `conclude`: the transition: Failed, continued as new (dropping events no wait consumed), Completed, or
+   Running.
 
 `plan` chains phases 1-3 and says which of four things the engine has to do: `Drain`, `Terminate`, `Idle` or
 `Run` (then 4-6 around the orchestrator call).
@@ -305,12 +306,15 @@ def _schedule_activity(out: Actions, seq: int, action: dict, now: datetime) -> N
 
 
 def _timer(out: Actions, seq: int, action: dict, known: bool, now: datetime) -> None:
+    """A new timer is created and armed, also one the orchestrator cancelled before yielding it. A cancelled
+    timer stays armed: the extension creates every CreateTimer action as a DTFx timer and only cancels the
+    returned task (azure-functions-durable-extension src/WebJobs.Extensions.DurableTask/Listener/
+    OutOfProcOrchestrationShim.cs: `CreateTimer(action.FireAt, cts.Token)` then `cts.Cancel()` if
+    `isCanceled`), so the timer message still arrives and wakes the orchestrator for one more replay, in which
+    the SDK ignores it. Only the end of the execution (completion, failure, continue_as_new) drops it."""
     if not known:
         out.events.append(h.timer_created(now, seq, action["fireAt"]))
-        if not action.get("isCanceled"):
-            out.timers[str(seq)] = action["fireAt"]
-    elif action.get("isCanceled"):
-        out.timers.pop(str(seq), None)
+        out.timers[str(seq)] = action["fireAt"]
 
 
 # ---- phase 6: the transition ----------------------------------------------------------------------------------
@@ -328,7 +332,7 @@ class Outcome:
     custom_status: str | None = None    # JSON text when the orchestrator set one; None leaves it as it was
     continued: bool = False             # continue_as_new: the engine starts the next generation
     continue_input: Any = None          # the next generation's input (JSON text)
-    carry: list[dict] = field(default_factory=list)     # event messages for the next generation's inbox
+    dropped: list[dict] = field(default_factory=list)   # events continue_as_new discards (no wait consumed them)
 
     @property
     def finished(self) -> bool:
@@ -337,7 +341,7 @@ class Outcome:
     def wants_another(self, now: datetime) -> bool:
         """Whether the engine should run the next episode at once rather than wait for a message or a timer."""
         due = any(h.parse_ts(at) <= now for at in self.timers.values())
-        return self.continued or due or self.inbox_left > 0 or bool(self.carry)
+        return self.continued or due or self.inbox_left > 0
 
 
 def conclude(run: Run, episode_events: list[dict], result: dict, now: datetime) -> Outcome:
@@ -354,7 +358,7 @@ def conclude(run: Run, episode_events: list[dict], result: dict, now: datetime) 
     if error is not None:
         _finish(out, "Failed", json.dumps(f"Orchestrator function '{snap.name}' failed: {error}"), now)
     elif result.get("isDone") and acts.continued:
-        out.carry = carried_events(snap.history + events, result.get("actions") or [])
+        out.dropped = carried_events(snap.history + events, result.get("actions") or [])
         out.events.append(h.event(h.CONTINUE_AS_NEW, now, Input=acts.continue_input))
         out.timers, out.activities = {}, []
     elif result.get("isDone"):
@@ -369,6 +373,11 @@ def _finish(out: Outcome, status: str, output: str, now: datetime) -> None:
 
 
 def carried_events(history: list[dict], actions: list) -> list[dict]:
-    """Events of this generation no live wait consumed, as inbox messages for the next one (same send time)."""
+    """Events of this generation no live wait consumed (as inbox messages): what continue_as_new discards.
+
+    The extension does not carry them into the new generation: an event raised but not yet consumed when the
+    orchestrator continues as new is lost (azure-functions-durable-extension issue #1676; the Python SDK's
+    `continue_as_new` has no `preserve_unprocessed_events`). Events still in the inbox (sent after the
+    episode's batch) are delivered to the new generation, as queued messages are in Azure."""
     return [{"kind": "event", "name": e["Name"], "input": e.get("Input"), "at": e["Timestamp"]}
             for e in h.unconsumed_events(history, actions)]

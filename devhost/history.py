@@ -132,12 +132,13 @@ def flatten_actions(actions: list) -> Iterator[tuple[int | None, dict]]:
 
 
 def unconsumed_events(history: list[dict], actions: list) -> list[dict]:
-    """EventRaised events of this generation that no live wait consumed (to carry over on continue_as_new).
+    """EventRaised events of this generation that no live wait consumed: what `continue_as_new` discards.
 
     The SDK matches an event to an open wait task by name, or buffers it until a wait is yielded. A wait that
-    lost a `task_any` race stays open and silently swallows the next event of its name; Durable Functions
-    loses such an event at `continue_as_new`. The local engine keeps it: an event counts as consumed only if
-    the wait it went to was still live (no sibling of its `task_any` had completed before the event).
+    lost a `task_any` race stays open and silently swallows the next event of its name. Either way Durable
+    Functions loses such an event at `continue_as_new` (extension issue #1676), and so does the local engine; it
+    only logs them. An event counts as consumed if the wait it went to was still live (no sibling of its
+    `task_any` had completed before the event).
     """
     waits = _waits(actions)
     completed_at = _completion_index(history)

@@ -37,9 +37,11 @@ from .engine import Engine
 from .functions import FunctionIndex, load_app
 from .http_server import HttpServer
 from .routing import Router
-from .settings import EnvironmentPatch, read_host_json, resolve
+from .keys import Keys
+from .settings import EnvironmentPatch, flag, read_host_json, resolve
 from .store import Store
 from .timers import TimerTriggers, seconds_until
+from .worker import DEFAULT_FUNCTION_TIMEOUT, WorkerPool, parse_timespan, thread_count
 
 log = logging.getLogger("devhost")
 
@@ -49,8 +51,8 @@ class DevHost:
 
     def __init__(self, app_dir: str | Path = ".", module: str = "function_app", port: int = 0, clock=None,
                  settings: dict[str, Any] | None = None, worker_id: str | None = None, *,
-                 lease_seconds: float = 30.0, poll_interval: float = 1.0, activity_workers: int = 16,
-                 http_workers: int = 64):
+                 lease_seconds: float = 30.0, poll_interval: float = 1.0, host_workers: int = 32,
+                 function_timeout: float | None = None, http_workers: int | None = None):
         self.app_dir = Path(app_dir).resolve()
         self.module = module
         self.requested_port = port
@@ -60,8 +62,10 @@ class DevHost:
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
-        self.activity_workers = activity_workers
-        self.http_workers = http_workers
+        # `http_workers` (older name): the host's own threads; function threads are the worker's (worker.py)
+        self.host_workers = http_workers or host_workers
+        self.function_timeout_override = function_timeout
+        self.worker: WorkerPool | None = None
         self.port: int | None = None
         self.engine: Engine | None = None
         self.store: Store | None = None
@@ -105,9 +109,12 @@ class DevHost:
             self.router.add(info.name, info.trigger.get("route"), info.trigger.get("methods"),
                             info.trigger.get("authLevel", "function"), handler=info)
 
-        self._executor = ThreadPoolExecutor(self.http_workers, thread_name_prefix="devhost-http")
+        # The worker's one pool for every sync function; the host's own pool for its storage work.
+        self.worker = WorkerPool(thread_count(), self._function_timeout(host_json))
+        self._executor = ThreadPoolExecutor(self.host_workers, thread_name_prefix="devhost-host")
+        keys = Keys.from_settings(os.environ, self.app_dir) if flag("DEVHOST_REQUIRE_KEYS") else None
         # bind first (the durable client binding needs the port), serve at the end when everything is ready
-        self._server = HttpServer(self.router, None, self._executor, self.client_binding_json)
+        self._server = HttpServer(self.router, None, self.worker, self.client_binding_json, keys)
         self.port = self._server.bind(self.requested_port)
 
         needs_engine = bool(self.functions.orchestrators() or self.functions.activities()
@@ -115,18 +122,23 @@ class DevHost:
         if needs_engine:
             connection = os.environ.get("AzureWebJobsStorage", "")
             prefix_setting = os.environ.get("JOB_ORCHESTRATION_STORE_PREFIX") or "devhost"
+            durable = extensions.get("durableTask") or {}
+            cpus = os.cpu_count() or 1
             self.store = Store(connection, prefix_setting)
             self.engine = Engine(self.store, self.functions, self.clock, worker_id=self.worker_id,
                                  lease_seconds=self.lease_seconds, poll_interval=self.poll_interval,
-                                 activity_workers=self.activity_workers, client_binding=self.client_binding_json,
-                                 on_timer_armed=self._wake.set)
+                                 activity_workers=int(durable.get("maxConcurrentActivityFunctions") or 10 * cpus),
+                                 orchestrator_workers=int(durable.get("maxConcurrentOrchestratorFunctions")
+                                                          or 10 * cpus),
+                                 client_binding=self.client_binding_json, on_timer_armed=self._wake.set,
+                                 worker=self.worker)
             self._server.durable = DurableApi(self.engine, self.binding, self._executor)
             self.engine.start()
         tracker = self.engine.tracker if self.engine else _NullTracker()
         timer_fns = self.functions.of_type("timerTrigger")
         self.triggers = TimerTriggers(timer_fns, self.clock, tracker, store=self.store,
                                       client_binding=self.client_binding_json,
-                                      owner=self.worker_id or "devhost")
+                                      owner=self.worker_id or "devhost", worker=self.worker)
         if not self.manual:
             self._scheduler = threading.Thread(target=self._schedule_loop, name="devhost-scheduler", daemon=True)
             self._scheduler.start()
@@ -157,6 +169,8 @@ class DevHost:
             self.engine.stop(release=release_leases)
         if self._executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.worker:
+            self.worker.shutdown()
         if self.store:
             self.store.close()
         if self._previous_clock is not None and shared_clock.get_clock() is self.clock:
@@ -168,6 +182,14 @@ class DevHost:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _function_timeout(self, host_json: dict) -> float | None:
+        """host.json `functionTimeout` (the Flex Consumption default, 30 minutes, when absent; -1: none)."""
+        if self.function_timeout_override is not None:
+            return self.function_timeout_override
+        if "functionTimeout" not in host_json:
+            return DEFAULT_FUNCTION_TIMEOUT
+        return parse_timespan(host_json.get("functionTimeout"))
 
     # ---- addresses and bindings -----------------------------------------------------------------------------
     @property

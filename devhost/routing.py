@@ -4,10 +4,20 @@ Local/test host only: production runs on the real Functions host. What is copied
 
 * templates `{name}`, constraints `{id:guid}` / `{n:int:min(1)}`, defaults `{name=x}`, optional `{name?}`
   and catch-all `{*rest}` / `{**rest}`; literal segments match case-insensitively;
-* precedence: a literal segment beats a constrained parameter, which beats a plain parameter, which beats an
-  optional one, which beats a catch-all (segment by segment), so `items/special` wins over `items/{*rest}`;
-* route values are percent-decoded except `%2F`, which stays encoded (the app decodes it itself);
-* a path that matches a route but not its methods gives 405 (the real host answers 404; 405 is more useful).
+* the order routes are tried in: the host maps one route per function in the order of its function list, which
+  FunctionMetadataManager sorts by name, case-insensitively (azure-functions-host
+  src/WebJobs.Script/Host/FunctionMetadataManager.cs, `OrderBy(f => f.Name, StringComparer.OrdinalIgnoreCase)`;
+  src/WebJobs.Script.WebHost/WebScriptHostHttpRoutesManager.cs maps them in that order), and the route collection
+  takes the first route whose template and method constraint (`HttpMethodRouteConstraint`) match (host issues
+  #9876, #3153): not the most specific template. `Router.most_specific` gives ASP.NET Core's endpoint-routing
+  precedence for tests that compare the two rules;
+* a path whose template matches but whose method does not is 404, like any unmatched path (a failed method
+  constraint is just a route that does not match; the host has no 405);
+* route values are percent-decoded except `%2F`, which stays encoded (Kestrel decodes the request path but not
+  an encoded slash: the app decodes it itself); a catch-all value is the rest of the path as it came, a trailing
+  slash included (ASP.NET Core's RoutePatternMatcher captures `path.Substring(offset)`), and an empty catch-all
+  or an unused optional parameter is not passed at all (the host drops null route values:
+  src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs, PopulateHttpRouteDataAsParams).
 """
 from __future__ import annotations
 
@@ -256,27 +266,45 @@ class Router:
         route = Route(function_name, RouteTemplate(template if template is not None else function_name),
                       methods_set, str(auth_level).lower(), len(self.routes), handler)
         self.routes.append(route)
-        self.routes.sort(key=lambda r: (r.template.precedence, r.order))
         return route
 
     def public_path(self, route: Route) -> str:
         parts = [p for p in (self.prefix, route.template.template) if p]
         return "/" + "/".join(parts)
 
-    def resolve(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, Any] | None, set[str]]:
-        """(route, route_values, allowed_methods): route None + allowed methods non-empty means 405."""
-        segments = raw_path.strip("/").split("/") if raw_path.strip("/") else []
+    def in_host_order(self) -> list[Route]:
+        """Routes in the order the real host tries them: by function name, case-insensitively (stable)."""
+        return sorted(self.routes, key=lambda r: (r.function_name.lower(), r.order))
+
+    def _segments(self, raw_path: str) -> list[str] | None:
+        """The path's segments after the prefix, a trailing empty one kept (a catch-all keeps the slash)."""
+        path = raw_path.lstrip("/")
+        segments = path.split("/") if path else []
         if self.prefix:
             prefix_segments = self.prefix.split("/")
             if [s.lower() for s in segments[:len(prefix_segments)]] != [s.lower() for s in prefix_segments]:
-                return None, None, set()
+                return None
             segments = segments[len(prefix_segments):]
-        allowed: set[str] = set()
-        for route in self.routes:
-            values = route.template.match(segments)
-            if values is None:
+        return segments
+
+    def resolve(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, Any] | None]:
+        """(route, route values) of the first route in host order whose template and method match, else
+        (None, None): the caller answers 404 either way."""
+        segments = self._segments(raw_path)
+        if segments is None:
+            return None, None
+        for route in self.in_host_order():
+            if not route.allows(method):
                 continue
-            if route.allows(method):
-                return route, values, set()
-            allowed |= route.methods or set()
-        return None, None, allowed
+            values = route.template.match(segments)
+            if values is not None:
+                return route, values
+        return None, None
+
+    def most_specific(self, method: str, raw_path: str) -> Route | None:
+        """ASP.NET Core endpoint routing's choice (most specific template): for comparing the two rules."""
+        segments = self._segments(raw_path)
+        if segments is None:
+            return None
+        matches = [r for r in self.routes if r.allows(method) and r.template.match(segments) is not None]
+        return min(matches, key=lambda r: (r.template.precedence, r.order)) if matches else None

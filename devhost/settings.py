@@ -4,6 +4,9 @@ Local/test host only. Precedence, as with `func start`: a variable already set i
 over `local.settings.json`; a programmatic `settings` dict given to `DevHost` wins over both (it is the test's
 explicit choice). Values are put into `os.environ` (process-wide: two hosts in one process share them) and the
 host restores what it changed when it stops.
+
+The settings the local host itself reads (not the app's: those are declared in shared/platform/settings.py) are
+declared in `HOST_SETTINGS` below, with what each does.
 """
 from __future__ import annotations
 
@@ -12,6 +15,23 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+
+
+# Settings of the local host (and of the platform pieces it stands in for), read from the environment it set up.
+HOST_SETTINGS: dict[str, str] = {
+    "DEVHOST_REQUIRE_KEYS": "true: enforce function keys like the real host (default false, like `func start`)",
+    "DEVHOST_KEYS_FILE": "JSON file of keys in `az functionapp keys list` shape (+ `functions`); see keys.py",
+    "DEVHOST_MASTER_KEY": "the master key (Admin level), when keys are enforced",
+    "DEVHOST_FUNCTION_KEY": "a host function key named `default` (Function level), when keys are enforced",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "threads of the worker's pool for sync functions (the Python worker's "
+                                      "setting; default min(32, cpu + 4))",
+}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def flag(name: str, env: dict[str, str] | None = None) -> bool:
+    """A boolean host setting (`1`, `true`, `yes`, `on`, any case, are true)."""
+    return (os.environ if env is None else env).get(name, "").strip().lower() in _TRUE
 
 
 def read_local_settings(app_dir: Path) -> dict[str, str]:

@@ -48,8 +48,9 @@ class TimerTriggers:
     """All timer-triggered functions of the app; `fire_due()` runs what is due on the clock."""
 
     def __init__(self, functions: list[FunctionInfo], clock, tracker, store=None, owner: str = "devhost",
-                 workers: int = 4, client_binding=None):
+                 workers: int = 4, client_binding=None, worker=None):
         self.clock = clock
+        self.worker = worker        # the worker's pool (worker.py); None: call in the timer thread
         self.client_binding = client_binding or (lambda: "{}")
         self.tracker = tracker
         self.store = store
@@ -103,7 +104,10 @@ class TimerTriggers:
             client = info.binding("durableClient")
             if client:  # a timer function may start orchestrations, as on the real host
                 values[client["name"]] = self.client_binding()
-            call_sync(info, build_kwargs(info, values))
+            if self.worker is not None:
+                self.worker.invoke(info, build_kwargs(info, values))
+            else:
+                call_sync(info, build_kwargs(info, values))
         except Exception:  # noqa: BLE001 - the real host logs a failed timer run and waits for the next one
             log.exception("timer function %s failed", info.name)
         finally:

@@ -176,7 +176,8 @@ def test_timer_sorts_before_a_message_of_the_same_instant():
     assert types(step.new_events) == [h.TIMER_FIRED, h.TASK_COMPLETED]
 
 
-def test_timer_created_once_and_cancelled_when_the_race_is_lost():
+def test_timer_created_once_and_still_armed_when_the_race_is_lost():
+    """The extension creates the timer and only cancels its task: it still fires (one more replay)."""
     race = [[any_of(timer(60), wait("approve"))]]
     first = run_once(snap(status="Pending"), [], {"isDone": False, "actions": race}, at(0))
     assert first.timers == {"0": h.ts(at(60))}
@@ -186,7 +187,11 @@ def test_timer_created_once_and_cancelled_when_the_race_is_lost():
     won = [[any_of(timer(60, canceled=True), wait("approve"))]]
     out = run_once(snap(history, timers=first.timers), inbox(raised("approve", "alice", seconds=30)),
                    {"isDone": False, "actions": won}, at(30))
-    assert out.timers == {} and h.TIMER_CREATED not in types(out.events)
+    assert out.timers == first.timers and h.TIMER_CREATED not in types(out.events)
+
+    # created already cancelled (the event was buffered): created and armed all the same
+    out = run_once(snap(status="Pending"), [], {"isDone": False, "actions": won}, at(0))
+    assert out.timers == {"0": h.ts(at(60))} and h.TIMER_CREATED in types(out.events)
 
 
 # ---- transitions -----------------------------------------------------------------------------------------------
@@ -221,9 +226,9 @@ def test_unsupported_action_fails_the_instance_and_schedules_nothing(kind, name)
     assert f"devhost does not support {name}" in json.loads(out.output)
 
 
-def test_continue_as_new_carries_events_no_live_wait_consumed():
+def test_continue_as_new_drops_events_no_live_wait_consumed():
     """Round: task_any(timer 0, wait "ping"); the timer won, activity 1 ran, then continue_as_new (seq 2).
-    A "ping" raised after the timer fired went to the abandoned wait: it is carried into the next generation."""
+    A "ping" raised after the timer fired went to the abandoned wait: continue_as_new discards it (#1676)."""
     history = started() + [h.timer_created(at(0), 0, h.ts(at(10))), h.orchestrator_completed(at(0)),
                            h.orchestrator_started(at(10)), h.timer_fired(at(10), 0, h.ts(at(10))),
                            h.task_scheduled(at(10), 1, "add_one", "0"), h.orchestrator_completed(at(10)),
@@ -234,21 +239,21 @@ def test_continue_as_new_carries_events_no_live_wait_consumed():
     out = run_once(snap(history), inbox(result(1, 1, seconds=12)),
                    {"isDone": True, "output": None, "actions": actions}, at(12))
     assert out.continued and out.continue_input == '{"round": 1}' and out.status == "Running"
-    assert out.carry == [{"kind": "event", "name": "ping", "input": '"late"', "at": h.ts(at(11))}]
+    assert out.dropped == [{"kind": "event", "name": "ping", "input": '"late"', "at": h.ts(at(11))}]
     assert out.events[-1]["EventType"] == h.CONTINUE_AS_NEW and out.events[-1]["Input"] == '{"round": 1}'
     assert out.timers == {} and out.activities == [] and out.output is None
     assert out.wants_another(at(12))
 
 
-def test_continue_as_new_does_not_carry_an_event_its_wait_consumed():
+def test_continue_as_new_reports_only_events_no_wait_consumed():
     history = started() + [h.timer_created(at(0), 0, h.ts(at(10))), h.event_raised(at(5), "ping", '"p1"')]
     actions = [[any_of(timer(10, canceled=True), wait("ping")),
                 {"actionType": h.CONTINUE_AS_NEW_ACTION, "input": "{}"}]]
     out = run_once(snap(history, timers={"0": h.ts(at(10))}), inbox(raised("other", 1, seconds=5)),
                    {"isDone": True, "actions": actions}, at(6))
     assert out.continued
-    # "ping" went to the live wait; "other" (delivered now, never waited for) is carried
-    assert [m["name"] for m in out.carry] == ["other"]
+    # "ping" went to the live wait; "other" (delivered now, never waited for) is dropped
+    assert [m["name"] for m in out.dropped] == ["other"]
 
 
 # ---- control requests -------------------------------------------------------------------------------------------

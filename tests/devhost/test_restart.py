@@ -71,7 +71,7 @@ def test_two_hosts_respect_leases_then_take_over(make_host):
     assert b.engine.owns(iid)
     b.run(b.client().raise_event(iid, "go2", 2))
     b.wait_idle(10)
-    assert b.engine.status(iid)["output"] == [1, 2]
+    assert b.engine.status(iid)["output"] == ["1", "2"]       # event data as JSON text (#295)
 
 
 def test_separate_process_host_then_in_process_takeover(make_host, storage_env):
@@ -107,4 +107,4 @@ def test_separate_process_host_then_in_process_takeover(make_host, storage_env):
     assert host.engine.owns(iid)
     host.run(host.client().raise_event(iid, "go2", "in-process"))
     host.wait_idle(10)
-    assert host.engine.status(iid)["output"] == [{"from": "proc"}, "in-process"]
+    assert host.engine.status(iid)["output"] == [{"from": "proc"}, '"in-process"']

@@ -8,6 +8,8 @@ import requests
 
 from devhost.routing import RouteTemplate, Router
 
+ERROR_KEYS = {"status", "type", "message", "debug", "data"}
+
 
 def seg(path):
     return path.strip("/").split("/")
@@ -30,24 +32,42 @@ def test_encoded_slash_stays_encoded_in_route_values():
     assert RouteTemplate("jobs/{name}").match(["jobs", "a%2Fb%20c"]) == {"name": "a%2Fb c"}
 
 
-def test_literal_beats_parameter_beats_catch_all():
+def test_first_route_in_function_name_order_wins_and_a_method_mismatch_is_404():
+    """The real host: routes tried in case-insensitive function-name order, first template+method match wins."""
     router = Router("api")
-    router.add("catch", "items/{*rest}", ["GET"])
-    router.add("param", "items/{id}", ["GET"])
-    router.add("literal", "items/special", ["GET"])
-    assert router.resolve("GET", "/api/items/special")[0].function_name == "literal"
-    assert router.resolve("GET", "/api/items/7")[0].function_name == "param"
-    assert router.resolve("GET", "/api/items/7/8")[0].function_name == "catch"
-    route, _, allowed = router.resolve("POST", "/api/items/7")
-    assert route is None and allowed == {"GET"}
-    assert router.resolve("GET", "/other/items/7") == (None, None, set())
+    router.add("b_param", "items/{id}", ["GET"])
+    router.add("A_catch", "items/{*rest}", ["GET"])
+    router.add("c_literal", "items/special", ["GET"])
+    assert router.resolve("GET", "/api/items/special")[0].function_name == "A_catch"
+    assert router.most_specific("GET", "/api/items/special").function_name == "c_literal"
+    assert router.most_specific("GET", "/api/items/7").function_name == "b_param"
+    assert router.resolve("POST", "/api/items/7") == (None, None)
+    assert router.resolve("GET", "/other/items/7") == (None, None)
+
+    router = Router("api")
+    router.add("z_catch", "items/{*rest}", ["GET"])
+    router.add("m_param", "items/{id}", ["GET"])
+    router.add("a_literal", "items/special", ["GET"])
+    assert router.resolve("GET", "/api/items/special")[0].function_name == "a_literal"
+    assert router.resolve("GET", "/api/items/7")[0].function_name == "m_param"
+    assert router.resolve("GET", "/api/items/7/8")[0].function_name == "z_catch"
+
+
+def test_catch_all_keeps_a_trailing_slash_and_an_empty_one_is_absent():
+    router = Router("api")
+    router.add("files", "files/{*rest}", ["GET"])
+    assert router.resolve("GET", "/api/files/a/b/")[1] == {"rest": "a/b/"}
+    assert router.resolve("GET", "/api/files/a%2Fb%20c")[1] == {"rest": "a%2Fb c"}
+    assert router.resolve("GET", "/api/files/")[1] == {"rest": None}
+    assert router.resolve("GET", "/api/FILES")[1] == {"rest": None}
 
 
 def test_http_functions_through_the_host(host):
     gid = str(uuid.uuid4())
     r = requests.get(f"{host.url}/api/items/{gid}")
     assert r.json() == {"route": "guid", "id": gid}
-    assert requests.get(f"{host.url}/api/items/special").json() == {"route": "special"}
+    # item_catch_all sorts before item_special: the real host gives the catch-all the literal's requests
+    assert requests.get(f"{host.url}/api/items/special").json() == {"route": "catchall", "rest": "special"}
     assert requests.get(f"{host.url}/api/items/a/b%2Fc").json() == {"route": "catchall", "rest": "a/b%2Fc"}
     assert requests.delete(f"{host.url}/api/items/x").json()["route"] == "catchall"
 
@@ -59,10 +79,11 @@ def test_http_functions_through_the_host(host):
                         "header": "yes"}
     assert requests.get(f"{host.url}/api/ping?code=ignored-function-key").text == "pong"
 
-    assert requests.get(f"{host.url}/api/nothing-here").status_code == 404
-    assert requests.get(f"{host.url}/ping").status_code == 404          # route prefix required
-    r = requests.put(f"{host.url}/api/echo/bob")
-    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "POST"}
+    for missing in ("/api/nothing-here", "/ping"):                      # route prefix required
+        r = requests.get(f"{host.url}{missing}")
+        assert r.status_code == 404 and set(r.json()) == ERROR_KEYS
+    r = requests.put(f"{host.url}/api/echo/bob")                        # a method mismatch: 404, as the host
+    assert r.status_code == 404 and r.json()["type"] == "NotFound"
 
 
 def test_two_hundred_concurrent_requests(host):
