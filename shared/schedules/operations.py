@@ -260,7 +260,7 @@ def view(record: JobRecord | Mapping[str, Any], *, now: datetime | None = None) 
     if s.suspended_reason:
         body["suspendedReason"] = s.suspended_reason
     body.update(runs=list(s.runs), olderRuns=dict(s.older_runs), counts=dict(s.counts),
-                consecutiveFailures=stored.get("consecutiveFailures", 0))
+                consecutiveFailures=s.consecutive_failures)
     if s.pending:
         body["pending"] = {"scheduled": s.pending.scheduled}
     return body
