@@ -90,25 +90,44 @@ class FunctionIndex:
         return out
 
 
-def load_app(app_dir: str | Path, module: str = "function_app") -> Any:
-    """Import `module` from `app_dir` and return its `app`; reuse it if that module is already imported."""
+_private_modules: dict[Path, Any] = {}
+
+
+def load_module(app_dir: str | Path, module: str = "function_app") -> Any:
+    """Import `module` from `app_dir` (the worker imports the app's script file from the app's folder).
+
+    The module keeps its own name when that name is free or already this folder's module; when another folder's
+    module holds the name (the real app and a sample app, both `function_app`, in one test session) it is loaded
+    from its file under a private name, once per file: a module with side effects at import is not run twice.
+    """
     app_dir = Path(app_dir).resolve()
     if str(app_dir) not in sys.path:
         sys.path.insert(0, str(app_dir))
+    path = (app_dir / (module.replace(".", "/") + ".py")).resolve()
     existing = sys.modules.get(module)
-    if existing is not None:
-        file = getattr(existing, "__file__", None)
-        if file and Path(file).resolve().parent == app_dir or (file and str(Path(file).resolve()).startswith(
-                str(app_dir / module.replace(".", "/")))):
-            return _app_of(existing)
-        # Same module name from another directory: load this one under a private name.
-        path = app_dir / (module.replace(".", "/") + ".py")
+    if existing is not None and _origin(existing) == path:
+        return existing
+    if existing is None:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin and Path(spec.origin).resolve() == path:
+            return importlib.import_module(module)
+    if path not in _private_modules:
         spec = importlib.util.spec_from_file_location(f"_devhost_app_{uuid.uuid4().hex[:8]}", path)
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod
         spec.loader.exec_module(mod)
-        return _app_of(mod)
-    return _app_of(importlib.import_module(module))
+        _private_modules[path] = mod
+    return _private_modules[path]
+
+
+def _origin(mod: Any) -> Path | None:
+    file = getattr(mod, "__file__", None)
+    return Path(file).resolve() if file else None
+
+
+def load_app(app_dir: str | Path, module: str = "function_app") -> Any:
+    """The `app` (a `FunctionApp`/`DFApp`) of the module `load_module` gives."""
+    return _app_of(load_module(app_dir, module))
 
 
 def _app_of(mod: Any) -> Any:

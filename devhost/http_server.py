@@ -125,7 +125,7 @@ class _JsonErrors(RequestHandler):
             return super().handle_error(request, status, exc, message)
         kind, text = "BadRequest", message or "the request could not be parsed"
         if isinstance(exc, LineTooLong):
-            if "status line" in str(exc).lower() or "request line" in str(exc).lower():
+            if f"more than {MAX_LINE} bytes" in str(exc):      # the request line (the parser names no part)
                 status, kind = 414, "UriTooLong"
             else:
                 status, kind = 431, "RequestHeaderFieldsTooLarge"

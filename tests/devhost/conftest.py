@@ -1,17 +1,15 @@
 """Fixtures for the devhost tests: a DevHost over the sample app, real Azurite, a ManualClock."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from devhost import DevHost
+from devhost.functions import load_module
 from shared.platform.clock import ManualClock
 
 SAMPLE_APP = Path(__file__).resolve().parent / "sample_app"
-if str(SAMPLE_APP) not in sys.path:
-    sys.path.insert(0, str(SAMPLE_APP))
 
 
 @pytest.fixture
@@ -45,12 +43,15 @@ def host(make_host):
 
 @pytest.fixture
 def sample_app():
-    # Imported here, not at the top: the real app's module is also named `function_app` (tests/e2e load it in
-    # the same session), so the sample one is imported only by the tests that use it.
-    import function_app
+    # Loaded from its folder, not imported by name: the real app's module is also named `function_app` (tests/e2e
+    # and tests/unit load it in the same session); devhost.functions.load_module gives the sample's either way.
+    function_app = load_module(SAMPLE_APP)
 
     function_app.TICKS.clear()
     function_app.ACTIVITY_CALLS.clear()
+    function_app.THREADS.clear()
     function_app.GATE.clear()
+    function_app.SLEEPY_RELEASE.clear()
     yield function_app
     function_app.GATE.set()
+    function_app.SLEEPY_RELEASE.set()

@@ -166,3 +166,57 @@ def tick(timer: func.TimerRequest) -> None:
     with _lock:
         TICKS.append({"at": clock.now().isoformat(), "past_due": timer.past_due})
     logging.info("tick")
+
+
+@app.route(route="inspect/{*rest}", methods=["GET", "POST", "PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+def inspect_request(req: func.HttpRequest) -> func.HttpResponse:
+    """What the function got, as the worker hands it over (headers, query, route values, body, thread)."""
+    return func.HttpResponse(json.dumps({
+        "method": req.method, "url": req.url, "headers": dict(req.headers), "params": dict(req.params),
+        "route": dict(req.route_params), "body": req.get_body().decode("utf-8", "replace"),
+        "thread": threading.current_thread().name}), mimetype="application/json")
+
+
+@app.route(route="admin-only", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def admin_only(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("admin")
+
+
+@app.orchestration_trigger(context_name="context")
+def long_sleep(context: df.DurableOrchestrationContext):
+    """One durable timer of `days` days (the SDK splits it into 3-day timers past 6 days)."""
+    days = context.get_input() or 10
+    yield context.create_timer(context.current_utc_datetime + timedelta(days=days))
+    return context.current_utc_datetime.isoformat()
+
+
+@app.orchestration_trigger(context_name="context")
+def race_then_wait(context: df.DurableOrchestrationContext):
+    """An event beats a timer; then a second wait: the cancelled timer still wakes the orchestrator once."""
+    timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=30))
+    first = context.wait_for_external_event("first")
+    winner = yield context.task_any([timer, first])
+    if winner == first:
+        timer.cancel()
+    THREADS.append(("orchestrator", threading.current_thread().name))
+    second = yield context.wait_for_external_event("second")
+    return {"first": first.result, "second": second}
+
+
+@app.orchestration_trigger(context_name="context")
+def call_sleepy(context: df.DurableOrchestrationContext):
+    try:
+        return (yield context.call_activity("sleepy", context.get_input()))
+    except Exception as exc:  # noqa: BLE001
+        return {"failed": str(exc)}
+
+
+@app.activity_trigger(input_name="seconds")
+def sleepy(seconds: float) -> float:
+    THREADS.append(("activity", threading.current_thread().name))
+    SLEEPY_RELEASE.wait(seconds)
+    return seconds
+
+
+THREADS: list = []
+SLEEPY_RELEASE = threading.Event()
