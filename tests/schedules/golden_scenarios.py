@@ -2,7 +2,7 @@
 shared/schedules/ was split into modules (golden_state.json): the typed state record must store and show
 exactly what the dict of string keys did.
 
-    .venv/bin/python tests/schedules/golden_scenarios.py   # rewrite golden_state.json from the current code
+    .venv/bin/python -m tests.schedules.golden_scenarios   # rewrite golden_state.json from the current code
 
 Every scenario uses fixed uids, fixed times and run uids derived from (schedule uid, scheduled time), so that
 its stored JSON is the same on every run.
@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
+
+from shared.jobs.models import RECURRING_JOB_HANDLER_TYPE
+from shared.jobs.record import ROW, JobRecord
+from shared.jobs.status import JobStatus
+from shared.jobs.store import store
+from shared.schedules import history, operations, tick
+from tests.support.azurite import start_azurite
+
+from .conftest import recurring_entity
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden_state.json"
@@ -51,14 +59,7 @@ class Runs:
         return self.status.get(run_uid)
 
 
-def _record(uid: str, cron: str, **schedule: Any):
-    from conftest import recurring_entity
-
-    from shared.jobs.record import JobRecord
-    from shared.jobs.models import RECURRING_JOB_HANDLER_TYPE
-    from shared.jobs.status import JobStatus
-    from shared.jobs.store import store
-
+def _record(uid: str, cron: str, **schedule: Any) -> JobRecord:
     entity = recurring_entity(cron, **schedule)
     entity["uid"] = uid
     return store().create(JobRecord(uid=uid, kind="recurring", status=JobStatus.REGISTERED, entity=entity,
@@ -70,9 +71,6 @@ def _uid(name: str) -> str:
 
 
 def _snapshot(api, uid: str) -> dict[str, Any]:
-    from shared.jobs.record import ROW
-    from shared.jobs.store import store
-
     row = store().jobs.get_entity(uid, ROW)
     return {"stored": row["schedule"], "status": row["status"], "view": json.dumps(api.view(store().get(uid)))}
 
@@ -159,8 +157,6 @@ def suspended(api) -> list[dict]:
 
 
 def listener(api) -> list[dict]:
-    from shared.jobs.status import JobStatus
-
     uid, runs = _uid("listener"), Runs("running")
     api.register(_record(uid, "*/5 * * * *", suspendAfterFailures=1), now=T0)
     _ticks(api, runs, [0])
@@ -182,8 +178,6 @@ def removed(api) -> list[dict]:
 
 
 def crashed_claim(api) -> list[dict]:
-    from shared.jobs.store import store
-
     uid, runs = _uid("crashed"), Runs()
     api.register(_record(uid, "*/5 * * * *"), now=T0)
 
@@ -206,18 +200,12 @@ SCENARIOS: dict[str, Callable[[Any], list[dict]]] = {
 
 def current_api():
     """The schedules API of the code as it is now (after the split into modules)."""
-    from shared.schedules import history, operations, tick
-
     return SimpleNamespace(register=operations.register, tick=tick.tick, suspend=operations.suspend,
                            resume=operations.resume, unregister=operations.unregister, view=operations.view,
                            status_changed=history.RUN_LISTENER.status_changed)
 
 
 def main() -> None:
-    root = HERE.parents[1]
-    sys.path[:0] = [str(root), str(HERE)]
-    from tests.support.azurite import start_azurite
-
     server = start_azurite()
     os.environ["AzureWebJobsStorage"] = server.connection_string
     try:

@@ -5,7 +5,7 @@ import copy
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import recurring_entity
+from .conftest import recurring_entity
 
 from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus

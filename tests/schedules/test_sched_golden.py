@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from golden_scenarios import GOLDEN, SCENARIOS, current_api
+from .golden_scenarios import GOLDEN, SCENARIOS, current_api
 
 EXPECTED = json.loads(GOLDEN.read_text())
 

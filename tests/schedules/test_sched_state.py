@@ -5,13 +5,13 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from conftest import recurring_entity
+from .conftest import recurring_entity
 
 from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus
 from shared.schedules.operations import new_state, validate, view
 from shared.schedules.state import Lifecycle, Pending, ScheduleRecord
-from golden_scenarios import GOLDEN
+from .golden_scenarios import GOLDEN
 
 UTC = timezone.utc
 T0 = datetime(2026, 5, 3, 23, 59, 30, tzinfo=UTC)

@@ -7,7 +7,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import FakeRuns, new_record, recurring_entity, stored_record
+from .conftest import FakeRuns, new_record, recurring_entity, stored_record
 
 from shared.schedules import due_index, history, operations as schedules, tick as ticking
 from shared.platform.errors import BadRequest, Conflict
