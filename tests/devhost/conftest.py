@@ -50,6 +50,7 @@ def sample_app():
     function_app.TICKS.clear()
     function_app.ACTIVITY_CALLS.clear()
     function_app.THREADS.clear()
+    function_app.RUNNING[:] = [0, 0]
     function_app.GATE.clear()
     function_app.SLEEPY_RELEASE.clear()
     yield function_app

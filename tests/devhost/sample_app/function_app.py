@@ -211,11 +211,27 @@ def call_sleepy(context: df.DurableOrchestrationContext):
         return {"failed": str(exc)}
 
 
+@app.orchestration_trigger(context_name="context")
+def many_sleepy(context: df.DurableOrchestrationContext):
+    n, seconds = context.get_input()
+    return (yield context.task_all([context.call_activity("sleepy", seconds) for _ in range(n)]))
+
+
 @app.activity_trigger(input_name="seconds")
 def sleepy(seconds: float) -> float:
-    THREADS.append(("activity", threading.current_thread().name))
-    SLEEPY_RELEASE.wait(seconds)
+    with _lock:
+        THREADS.append(("activity", threading.current_thread().name))
+        RUNNING[0] += 1
+        RUNNING[1] = max(RUNNING[1], RUNNING[0])
+    try:
+        SLEEPY_RELEASE.wait(seconds)
+    finally:
+        with _lock:
+            RUNNING[0] -= 1
     return seconds
+
+
+RUNNING = [0, 0]          # sleepy activities running now, at most
 
 
 THREADS: list = []
