@@ -2,7 +2,8 @@
 container group creates per 5 minutes.
 
 Starts its own Azurite and serves the real `function_app.py` with the local host (`devhost.DevHost`) on a
-ManualClock, which also drives the ARM stand-in's simulated containers. The 150 jobs are POSTed concurrently over
+ManualClock, which also drives the ARM stand-in's simulated containers (tests/standins/arm.py: ACI's documented
+rates, 100 creates and 100 deletes per 5 minutes, 300 per hour, with Retry-After). The 150 jobs are POSTed concurrently over
 HTTP; each goes through its Durable orchestration: the start activity calls the real ACI runner and SDK, a 429
 becomes RetryLater and the orchestrator waits ARM's Retry-After on its durable timer (the job meanwhile shows
 `starting` with a message that says why), then polls with back-off until the job ends, and the finish activity
@@ -21,7 +22,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,7 +114,7 @@ def main() -> int:
     args = parser.parse_args()
 
     manual = ManualClock()
-    arm = ArmStandIn(clock=manual.now, start_delay=20.0).start()  # default throttle: 100 creates per 300 s
+    arm = ArmStandIn(clock=manual.now, start_delay=20.0).start()  # ACI's rates: 100 creates/deletes per 5 min
     settings = {"AZURE_RESOURCE_MANAGER_URL": arm.url, "AZURE_SUBSCRIPTION_ID": "bench-sub",
                 "ACI_RESOURCE_GROUP": "bench-rg", "ACI_LOCATION": "norwayeast", "ACI_REGISTRY_SERVER": "",
                 "ACI_KEEP_FAILED_GROUPS": "false", "LOG_TAIL_LINES": "50",
@@ -213,8 +213,9 @@ def main() -> int:
     print(f"failed             {len(failed)}")
     for view in failed[:5]:
         print(f"  {view['uid']}: {view['status']}: {view['message']}")
-    print(f"429s seen          {arm.counts['throttled']} (RetryLater raised {probe.retries}x; "
-          f"Retry-After {min(waits, default=0):g}..{max(waits, default=0):g} s)")
+    print(f"429s seen          {arm.counts['throttled']} on create (RetryLater raised {probe.retries}x; "
+          f"Retry-After {min(waits, default=0):g}..{max(waits, default=0):g} s), "
+          f"{arm.counts.get('delete_throttled', 0)} on delete")
     if throttled_view:
         print(f"throttled job      {throttled_view['status']}: {throttled_view['message']}")
     print(f"start delayed      {sum(1 for d in delays if d > 0)} jobs, max {max(delays, default=0):g} s")

@@ -17,8 +17,10 @@ Behaviour:
     when set, else ACI_REGISTRY_USERNAME/PASSWORD;
   - `start` sends the PUT and returns at once (no LRO wait); 429/5xx/connection errors -> RetryLater honouring
     Retry-After; other refusals -> RunnerError with ARM's code and message;
-  - `status` maps the group's provisioning state and the container's instance view (see `map_group`); an image
-    that cannot be pulled or a provisioning failure ends the job as failed with ACI's reason;
+  - `status` maps the group's provisioning state and the container's instance view (runners.aci_state.map_group):
+    an image that cannot be pulled or a provisioning failure ends the job as failed with ACI's reason (the event
+    that explains it, whatever its type); Unhealthy/Repairing groups say so; a group gone with its resource group
+    (404 ResourceGroupNotFound) says that;
   - the full log is captured when a poll first sees the job finished, and before `stop` (ACI keeps only 16 KB
     after a group stops, nothing after it is deleted); `logs()` serves that copy once the group is gone;
   - `cleanup` deletes the group (ACI_KEEP_FAILED_GROUPS keeps the groups of failed jobs);
@@ -48,6 +50,7 @@ from pydantic import model_validator
 from shared.jobs.status import JobStatus
 from shared.platform import clock, settings
 
+from .aci_state import map_group
 from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
 from .config import parse_config
 from .container_config import ContainerConfig, split_command
@@ -131,70 +134,6 @@ class OmniaClassicConfig(AzureContainerConfig):
         if self.customCommand:
             return list(self.customCommand)
         return list(self.command) if self.command else None
-
-
-# --- state mapping -----------------------------------------------------------------------------------------
-
-_PULL_FAILURE = re.compile(r"pull|ErrImage|ImagePull|InaccessibleImage|manifest", re.IGNORECASE)
-
-
-def _events(view: Any) -> list[Any]:
-    return list(getattr(view, "events", None) or []) if view is not None else []
-
-
-def _reason(group: Any, container: Any) -> str:
-    """ACI's own words for a failure: warning events of the container, then of the group."""
-    candidates = []
-    for event in _events(getattr(container, "instance_view", None)) + _events(getattr(group, "instance_view", None)):
-        if (event.type or "").lower() == "warning" or (event.name or "").lower() in ("failed", "error"):
-            if event.message:
-                candidates.append(event.message)
-    return candidates[-1] if candidates else ""
-
-
-def map_group(group: Any) -> dict[str, Any]:
-    """A container group (SDK model) -> RunnerStatus fields. Follows the old service's map, plus start failures:
-
-    container Running -> running; Terminated exit 0 -> completed, else failed with the exit code;
-    Waiting with an image pull failure event -> failed (ACI would retry the pull for up to 30 minutes);
-    provisioning Failed/Canceled or container Failed/Canceled -> failed with ACI's reason;
-    Waiting/Pending or a group not yet started (Pending/Creating/Succeeded without container state) -> starting;
-    a group stopped before its container ended -> failed ("stopped"); anything else -> unknown.
-    """
-    provisioning = (group.provisioning_state or "").capitalize()
-    container = (group.containers or [None])[0]
-    view = getattr(container, "instance_view", None)
-    current = getattr(view, "current_state", None)
-    state = (getattr(current, "state", None) or "").capitalize()
-    detail = getattr(current, "detail_status", None) or ""
-    group_state = (getattr(getattr(group, "instance_view", None), "state", None) or "").capitalize()
-
-    if state == "Running":
-        return {"state": JobStatus.RUNNING, "message": "container running"}
-    if state == "Terminated":
-        code = getattr(current, "exit_code", None)
-        if code == 0:
-            return {"state": JobStatus.COMPLETED, "message": "container exited with code 0", "exit_code": 0}
-        message = f"container exited with code {code}"
-        if group_state == "Stopped":
-            message = f"stopped ({message})"
-        elif detail:
-            message += f" ({detail})"
-        return {"state": JobStatus.FAILED, "message": message, "exit_code": code}
-    if provisioning in ("Failed", "Canceled") or state in ("Failed", "Canceled"):
-        reason = _reason(group, container) or detail or f"provisioning state {provisioning or state}"
-        return {"state": JobStatus.FAILED, "message": f"ACI could not start the container group: {reason}"}
-    pull_failures = [e for e in _events(view) if (e.type or "").lower() == "warning" and
-                     (e.name or "").lower() in ("failed", "err", "errimagepull") and _PULL_FAILURE.search(e.message or "")]
-    if state == "Waiting" and (pull_failures or _PULL_FAILURE.search(detail) and "pulling" != detail.lower()):
-        reason = pull_failures[-1].message if pull_failures else detail
-        return {"state": JobStatus.FAILED, "message": f"image could not be pulled: {reason}"}
-    if group_state == "Stopped":
-        return {"state": JobStatus.FAILED, "message": "stopped (container group stopped)"}
-    if state in ("Waiting", "Pending") or provisioning in ("Pending", "Creating", "Succeeded", "Updating", "Repairing"):
-        return {"state": JobStatus.STARTING, "message": f"container group {provisioning.lower() or 'pending'}"
-                + (f", container {state.lower()}" if state else "")}
-    return {"state": JobStatus.UNKNOWN, "message": f"container group state {provisioning or 'unknown'}"}
 
 
 # --- Retry-After -------------------------------------------------------------------------------------------
@@ -287,6 +226,11 @@ def arm_errors(action: str, refused: str) -> Iterator[None]:
         raise
     except ARM_ERRORS as error:
         raise translate_arm_error(error, action, refused) from None
+
+
+def resource_group_missing(error: ResourceNotFoundError) -> bool:
+    """ARM answers 404 ResourceGroupNotFound (not ResourceNotFound) for anything in a resource group that is gone."""
+    return _arm_error(error)[0] == "ResourceGroupNotFound"
 
 
 # --- credentials -------------------------------------------------------------------------------------------
@@ -392,7 +336,9 @@ class AzureContainerRunner(Runner):
         try:  # start called again for the same job (an activity retried): keep the group that exists
             with arm_errors("look up the container group", f"ACI refused to look up container group {name}"):
                 existing = client.container_groups.get(resource_group, name, **options)
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as error:
+            if resource_group_missing(error):
+                raise self._no_resource_group(name, resource_group) from None
             existing = None
         if existing is not None:
             if (existing.tags or {}).get("dm-job-uid") == job.uid:
@@ -400,9 +346,20 @@ class AzureContainerRunner(Runner):
             raise RunnerError(f"container group {name} exists and belongs to another job")
 
         group = self._build_group(cfg, job, cname)
-        with arm_errors("create the container group", f"ACI refused container group {name}"):
-            client.container_groups.begin_create_or_update(resource_group, name, group, polling=False, **options)
+        try:
+            with arm_errors("create the container group", f"ACI refused container group {name}"):
+                client.container_groups.begin_create_or_update(resource_group, name, group, polling=False, **options)
+        except ResourceNotFoundError as error:  # the resource group went between the two calls
+            code, message = _arm_error(error)
+            if code == "ResourceGroupNotFound":
+                raise self._no_resource_group(name, resource_group) from None
+            raise RunnerError(f"ACI refused container group {name}: {code}: {message}") from None
         return handle
+
+    @staticmethod
+    def _no_resource_group(name: str, resource_group: str) -> RunnerError:
+        return RunnerError(f"ACI cannot create container group {name}: resource group {resource_group} does not exist "
+                           "(ResourceGroupNotFound); ACI_RESOURCE_GROUP must name an existing resource group")
 
     def status(self, handle: dict[str, Any]) -> RunnerStatus:
         # A job seen finished stays finished (restart policy Never): answer from memory, without asking ARM
@@ -416,19 +373,23 @@ class AzureContainerRunner(Runner):
         try:
             with arm_errors("read the container group", f"ACI refused to read container group {handle['group']}"):
                 group = client.container_groups.get(handle["resourceGroup"], handle["group"], **options)
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as error:
             captured = self._captured.get(handle["group"])
             if captured is not None and captured.get("status") is not None:
                 return captured["status"]
-            return RunnerStatus(JobStatus.FAILED, message=f"container group {handle['group']} no longer exists")
+            message = f"container group {handle['group']} no longer exists"
+            if resource_group_missing(error):
+                message += (f": its resource group {handle['resourceGroup']} was not found (ResourceGroupNotFound; "
+                            "deleted with everything in it?)")
+            return RunnerStatus(JobStatus.FAILED, message=message)
         fields = map_group(group)
         lines: list[str] = []
-        if self._container_started(group):
-            if fields["state"] in (JobStatus.COMPLETED, JobStatus.FAILED):
-                text = self._capture(handle)
-                lines = text.splitlines()[-log_tail_lines():]
-            else:
-                lines = self._fetch_logs(handle, tail=log_tail_lines()).splitlines()
+        if fields["state"] in (JobStatus.COMPLETED, JobStatus.FAILED):
+            # the copy `stop` captured, if any: a stopped group keeps no container state (its view has no container
+            # instance view left), so its log is only what was kept before the stop
+            lines = self._capture(handle).splitlines()[-log_tail_lines():]
+        elif self._container_started(group):
+            lines = self._fetch_logs(handle, tail=log_tail_lines()).splitlines()
         status = RunnerStatus(log=lines, **fields)
         if status.finished:
             captured = self._captured.get(handle["group"]) or {}
@@ -441,7 +402,7 @@ class AzureContainerRunner(Runner):
         try:
             with arm_errors("stop the container group", f"ACI refused to stop container group {handle['group']}"):
                 client.container_groups.stop(handle["resourceGroup"], handle["group"], **self._call_options())
-        except ResourceNotFoundError:
+        except ResourceNotFoundError:  # the group, or its whole resource group (ResourceGroupNotFound)
             return f"container group {handle['group']} already gone"
         return f"container group {handle['group']} stopped"
 
@@ -474,7 +435,7 @@ class AzureContainerRunner(Runner):
                 client.container_groups.begin_delete(handle["resourceGroup"], handle["group"], polling=False,
                                                      **options)
         except ResourceNotFoundError:
-            pass  # already gone
+            pass  # already gone (alone, or with its resource group: ResourceGroupNotFound)
 
     # -- helpers
     @staticmethod

@@ -4,8 +4,9 @@
   with its exit code, one stopped by DELETE whose container is gone afterwards;
 * AzureContainer and Omnia classic jobs through the real ACI SDK against the ARM stand-in, on a ManualClock that
   drives both the orchestrations (`host.advance`) and the stand-in's simulated containers: completion with logs
-  and result, ACI's reason for an image that cannot be pulled, a refused image, a stop by DELETE that deletes the
-  container group, and a start that waits out ACI's throttling.
+  and result, ACI's reason for an image that cannot be pulled and for a failed provisioning, a refused image, a
+  resource group deleted under a running job, a stop by DELETE that deletes the container group, and a start that
+  waits out ACI's throttling.
 
 The runner instances the app uses are the ones `runners.registry.default_registry()` holds; the ACI ones get the
 test credential through `AzureContainerRunner.use_credential` (the stand-in only checks that a token is sent).
@@ -202,6 +203,29 @@ def test_aci_image_pull_failure_fails_with_acis_reason(aci):
                                        '"registry.example.invalid/jobs/missing:1"'), final["message"]
     assert aci.host.engine.stats(uid)["runtime_status"] == "Completed"
     assert f"job-{uid}" not in aci.arm.group_names()  # not kept (ACI_KEEP_FAILED_GROUPS is false)
+
+
+def test_aci_provisioning_failure_shows_acis_own_reason(aci):
+    """ACI reports a failed provisioning in an event that need not be a Warning (the spec's ContainerGroupsGet_Failed
+    example: a Normal FailedMount event of the group): the user reads that, not just "provisioning state Failed"."""
+    aci.arm.provisioning_failure = "Output: mount error(2): Permission denied"
+    uid = aci.start(aci_job("echo never"))
+    final = aci.run_until(uid, {"completed", "failed"}, seconds=120)
+    assert final["status"] == "failed", final
+    assert final["message"] == ("ACI could not start the container group: (FailedMount) Output: mount error(2): "
+                                "Permission denied"), final["message"]
+    assert f"job-{uid}" not in aci.arm.group_names()
+
+
+def test_aci_job_whose_resource_group_was_deleted(aci):
+    uid = aci.start(aci_job("echo started; sleep 3600"))
+    aci.run_until(uid, {"running"}, step=1)
+    aci.arm.remove_resource_group("rg-jobs")
+    final = aci.run_until(uid, {"completed", "failed"}, seconds=120)
+    assert final["status"] == "failed", final
+    assert final["message"].startswith(f"container group job-{uid} no longer exists: its resource group rg-jobs was "
+                                       "not found (ResourceGroupNotFound"), final["message"]
+    assert aci.host.engine.stats(uid)["runtime_status"] == "Completed"
 
 
 def test_aci_inaccessible_image_is_refused_at_start(aci):

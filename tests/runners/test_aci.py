@@ -9,11 +9,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import requests
+from azure.core.exceptions import HttpResponseError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as aci
 
-from runners.azure_container import (AzureContainerRunner, OmniaClassicRunner, container_name, group_name, map_group,
-                                     retry_after_seconds)
+from runners.aci_state import map_group
+from runners.azure_container import AzureContainerRunner, OmniaClassicRunner, container_name, group_name, retry_after_seconds
 from runners.base import ConfigError, JobSpec, RetryLater, RunnerError
 from shared.jobs.status import JobStatus
 
@@ -24,6 +26,14 @@ ACI_TYPE = "dmss://WorkflowDS/Blueprints/AzureContainer"
 def spec(config, uid=None, env=None):
     return JobSpec(uid=uid or str(uuid.uuid4()), config=config, environment=env or {"TOKEN": SECRET},
                    time_limit_seconds=3600)
+
+
+BEARER = {"Authorization": "Bearer t"}
+
+
+def group_url(arm, handle):
+    return (f"{arm.url}/subscriptions/{handle['subscription']}/resourceGroups/{handle['resourceGroup']}/providers/"
+            f"Microsoft.ContainerInstance/containerGroups/{handle['group']}?api-version=2023-05-01")
 
 
 def config(**extra):
@@ -117,28 +127,52 @@ def group_json(provisioning="Succeeded", state=None, exit_code=None, events=(), 
 
 PULL_FAILED = {"name": "Failed", "type": "Warning", "count": 1,
                "message": 'Failed to pull image "x": rpc error: not found'}
+PULLING = {"name": "Pulling", "type": "Normal", "count": 1, "message": 'pulling image "x"'}
+PULLED = {"name": "Pulled", "type": "Normal", "count": 1, "message": 'Successfully pulled image "x"'}
+BACKOFF = {"name": "BackOff", "type": "Normal", "count": 1, "message": 'Back-off pulling image "x"'}
+# azure-rest-api-specs containerinstance 2023-05-01 example ContainerGroupsGet_Failed: provisioning Failed, the group
+# Pending, its container Waiting with detailStatus "", and the reason in a *Normal* FailedMount event of the group
+FAILED_MOUNT = {"name": "FailedMount", "type": "Normal", "count": 1, "firstTimestamp": "2017-10-08T00:19:10Z",
+                "lastTimestamp": "2017-10-08T00:19:10Z", "message": "Output: mount error(2): Permission denied"}
 
 
-@pytest.mark.parametrize("group,state,fragment", [
-    (group_json("Pending"), JobStatus.STARTING, "pending"),
-    (group_json("Creating", "Waiting"), JobStatus.STARTING, "waiting"),
-    (group_json("Succeeded"), JobStatus.STARTING, "succeeded"),
-    (group_json("Succeeded", "Running"), JobStatus.RUNNING, "running"),
-    (group_json("Succeeded", "Terminated", 0), JobStatus.COMPLETED, "code 0"),
-    (group_json("Succeeded", "Terminated", 2, detail="Error"), JobStatus.FAILED, "exited with code 2 (Error)"),
-    (group_json("Succeeded", "Terminated", 137, group_state="Stopped"), JobStatus.FAILED, "stopped"),
-    (group_json("Creating", "Waiting", events=[PULL_FAILED], detail="ErrImagePull"), JobStatus.FAILED,
-     "image could not be pulled: Failed to pull image"),
+@pytest.mark.parametrize("group,state,message", [
+    (group_json("Pending"), JobStatus.STARTING, "container group pending"),
+    (group_json("Creating", "Waiting", detail="", events=[PULLING]), JobStatus.STARTING,
+     "container group creating, container waiting"),
+    (group_json("Succeeded"), JobStatus.STARTING, "container group succeeded"),
+    (group_json("Succeeded", "Running"), JobStatus.RUNNING, "container running"),
+    (group_json("Succeeded", "Terminated", 0), JobStatus.COMPLETED, "container exited with code 0"),
+    (group_json("Succeeded", "Terminated", 2, detail="Error"), JobStatus.FAILED, "container exited with code 2 (Error)"),
+    (group_json("Succeeded", "Terminated", 137, group_state="Stopped"), JobStatus.FAILED,
+     "stopped (container exited with code 137)"),
+    # troubleshooting page: Pulling (Normal), Failed (Warning), BackOff (Normal) while ACI retries the pull
+    (group_json("Creating", "Waiting", events=[PULLING, PULL_FAILED, BACKOFF], detail=""), JobStatus.FAILED,
+     'image could not be pulled: Failed to pull image "x": rpc error: not found'),
+    (group_json("Failed", "Waiting", detail="", events=[PULLING, PULLED], group_state="Pending",
+                group_events=[FAILED_MOUNT]), JobStatus.FAILED,
+     "ACI could not start the container group: (FailedMount) Output: mount error(2): Permission denied"),
     (group_json("Failed", group_events=[{"name": "Failed", "type": "Warning", "message": "Subnet not delegated"}]),
-     JobStatus.FAILED, "Subnet not delegated"),
-    (group_json("Canceled"), JobStatus.FAILED, "provisioning state Canceled"),
-    (group_json("Succeeded", group_state="Stopped"), JobStatus.FAILED, "stopped"),
-    (group_json("Deleting"), JobStatus.UNKNOWN, "Deleting"),
+     JobStatus.FAILED, "ACI could not start the container group: (Failed) Subnet not delegated"),
+    (group_json("Canceled"), JobStatus.FAILED, "ACI could not start the container group: provisioning state Canceled"),
+    # a stopped group keeps no container state (container-instances-stop-start.md)
+    (group_json("Succeeded", group_state="Stopped"), JobStatus.FAILED, "stopped (container group stopped)"),
+    (group_json("Unhealthy", "Running"), JobStatus.RUNNING,
+     "container running; container group unhealthy (ACI repairs it by moving it)"),
+    (group_json("Repairing", "Waiting"), JobStatus.STARTING,
+     "container group repairing (ACI is moving it after it became unhealthy), container waiting"),
+    (group_json("Deleting"), JobStatus.UNKNOWN, "container group state Deleting"),
 ])
-def test_state_mapping(group, state, fragment):
+def test_state_mapping(group, state, message):
     fields = map_group(group)
-    assert fields["state"] == state
-    assert fragment in fields["message"]
+    assert (fields["state"], fields["message"]) == (state, message)
+    assert fields.get("exit_code") is None or state != JobStatus.STARTING
+
+
+def test_the_explaining_event_is_the_latest_non_routine_one():
+    older = {**FAILED_MOUNT, "message": "first", "lastTimestamp": "2017-10-08T00:10:00Z"}
+    group = group_json("Failed", "Waiting", events=[PULLING, PULLED], group_events=[FAILED_MOUNT, older])
+    assert map_group(group)["message"].endswith("Output: mount error(2): Permission denied")
 
 
 # --- Retry-After -------------------------------------------------------------------------------------------
@@ -213,17 +247,86 @@ def test_image_pull_failure_ends_failed(arm, runner, manual_clock):
     assert runner.status(handle).state == JobStatus.STARTING
     manual_clock.advance(arm.start_delay + 1)
     status = runner.status(handle)
-    assert status.state == JobStatus.FAILED
-    assert status.message.startswith("image could not be pulled: Failed to pull image")
+    assert status.state == JobStatus.FAILED and status.exit_code is None
+    assert status.message == ('image could not be pulled: Failed to pull image "registry.example.invalid/worker:1": '
+                              'rpc error: code = NotFound desc = failed to resolve reference '
+                              '"registry.example.invalid/worker:1": not found')
 
 
-def test_provisioning_failure_ends_failed(arm, runner, manual_clock):
-    arm.provisioning_failure = "The subnet is not delegated to Microsoft.ContainerInstance/containerGroups."
+def test_provisioning_failure_carries_acis_own_reason(arm, runner, manual_clock):
+    """As the spec's ContainerGroupsGet_Failed example: the reason is a Normal FailedMount event of the group."""
+    arm.provisioning_failure = "Output: mount error(2): Permission denied"
     handle = runner.start(spec(config()))
     manual_clock.advance(arm.start_delay + 1)
+    raw = requests.get(group_url(arm, handle), headers=BEARER, timeout=5).json()["properties"]
+    assert raw["provisioningState"] == "Failed" and raw["instanceView"]["state"] == "Pending"
+    assert raw["instanceView"]["events"][0]["type"] == "Normal"
+    assert raw["containers"][0]["properties"]["instanceView"]["currentState"]["detailStatus"] == ""
+    status = runner.status(handle)
+    assert status.state == JobStatus.FAILED and status.exit_code is None
+    assert status.message == "ACI could not start the container group: (FailedMount) Output: mount error(2): " \
+                             "Permission denied"
+
+
+def test_a_missing_resource_group_says_so(arm, runner, manual_clock):
+    handle = runner.start(spec(config(customCommand=["sh", "-c", "sleep 100"])))
+    manual_clock.advance(5)
+    assert runner.status(handle).state == JobStatus.RUNNING
+    arm.remove_resource_group("rg-jobs")
     status = runner.status(handle)
     assert status.state == JobStatus.FAILED
-    assert "subnet is not delegated" in status.message
+    assert status.message == (f"container group {handle['group']} no longer exists: its resource group rg-jobs was not "
+                              "found (ResourceGroupNotFound; deleted with everything in it?)")
+    assert runner.stop(handle) == f"container group {handle['group']} already gone"
+    runner.cleanup(handle)
+    with pytest.raises(RunnerError) as caught:
+        runner.start(spec(config()))
+    assert not isinstance(caught.value, RetryLater)
+    assert "resource group rg-jobs does not exist (ResourceGroupNotFound)" in str(caught.value)
+
+
+def test_unhealthy_and_repairing_are_shown(arm, runner, manual_clock):
+    handle = runner.start(spec(config(customCommand=["sh", "-c", "sleep 100"])))
+    manual_clock.advance(5)
+    arm.make_unhealthy(handle["group"], unhealthy_seconds=10, repairing_seconds=10)
+    assert runner.status(handle).message == "container running; container group unhealthy (ACI repairs it by moving it)"
+    manual_clock.advance(10)
+    assert runner.status(handle).message == ("container running; container group repairing (ACI is moving it after it "
+                                             "became unhealthy)")
+    manual_clock.advance(10)
+    assert runner.status(handle).message == "container running"
+
+
+def test_a_stopped_group_keeps_no_container_state(arm, runner, manual_clock):
+    handle = runner.start(spec(config(customCommand=["sh", "-c", "echo before; sleep 100"])))
+    manual_clock.advance(5)
+    runner.stop(handle)
+    raw = requests.get(group_url(arm, handle), headers=BEARER, timeout=5).json()["properties"]
+    assert raw["instanceView"]["state"] == "Stopped" and raw["provisioningState"] == "Succeeded"
+    assert "instanceView" not in raw["containers"][0]["properties"]
+    status = runner.status(handle)
+    assert (status.state, status.message, status.exit_code) == (JobStatus.FAILED, "stopped (container group stopped)",
+                                                                None)
+
+
+def test_stopping_a_finished_group_changes_nothing(arm, runner, manual_clock):
+    handle = runner.start(spec(config(customCommand=["sh", "-c", "echo done; exit 0"])))
+    manual_clock.advance(5)
+    other = AzureContainerRunner(credential=runner._credential)  # no memory of the finished job
+    assert other.stop(handle).endswith("stopped")
+    status = other.status(handle)
+    assert (status.state, status.exit_code) == (JobStatus.COMPLETED, 0)
+
+
+def test_throttled_delete_is_retry_later(arm, runner, manual_clock):
+    arm.delete_throttle_windows = ((1, 300.0),)
+    first, second = runner.start(spec(config())), runner.start(spec(config()))
+    manual_clock.advance(10)
+    runner.cleanup(first)
+    with pytest.raises(RetryLater) as caught:
+        runner.cleanup(second)
+    assert str(caught.value) == "ACI is throttling requests (delete the container group); retrying in 300 s"
+    assert arm.group_names() == [second["group"]]
 
 
 # --- what is sent, and what never is -----------------------------------------------------------------------
@@ -264,8 +367,6 @@ def test_registry_with_password_never_read_back(arm, runner, monkeypatch):
     handle = runner.start(spec(config()))
     cred = arm.last_put_bodies[handle["group"]]["properties"]["imageRegistryCredentials"][0]
     assert cred["username"] == "puller" and cred["password"] == "registry-" + SECRET
-    import requests
-
     read = requests.get(f"{arm.url}/subscriptions/{handle['subscription']}/resourceGroups/rg-jobs/providers/"
                         f"Microsoft.ContainerInstance/containerGroups/{handle['group']}?api-version=2023-05-01",
                         headers={"Authorization": "Bearer t"}, timeout=5).json()
@@ -334,7 +435,9 @@ def test_stop_captures_logs_first(arm, runner, manual_clock):
     manual_clock.advance(5)
     assert runner.stop(handle).endswith("stopped")
     manual_clock.advance(1)
-    assert runner.status(handle).state == JobStatus.FAILED
+    status = runner.status(handle)
+    assert status.state == JobStatus.FAILED
+    assert status.log == ["before"]  # the group keeps no container state after a stop: the log is the copy kept
     assert "before" in runner.logs(handle)
 
 
@@ -367,8 +470,6 @@ def test_stand_in_follows_the_lro_contract(arm, credential):
 
 
 def test_stand_in_requires_a_bearer_token(arm):
-    import requests
-
     response = requests.get(f"{arm.url}/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/"
                             "containerGroups/x?api-version=2023-05-01", timeout=5)
     assert response.status_code == 401 and response.json()["error"]["code"] == "AuthenticationFailed"
@@ -379,3 +480,57 @@ def test_https_enforced_off_loopback(monkeypatch):
     assert AzureContainerRunner._call_options() == {}
     monkeypatch.setenv("AZURE_RESOURCE_MANAGER_URL", "http://127.0.0.1:1234")
     assert AzureContainerRunner._call_options() == {"enforce_https": False}
+
+
+def test_stand_in_pins_the_api_version(arm, credential):
+    base = (f"{arm.url}/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/x")
+    answers = {version: requests.get(base + (f"?api-version={version}" if version else ""), headers=BEARER,
+                                     timeout=5).json()["error"]
+               for version in ("", "banana", "2021-09-01")}
+    assert answers[""]["code"] == "MissingApiVersionParameter"
+    assert answers["banana"] == {"code": "InvalidApiVersionParameter",
+                                 "message": "The api-version 'banana' is invalid. The supported versions are "
+                                            "'2023-05-01'."}
+    assert answers["2021-09-01"]["code"] == "NoRegisteredProviderFound"
+    assert answers["2021-09-01"]["message"].startswith(
+        "No registered resource provider found for location 'norwayeast' and API version '2021-09-01' for type "
+        "'containerGroups'.")
+    old = ContainerInstanceManagementClient(credential, "s", base_url=arm.url, retry_total=0, api_version="2021-09-01")
+    with pytest.raises(HttpResponseError) as caught:
+        old.container_groups.get("rg", "x", enforce_https=False)
+    assert caught.value.error.code == "NoRegisteredProviderFound"
+
+
+def test_stand_in_answers_put_and_delete_as_long_running_operations(arm, manual_clock):
+    url = (f"{arm.url}/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/lro"
+           "?api-version=2023-05-01")
+    body = {"location": "norwayeast", "properties": {"osType": "Linux", "restartPolicy": "Never", "containers": [
+        {"name": "c", "properties": {"image": "busybox", "command": ["sh", "-c", "sleep 60"],
+                                     "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}}
+    created = requests.put(url, json=body, headers=BEARER, timeout=5)
+    assert created.status_code == 201 and created.json()["properties"]["provisioningState"] == "Pending"
+    operation = created.headers["Azure-AsyncOperation"]
+    assert "/providers/Microsoft.ContainerInstance/locations/norwayeast/operations/" in operation
+
+    def read():
+        return (requests.get(url, headers=BEARER, timeout=5).json()["properties"],
+                requests.get(operation, headers=BEARER, timeout=5).json()["status"])
+
+    props, status = read()
+    assert (props["provisioningState"], status, "instanceView" in props["containers"][0]["properties"]) == (
+        "Pending", "InProgress", False)
+    manual_clock.advance(arm.start_delay / 2)
+    props, status = read()
+    assert (props["provisioningState"], status) == ("Creating", "InProgress")
+    assert props["containers"][0]["properties"]["instanceView"]["currentState"] == {
+        "state": "Waiting", "detailStatus": "", "startTime": props["containers"][0]["properties"]["instanceView"][
+            "currentState"]["startTime"]}
+    manual_clock.advance(arm.start_delay / 2)
+    props, status = read()
+    assert (props["provisioningState"], status, props["instanceView"]["state"]) == ("Succeeded", "Succeeded",
+                                                                                   "Running")
+    deleted = requests.delete(url, headers=BEARER, timeout=5)
+    assert deleted.status_code == 202 and "/resourceGroups/rg/" in deleted.headers["Azure-AsyncOperation"]
+    assert requests.get(deleted.headers["Azure-AsyncOperation"], headers=BEARER, timeout=5).json()["status"] == \
+        "Succeeded"
+    assert requests.delete(url, headers=BEARER, timeout=5).status_code == 204
