@@ -182,6 +182,21 @@ def test_a_retrying_job_stays_running_until_it_succeeds(radix, manual_clock):
     assert len(scheduler_view(radix, handle)["podStatuses"]) == 3
 
 
+def test_a_retrying_job_can_be_stopped(radix, manual_clock):
+    runner = RadixRunner()
+    handle = runner.start(spec(radix, env={"SLEEP_SECONDS": "2", "EXIT_CODE": "3"}, backoffLimit=3))
+    manual_clock.advance(3.5)
+    assert scheduler_view(radix, handle)["status"] == "Failed"  # between attempts
+    assert runner.stop(handle) == f"Radix job {handle['name']} stopping"  # the Kubernetes Job is still active
+    manual_clock.advance(radix.stop_seconds)
+    raw = scheduler_view(radix, handle)
+    # GetScheduledJobStatus reads Failed for a job whose pods all failed, even once it is Stopped; `ended` is set
+    assert (raw["status"], raw["ended"] is not None) == ("Failed", True)
+    status = runner.status(handle)
+    assert (status.state, status.message, status.exit_code) == (JobStatus.FAILED, "Radix job failed with exit code 3",
+                                                                3)
+
+
 def test_a_job_whose_retries_are_spent_fails_with_the_last_exit_code(radix, manual_clock):
     runner = RadixRunner()
     handle = runner.start(spec(radix, env={"SLEEP_SECONDS": "1", "EXIT_CODE": "3"}, backoffLimit=1))

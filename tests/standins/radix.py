@@ -430,7 +430,8 @@ class RadixStandIn:
         return job.stop_requested + timedelta(seconds=self.stop_seconds)
 
     def _view(self, job: SimJob, now: datetime) -> dict[str, Any]:
-        """status.go buildBatchJobStatus (phase, times, pods) + pkg/internal/job_status.go GetScheduledJobStatus."""
+        """`phase`: the operator's (status.go buildBatchJobStatus, with times and pods); `status`: what the API shows
+        (pkg/internal/job_status.go GetScheduledJobStatus)."""
         stopped = self._stopped_at(job)
         frozen = min(now, job.stop_requested) if stopped is not None else now
         pods = [self._pod_phase(a, frozen) for a in job.attempts if a.created <= frozen]
@@ -438,22 +439,24 @@ class RadixStandIn:
             pods = [(job.attempts[0], "Pending", False)] if job.k8s_start <= now else []
         view: dict[str, Any] = {"pods": pods, "ended": None, "message": "", "phase": "Waiting",
                                 "started": job.k8s_start if job.k8s_start <= now else None}
+        outcome = job.outcome
         if stopped is not None and now >= stopped:
             # status.go: a stop request -> phase Stopped, EndTime now; Pending/Running pods show Stopped
             view.update(phase="Stopped", ended=stopped,
                         pods=[(a, "Stopped" if p in ("Pending", "Running") else p, up) for a, p, up in pods])
-            return view
-        outcome = job.outcome
-        if outcome is not None and outcome.ended <= now and not self.stuck_active:
+        elif outcome is not None and outcome.ended <= now and not self.stuck_active:
             view.update(phase=outcome.phase, ended=outcome.ended, message=outcome.message)
         elif any(p == "Running" for _, p, _ in pods):
             view["phase"] = "Running"  # Job active with a ready pod
         elif pods:
-            view["phase"] = "Active"  # Job active, pod not ready; between attempts the phase stays what it was
-        if stopped is not None and view["phase"] in ("Waiting", "Active", "Running"):
-            view["phase"] = "Stopping"
-        elif pods and all(p == "Failed" for _, p, _ in pods):
-            view["phase"] = "Failed"  # GetScheduledJobStatus: every pod so far failed, Job still active or not
+            # Job active, pod not ready; between attempts the phase stays what it was (a failed pod had run)
+            view["phase"] = "Active" if pods[-1][1] == "Pending" else "Running"
+        status = view["phase"]
+        if stopped is not None and status in ("Waiting", "Active", "Running"):
+            status = "Stopping"
+        elif pods and all(p == "Failed" for _, p, _ in view["pods"]):
+            status = "Failed"  # every pod so far failed: also while the Job is still active, about to retry
+        view["status"] = status
         return view
 
     @staticmethod
@@ -477,7 +480,7 @@ class RadixStandIn:
         failed = sum(1 for a, p, _ in view["pods"] if p == "Failed" and a.counted)
         body.update({"name": job.name, "created": _rfc3339(job.k8s_start if view["pods"] else None),
                      "started": _rfc3339(view["started"] if view["pods"] else None), "ended": _rfc3339(view["ended"]),
-                     "status": view["phase"]})
+                     "status": view["status"]})
         if view["message"]:
             body["message"] = view["message"]
         body["updated"] = None
