@@ -68,12 +68,13 @@ def parse_timespan(text: str | None) -> float | None:
 
 
 def format_timespan(seconds: float) -> str:
-    """A TimeSpan as .NET prints it (`00:10:00`, `1.00:00:00`): used in the host's timeout message."""
-    whole = int(seconds)
+    """A TimeSpan as .NET prints it (`00:10:00`, `1.00:00:00`, `00:00:00.5000000`): the timeout message's."""
+    ticks = round(seconds * 10_000_000)
+    whole, fraction = divmod(ticks, 10_000_000)
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    text = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    text = f"{hours:02d}:{minutes:02d}:{secs:02d}" + (f".{fraction:07d}" if fraction else "")
     return f"{days}.{text}" if days else text
 
 
