@@ -22,7 +22,7 @@ from shared.platform.durable import ClientOrchestrations, purge_finished_history
 from shared.platform.errors import ApiError, from_exception
 from shared.platform.identity import caller_from_headers
 from shared.schedules import runs as schedule_runs
-from shared.schedules.tick import RUN_LISTENER
+from shared.schedules.history import RUN_LISTENER
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")

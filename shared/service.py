@@ -20,7 +20,7 @@ from shared.jobs.record import JobRecord
 from shared.jobs.store import store
 from shared.jobs.validation import parse_json, validate_job
 from shared.platform.errors import BadRequest
-from shared.schedules import tick as schedules
+from shared.schedules import operations as schedules
 from shared.schedules.policy import triggered_by as schedule_trigger
 
 __all__ = ["Orchestrations", "StartResult", "get_job", "get_result", "health", "list_jobs", "parse_json",

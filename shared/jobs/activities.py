@@ -174,7 +174,7 @@ def _release(record: JobRecord, request: FinishRequest, secrets: list[str]) -> _
     `retry_after` set and nothing released, unless this is the last attempt."""
     uid = record.uid
     runner = default_registry().get(record.runner_type)
-    if request.reason in (transitions.TIMEOUT, transitions.STOPPED):
+    if request.reason in (transitions.TIMEOUT, transitions.STOPPED, *transitions.BROKEN):
         try:
             runner.stop(record.handle)
         except RunnerError as error:
@@ -221,7 +221,3 @@ def _finish(request: FinishRequest) -> FinishOutcome:
     record = store().update(request.uid, partial(transitions.finished, ending=ending, now=clock.now()))
     hooks.finished(record, final.result_text)
     return FinishOutcome(status=record.status.value)
-
-
-def update(uid: str, mutate) -> JobRecord:  # transitional: shared.schedules still calls it (being split)
-    return store().update(uid, mutate)

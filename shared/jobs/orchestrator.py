@@ -5,6 +5,10 @@ Per wake-up it only reads `context` (time, input, task results) and decides the 
 continues as new, so the history of a job of any length stays below about 150 events. A stop raised while
 the instance is between generations is not lost either way: DELETE also marks the job in the store, and the
 next poll sees that.
+
+An activity that fails (it ran past the host's functionTimeout, or raised) never leaves the job hanging: a failed
+start or finish is retried like a throttled one, a poll may fail POLL_FAILURES_ALLOWED times in a row, and then
+the job is finished as failed with the reason (START_FAILED, POLL_FAILED).
 """
 from __future__ import annotations
 
@@ -21,6 +25,10 @@ FINISH_ACTIVITY = "finish_job_activity"
 STOP_EVENT = "stop"
 POLLS_PER_GENERATION = 16
 FINISH_ATTEMPTS = 5
+POLL_FAILURES_ALLOWED = 3
+START_FAILED = "start-failed"  # finish reasons beside "stopped" and "timeout" (shared.jobs.transitions)
+POLL_FAILED = "poll-failed"
+FAILED_ACTIVITY_RETRY_SECONDS = 5
 
 
 def initial_input(uid: str, time_limit_seconds: int, policy: PollPolicy) -> dict[str, Any]:
@@ -42,26 +50,48 @@ def _wait(context, seconds: float, deadline: datetime) -> Generator[Any, Any, st
     return "timeout" if fire_at >= deadline else None
 
 
+def _call(context, name: str, argument: Any) -> Generator[Any, Any, Any]:
+    """An activity's result, or None when it failed (the SDK throws the failure into the orchestrator)."""
+    try:
+        return (yield context.call_activity(name, argument))
+    except Exception:  # noqa: BLE001 - TaskFailed: the activity raised or ran past functionTimeout
+        return None
+
+
 def _finish(context, uid: str, reason: str | None) -> Generator[Any, Any, Any]:
-    """Finish the job; a runner that is throttling gets a few waits before the job is closed regardless."""
+    """Finish the job; a runner that is throttling (or a failing finish) gets a few waits before the job is
+    closed regardless."""
+    answer: Any = {"status": None}
     for attempt in range(FINISH_ATTEMPTS):
         request = FinishRequest(uid, reason, last_attempt=attempt == FINISH_ATTEMPTS - 1)
-        answer = yield context.call_activity(FINISH_ACTIVITY, request.to_dict())
-        outcome = FinishOutcome.from_dict(answer)
-        if outcome.retry_after is None:
+        answer = yield from _call(context, FINISH_ACTIVITY, request.to_dict())
+        outcome = FinishOutcome.from_dict(answer) if answer is not None else None
+        if outcome is not None and outcome.retry_after is None:
             return answer
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=outcome.retry_after))
+        wait = outcome.retry_after if outcome is not None else FAILED_ACTIVITY_RETRY_SECONDS
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
     return answer
 
 
+def _start(context, uid: str) -> Generator[Any, Any, StartOutcome | None]:
+    answer = yield from _call(context, START_ACTIVITY, uid)
+    return StartOutcome.from_dict(answer) if answer is not None else None
+
+
 def _launch(context, uid: str, deadline: datetime) -> Generator[Any, Any, tuple[StartState, str | None]]:
-    """Start the job, waiting as the runner asks. Returns how the start ended and, for a wait cut short, why."""
-    outcome = StartOutcome.from_dict((yield context.call_activity(START_ACTIVITY, uid)))
-    while outcome.state == StartState.RETRY:
-        reason = yield from _wait(context, outcome.retry_after or 1.0, deadline)
+    """Start the job, waiting as the runner asks. Returns how the start ended and, for a wait cut short or a
+    start that kept failing, why."""
+    failures = 0
+    outcome = yield from _start(context, uid)
+    while outcome is None or outcome.state == StartState.RETRY:
+        failures = failures + 1 if outcome is None else 0
+        if failures >= FINISH_ATTEMPTS:
+            return StartState.DONE, START_FAILED
+        wait = FAILED_ACTIVITY_RETRY_SECONDS if outcome is None else outcome.retry_after or 1.0
+        reason = yield from _wait(context, wait, deadline)
         if reason:
-            return outcome.state, reason
-        outcome = StartOutcome.from_dict((yield context.call_activity(START_ACTIVITY, uid)))
+            return StartState.RETRY, reason
+        outcome = yield from _start(context, uid)
     return outcome.state, None
 
 
@@ -89,7 +119,14 @@ def orchestrate(context) -> Generator[Any, Any, Any]:
         reason = yield from _wait(context, state["interval"], deadline)
         if reason:
             return (yield from _finish(context, uid, reason))
-        polled = PollOutcome.from_dict((yield context.call_activity(POLL_ACTIVITY, uid)))
+        answer = yield from _call(context, POLL_ACTIVITY, uid)
+        if answer is None:
+            state["pollFailures"] = state.get("pollFailures", 0) + 1
+            if state["pollFailures"] >= POLL_FAILURES_ALLOWED:
+                return (yield from _finish(context, uid, POLL_FAILED))
+            continue
+        state.pop("pollFailures", None)
+        polled = PollOutcome.from_dict(answer)
         if polled.done:
             return (yield from _finish(context, uid, polled.reason))
         state["interval"] = policy.next(state["interval"], polled.changed)

@@ -51,7 +51,7 @@ class JobRecord:
     secret_token: str | None = None  # DMSS job token: never leaves the store except to the runner/DMSS
     job_token: str | None = None  # the job's own progress credential (JOB_TOKEN), never shown
     dmss_address: str | None = None
-    schedule: dict[str, Any] | None = None  # recurring jobs: schedule state (owned by shared.schedules.tick)
+    schedule: dict[str, Any] | None = None  # recurring jobs: schedule state (owned by shared.schedules.state)
     extra: dict[str, Any] = field(default_factory=dict)  # room for extensions without a layout change
     etag: str | None = field(default=None, compare=False)
     read_status: JobStatus | None = field(default=None, compare=False, repr=False)  # as read: for `replace_if`

@@ -20,8 +20,14 @@ from runners.base import RunnerStatus
 from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus
 
-STOPPED = "stopped"  # finish reasons given by the orchestrator
+STOPPED = "stopped"  # finish reasons given by the orchestrator (shared.jobs.orchestrator)
 TIMEOUT = "timeout"
+START_FAILED = "start-failed"
+POLL_FAILED = "poll-failed"
+BROKEN = {START_FAILED: "the job could not be started: the start activity kept failing (it raised, or ran past "
+                        "the host's functionTimeout)",
+          POLL_FAILED: "the job could not be followed: its runner could not be polled (the poll activity kept "
+                       "failing: it raised, or ran past the host's functionTimeout)"}
 
 
 def waiting_to_start(record: JobRecord, message: str) -> bool | None:
@@ -115,6 +121,8 @@ def final_status(reason: str | None, seen: RunnerStatus | None, record: JobRecor
         return JobStatus.REMOVED, record.message or "stopped"
     if reason == TIMEOUT:
         return JobStatus.FAILED, f"stopped: the job ran past its time limit of {record.time_limit_seconds} s"
+    if reason in BROKEN:
+        return JobStatus.FAILED, BROKEN[reason]
     if seen is None:
         return JobStatus.FAILED, record.message or "the job was never started"
     if seen.state == JobStatus.COMPLETED and record.status == JobStatus.FAILED and record.externally_reported:

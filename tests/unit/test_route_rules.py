@@ -14,28 +14,28 @@ empty, `%2F` kept encoded in a segment).
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-import function_app
+from devhost.functions import FunctionIndex, load_app
 from devhost.routing import RouteTemplate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 UID = str(uuid.uuid4())
 
 
-@functools.lru_cache(maxsize=1)  # the SDK refuses a second get_functions() ("not a unique function name")
+@functools.lru_cache(maxsize=1)
 def _http_functions() -> tuple[tuple[str, RouteTemplate, frozenset[str]], ...]:
-    routes = []
-    for function in function_app.app.get_functions():
-        bindings = json.loads(function.get_function_json())["bindings"]
-        for binding in bindings:
-            if binding.get("type") == "httpTrigger":
-                routes.append((function.get_function_name(), RouteTemplate(binding["route"]),
-                               frozenset(m.upper() for m in binding.get("methods") or [])))
-    return tuple(routes)
+    # the app as the local host loads it (the tests' sample app is also a `function_app`), indexed once: the SDK
+    # refuses a second get_functions() on one app ("not a unique function name")
+    index = FunctionIndex.from_app(load_app(ROOT))
+    return tuple((info.name, RouteTemplate(info.trigger["route"]),
+                  frozenset(m.upper() for m in info.trigger.get("methods") or []))
+                 for info in index.of_type("httpTrigger"))
 
 
 def _segments(path: str) -> list[str]:
