@@ -63,6 +63,8 @@ def _start(uid: str) -> StartOutcome:
     record = store().get(uid)
     if transitions.must_stop(record):
         return StartOutcome(StartState.DONE)
+    if record.handle is not None:  # this activity ran before and launched it (activities are at-least-once)
+        return StartOutcome(StartState.STARTED)
     runner = default_registry().get(record.runner_type)
     handle = _launch(runner, record, _spec(record))
     if isinstance(handle, StartOutcome):
@@ -138,8 +140,11 @@ def _poll(uid: str) -> PollOutcome:
     lines = environment.scrub(seen.log[-tail:], secrets_of(record, load_entity(record)))
     before = record.runner_state
     after = store().update(uid, partial(transitions.observed, seen=seen, lines=lines))
-    changed = not transitions.must_stop(after) and seen.state.value != before
-    return PollOutcome(done=seen.finished, changed=changed)
+    if transitions.must_stop(after):
+        return PollOutcome(done=True, reason=transitions.STOPPED, changed=True)
+    if not seen.finished and transitions.reported_final(after) and transitions.grace_over(after, clock.now()):
+        return PollOutcome(done=True, reason=transitions.REPORTED, changed=True)
+    return PollOutcome(done=seen.finished, changed=seen.state.value != before)
 
 
 # ---- finish -----------------------------------------------------------------------------------------------
@@ -161,7 +166,7 @@ def _read_final(uid: str, runner: Runner, handle: dict[str, Any], reason: str | 
     final.seen = runner.status(handle)
     full_log = "\n".join(environment.scrub(runner.logs(handle).splitlines(), secrets))
     final.log_ref = store().put_text(uid, "log.txt", full_log)
-    if reason is None:
+    if reason in (None, transitions.REPORTED):
         text = runner.result(handle)
         if text is not None:
             final.result_text = "\n".join(environment.scrub(text.split("\n"), secrets))
@@ -174,7 +179,7 @@ def _release(record: JobRecord, request: FinishRequest, secrets: list[str]) -> _
     `retry_after` set and nothing released, unless this is the last attempt."""
     uid = record.uid
     runner = default_registry().get(record.runner_type)
-    if request.reason in (transitions.TIMEOUT, transitions.STOPPED, *transitions.BROKEN):
+    if request.reason in (transitions.TIMEOUT, transitions.STOPPED, transitions.REPORTED, *transitions.BROKEN):
         try:
             runner.stop(record.handle)
         except RunnerError as error:
@@ -190,6 +195,10 @@ def _release(record: JobRecord, request: FinishRequest, secrets: list[str]) -> _
         final.problem = f"the job's final state could not be read: {error}"
     try:
         runner.cleanup(record.handle)
+    except RetryLater as error:  # throttled (ACI deletes 100 per 5 minutes): read again and clean up then
+        if not request.last_attempt:
+            return _FinalRecord(retry_after=max(1.0, float(error.retry_after)))
+        log.warning("cleanup of job %s throttled on the last attempt; its resources may remain", uid)
     except Exception as error:  # noqa: BLE001
         log.warning("cleanup of job %s failed: %s", uid, type(error).__name__)
     return final

@@ -255,8 +255,11 @@ def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, cal
     record = get_record(uid)
     authorize(record, caller, "progress", job_token, open_route=True)
     lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets_of(record, load_entity(record)))
+    if status is not None and status.is_final and status not in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise ValidationFailed(f"a job may report that it completed or failed, not {status.value!r}: "
+                               "DELETE the job to stop it")
     progress = transitions.Progress(percentage=percentage, status=status, lines=lines, overwrite=overwrite,
-                                    tail=settings.get_int("LOG_TAIL_LINES"))
+                                    tail=settings.get_int("LOG_TAIL_LINES"), now=clock.now())
     store().update(record.uid, partial(transitions.reported, progress=progress))
     return {"response": "OK"}
 

@@ -10,6 +10,8 @@ to write". The rules the functions keep:
   runner says it has finished; the runner's view then decides, except that a job that said `failed` stays
   failed even if its process exited 0.
 - `stop_requested` (a DELETE) wins over everything the runner says afterwards.
+- A job that reports a final status itself (completed or failed) ends with that status: its process may exit
+  by itself within REPORTED_GRACE_SECONDS, or is stopped then; its log and result are kept.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ STOPPED = "stopped"  # finish reasons given by the orchestrator (shared.jobs.orc
 TIMEOUT = "timeout"
 START_FAILED = "start-failed"
 POLL_FAILED = "poll-failed"
+REPORTED = "reported"  # the job said it ended; its process outlived the grace period and is stopped
+REPORTED_GRACE_SECONDS = 30
 BROKEN = {START_FAILED: "the job could not be started: the start activity kept failing (it raised, or ran past "
                         "the host's functionTimeout)",
           POLL_FAILED: "the job could not be followed: its runner could not be polled (the poll activity kept "
@@ -54,8 +58,21 @@ def launched(record: JobRecord, handle: dict) -> None:
         record.message = "started"
 
 
+def reported_final(record: JobRecord) -> bool:
+    """The job itself said it completed or failed (and nobody stopped it)."""
+    return (record.externally_reported and not record.stop_requested
+            and record.status in (JobStatus.COMPLETED, JobStatus.FAILED))
+
+
 def must_stop(record: JobRecord) -> bool:
-    return record.stop_requested or record.status.is_final
+    """Nothing more to follow on the runner: stopped, or final for a reason other than the job's own report."""
+    return record.stop_requested or (record.status.is_final and not reported_final(record))
+
+
+def grace_over(record: JobRecord, now: datetime) -> bool:
+    """A job that reported its end has had its time to exit by itself."""
+    said = record.extra.get("reportedFinalAt")
+    return said is not None and (now - datetime.fromisoformat(said)).total_seconds() >= REPORTED_GRACE_SECONDS
 
 
 def poll_unreadable(record: JobRecord, note: str) -> bool | None:
@@ -72,8 +89,8 @@ def observed(record: JobRecord, seen: RunnerStatus, lines: list[str]) -> bool | 
         record.runner_state = seen.state.value
         if not seen.finished and not record.externally_reported:
             record.status = seen.state
-        if seen.message:
-            record.message = seen.message
+    if seen.message and seen.message != record.message and not reported_final(record):
+        record.message = seen.message  # e.g. a runner retrying says which attempt it is on
     if lines != record.log:
         record.log = lines
     if seen.percentage is not None and not record.externally_reported:
@@ -90,6 +107,7 @@ class Progress:
     lines: list[str]
     overwrite: bool
     tail: int
+    now: datetime
 
 
 def reported(record: JobRecord, progress: Progress) -> None:
@@ -98,6 +116,9 @@ def reported(record: JobRecord, progress: Progress) -> None:
         record.percentage = float(progress.percentage)
     if progress.status is not None and not record.status.is_final:
         record.status = progress.status
+        if progress.status.is_final:
+            record.message = f"the job reported that it {progress.status.value}"
+            record.extra["reportedFinalAt"] = progress.now.isoformat()
     if progress.overwrite:
         record.reported_log = progress.lines[-progress.tail:]
     elif progress.lines:
@@ -123,10 +144,10 @@ def final_status(reason: str | None, seen: RunnerStatus | None, record: JobRecor
         return JobStatus.FAILED, f"stopped: the job ran past its time limit of {record.time_limit_seconds} s"
     if reason in BROKEN:
         return JobStatus.FAILED, BROKEN[reason]
+    if reported_final(record):
+        return record.status, record.message or f"the job reported that it {record.status.value}"
     if seen is None:
         return JobStatus.FAILED, record.message or "the job was never started"
-    if seen.state == JobStatus.COMPLETED and record.status == JobStatus.FAILED and record.externally_reported:
-        return JobStatus.FAILED, record.message or "the job reported that it failed"
     if seen.state in (JobStatus.COMPLETED, JobStatus.FAILED):
         return seen.state, seen.message
     return JobStatus.FAILED, seen.message or f"the runner left the job in state {seen.state.value}"
