@@ -106,6 +106,11 @@ var hostAppSettings = {
   AzureWebJobsStorage__tableServiceUri: stg.properties.primaryEndpoints.table
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The Python worker runs every sync function (HTTP, orchestrator, activities) on one pool of this many threads
+  // (default min(32, cpu + 4): 6 on 2 cores). host.json lets 10 activities and 10 orchestrator episodes run at
+  // once; 24 threads leave 4 that Durable work can never take, so status GETs answer while 10 activities hang
+  // (bench/bench_responsive.py). Keep it >= maxConcurrentActivityFunctions + maxConcurrentOrchestratorFunctions + 4.
+  PYTHON_THREADPOOL_THREAD_COUNT: '24'
 }
 
 // --- Jobs ------------------------------------------------------------------------------------------------
