@@ -82,6 +82,9 @@ param aciRegistryPasswordSecretName string = ''
 param omniaLogAnalyticsWorkspaceKeySecretName string = ''
 
 // --- Durable Functions backend ---------------------------------------------------------------------------------
+// DurableTaskScheduler switches the storage provider to `azureManaged`, which the extension bundle has from 4.30.0
+// on (the AzureManagedProvider entry of the bundle's extensions.json; preview bundles from 4.28.0-Preview):
+// host.json asks for "[4.30.0, 5.0.0)". With an older bundle the host cannot start the Durable extension.
 @allowed(['AzureStorage', 'DurableTaskScheduler'])
 param durableBackend string = 'AzureStorage'
 @allowed(['Consumption', 'Dedicated'])
