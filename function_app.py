@@ -16,7 +16,7 @@ import azure.functions as func
 from shared import service
 from shared.dmss.start import start_from_address
 from shared.dmss.writeback import DmssWriteBack
-from shared.jobs import activities, orchestrator
+from shared.jobs import activities, orchestrator, reconcile
 from shared.platform import clock, hooks, settings
 from shared.platform.durable import ClientOrchestrations, purge_finished_history, run_sync
 from shared.platform.errors import ApiError, from_exception
@@ -182,6 +182,15 @@ async def schedule_tick(timer: func.TimerRequest, client) -> None:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
     report = await run_sync(schedule_runs.tick, bridge)
     log.info("schedule tick: %s", json.dumps(report.as_dict()))
+
+
+@app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False, use_monitor=True)
+@app.durable_client_input(client_name="client")
+async def reconcile_jobs(timer: func.TimerRequest, client) -> None:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    report = await run_sync(reconcile.reconcile, bridge)
+    if report.restarted or report.closed or report.errors:
+        log.warning("reconciliation: %s", json.dumps(report.as_dict()))
 
 
 @app.timer_trigger(schedule="0 30 3 * * *", arg_name="timer", run_on_startup=False, use_monitor=True)

@@ -35,6 +35,7 @@ from shared.platform.errors import ApiError, BadRequest, Conflict, NotFound, Ser
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+ABANDONED_AFTER = timedelta(seconds=30)
 INLINE_ENTITY_LIMIT = 30_000
 
 
@@ -124,14 +125,27 @@ def _claim(caller: Caller | None, key: str, uid: str) -> StartResult | None:
     """The answer for a repeated Idempotency-Key (the earlier job), or None when this start may go on."""
     if len(key) > 200:
         raise BadRequest("Idempotency-Key is longer than 200 characters")
-    earlier = store().claim_idempotency(_owner(caller), key, uid, IDEMPOTENCY_TTL)
+    earlier = store().claim_idempotency(_owner(caller), key, uid, IDEMPOTENCY_TTL, abandoned=_abandoned)
     if not earlier:
         return None
     try:
         status = store().get(earlier).status
-    except JobNotFound:
-        status = JobStatus.UNKNOWN
+    except JobNotFound:  # claimed moments ago by a start that has not stored its job yet (or died doing so)
+        raise Conflict(f"a start with this Idempotency-Key is in progress (job {earlier}); ask again in a few "
+                       "seconds", headers={"Retry-After": "5"}) from None
     return StartResult(earlier, status, f"already started with this Idempotency-Key: job {earlier}", existed=True)
+
+
+def _abandoned(uid: str, age: timedelta) -> bool:
+    """A claim whose start died before storing its job: never let the key point at a job that does not exist.
+    A start stores its job within milliseconds of claiming; ABANDONED_AFTER leaves a slow one its time."""
+    if age < ABANDONED_AFTER:
+        return False
+    try:
+        store().get(uid)
+    except JobNotFound:
+        return True
+    return False
 
 
 def orchestrated(orchestrations: Orchestrations) -> Launch:

@@ -25,7 +25,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (HttpResponseError, ResourceExistsError, ResourceModifiedError,
@@ -81,8 +81,16 @@ class JobStore(ABC):
         """Newest first. Returns (index rows, continuation token or None)."""
 
     @abstractmethod
-    def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta) -> str | None:
-        """Claim (caller, key) for `uid`. Returns the uid of an earlier claim still within `ttl`, else None."""
+    def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta, *,
+                          abandoned: Callable[[str, timedelta], bool] | None = None) -> str | None:
+        """Claim (caller, key) for `uid`. Returns the uid of an earlier claim still within `ttl`, else None.
+
+        `abandoned(earlier_uid, age)` may say that an earlier claim was left by a start that died before storing
+        its job: that claim is then taken over as if it had expired."""
+
+    @abstractmethod
+    def scan(self, statuses: Iterable[JobStatus], newest: datetime, oldest: datetime) -> Iterator[dict]:
+        """Index rows of jobs in `statuses` created between `oldest` and `newest` (newest first)."""
 
     @abstractmethod
     def release_idempotency(self, caller: str, key: str) -> None: ...
@@ -234,8 +242,18 @@ class TableJobStore(JobStore):
         encoded = base64.urlsafe_b64encode(json.dumps(next_marker).encode()).decode() if next_marker else None
         return rows, encoded
 
+    def scan(self, statuses: Iterable[JobStatus], newest: datetime, oldest: datetime) -> Iterator[dict]:
+        # RowKeys are inverted creation times: newer jobs sort first, so the range is [newest, oldest]
+        wanted = " or ".join(f"status eq '{status.value}'" for status in statuses)
+        query = (f"PartitionKey eq '{INDEX_PARTITION}' and RowKey ge '{_index_key(newest, '')}' "
+                 f"and RowKey lt '{_index_key(oldest, '~')}' and ({wanted})")
+        for row in self.index.query_entities(query, results_per_page=1000,
+                                             select=["uid", "status", "kind", "created"]):
+            yield dict(row)
+
     # ---- idempotency --------------------------------------------------------------------------------
-    def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta) -> str | None:
+    def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta, *,
+                          abandoned: Callable[[str, timedelta], bool] | None = None) -> str | None:
         partition = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
         row = {"PartitionKey": partition, "RowKey": "", "uid": uid, "claimed": clock.now()}
         for _ in range(3):
@@ -244,9 +262,10 @@ class TableJobStore(JobStore):
                 return None
             except ResourceExistsError:
                 existing = self.idempotency.get_entity(partition, "")
-                if clock.now() - existing["claimed"] < ttl:
+                age = clock.now() - existing["claimed"]
+                if age < ttl and not (abandoned is not None and abandoned(existing["uid"], age)):
                     return existing["uid"]
-                try:  # expired: take it over, guarded by its ETag
+                try:  # expired or abandoned: take it over, guarded by its ETag
                     self.idempotency.update_entity(row, mode=UpdateMode.REPLACE,
                                                    etag=existing.metadata["etag"],
                                                    match_condition=MatchConditions.IfNotModified)

@@ -27,11 +27,14 @@ TIMEOUT = "timeout"
 START_FAILED = "start-failed"
 POLL_FAILED = "poll-failed"
 REPORTED = "reported"  # the job said it ended; its process outlived the grace period and is stopped
+ORPHANED = "orphaned"  # the job's orchestration ended before the job (shared.jobs.reconcile)
 REPORTED_GRACE_SECONDS = 30
 BROKEN = {START_FAILED: "the job could not be started: the start activity kept failing (it raised, or ran past "
                         "the host's functionTimeout)",
           POLL_FAILED: "the job could not be followed: its runner could not be polled (the poll activity kept "
-                       "failing: it raised, or ran past the host's functionTimeout)"}
+                       "failing: it raised, or ran past the host's functionTimeout)",
+          ORPHANED: "the job's orchestration ended before the job did (it failed or was terminated); the job was "
+                    "stopped and closed by the service's reconciliation"}
 
 
 def waiting_to_start(record: JobRecord, message: str) -> bool | None:

@@ -36,6 +36,14 @@ class ClientOrchestrations:
     def raise_stop(self, uid: str) -> None:
         self._call(self._client.raise_event(uid, STOP_EVENT, None))
 
+    def runtime_status(self, uid: str) -> str | None:
+        """The instance's runtime status, or None when there is no such instance. The extension answers 404
+        with no body, which the SDK turns into a status with no runtime_status (durable-python
+        models/utils/http_utils.py get_async_request, DurableOrchestrationStatus.from_json)."""
+        status = self._call(self._client.get_status(uid))
+        runtime = getattr(status, "runtime_status", None)
+        return None if runtime is None else getattr(runtime, "value", str(runtime))
+
     def terminate(self, uid: str, reason: str) -> None:
         self._call(self._client.terminate(uid, reason))
 
