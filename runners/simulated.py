@@ -6,7 +6,7 @@ Its state is all in the handle (start time, duration, outcome), so it survives a
 runner; only stops are remembered in memory. Local-only, as it is no use in production.
 
 Config: `durationSeconds` (default 1), `exitCode` (default 0), `result` (text), `logLines` (lines per
-elapsed tenth of the run, default 1), `progress` (report a percentage, default true).
+elapsed tenth of the run, default 1), `progress` (report progress, a fraction 0..1, default true).
 """
 from __future__ import annotations
 
@@ -71,11 +71,11 @@ class SimulatedRunner(Runner):
             return RunnerStatus(JobStatus.FAILED, log=self._log(handle, fraction), message="stopped")
         if fraction < 1.0:
             return RunnerStatus(JobStatus.RUNNING, log=self._log(handle, fraction),
-                                percentage=round(fraction * 100, 1) if handle["progress"] else None)
+                                percentage=round(fraction, 3) if handle["progress"] else None)
         code = handle["exitCode"]
         state = JobStatus.COMPLETED if code == 0 else JobStatus.FAILED
         message = "exit code 0" if code == 0 else f"the job failed with exit code {code}"
-        return RunnerStatus(state, log=self._log(handle, 1.0), percentage=100.0, exit_code=code, message=message)
+        return RunnerStatus(state, log=self._log(handle, 1.0), percentage=1.0, exit_code=code, message=message)
 
     def stop(self, handle: dict[str, Any]) -> str:
         with self._lock:

@@ -184,7 +184,7 @@ def status_body(record: JobRecord) -> dict[str, Any]:
         "uid": record.uid,
         "status": record.status.value,
         "log": record.reported_log if record.externally_reported else record.log,
-        "percentage": record.percentage,
+        "percentage": transitions.fraction(record.percentage),
         "label": record.label,
         "started": clock.iso(record.started),
         "ended": clock.iso(record.ended),
@@ -279,14 +279,19 @@ def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, cal
 
 
 def _percentage(value: Any) -> float | None:
+    """Progress is a fraction from 0 to 1 (the DM web app shows `Math.round(percentage * 100)%`)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationFailed("percentage must be a number or null")
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         raise ValidationFailed("percentage is out of range") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValidationFailed(f"percentage is a fraction from 0 to 1 (0.4 for 40 %), not {number:g}",
+                               data={"percentage": number})
+    return number
 
 
 def _reported_status(value: Any) -> JobStatus | None:

@@ -12,6 +12,8 @@ to write". The rules the functions keep:
 - `stop_requested` (a DELETE) wins over everything the runner says afterwards.
 - A job that reports a final status itself (completed or failed) ends with that status: its process may exit
   by itself within REPORTED_GRACE_SECONDS, or is stopped then; its log and result are kept.
+- Progress (`percentage`) is a fraction from 0 to 1, what the DM web app shows as `Math.round(p * 100)%`: a
+  job that completes without reporting ends at 1.0; one that reported keeps what it said (`fraction`).
 """
 from __future__ import annotations
 
@@ -83,6 +85,20 @@ def poll_unreadable(record: JobRecord, note: str) -> bool | None:
     return waiting_to_start(record, note)
 
 
+def fraction(value: float | None) -> float | None:
+    """Progress as the fraction 0..1 the clients show. Runners report fractions; a value above 1 comes from a
+    runner (or a record stored before progress was a fraction) that counts in percent, and is converted; the
+    result is clamped to 0..1 (None stays None, and so does a value that is not a number)."""
+    if value is None:
+        return None
+    number = float(value)
+    if number != number:  # NaN
+        return None
+    if number > 1.0:
+        number /= 100.0
+    return min(1.0, max(0.0, number))
+
+
 def observed(record: JobRecord, seen: RunnerStatus, lines: list[str]) -> bool | None:
     """What a poll saw. The status follows the runner's state only when that state changed, and only while the
     job runs (a finished runner state is `finished`'s to interpret)."""
@@ -97,7 +113,7 @@ def observed(record: JobRecord, seen: RunnerStatus, lines: list[str]) -> bool | 
     if lines != record.log:
         record.log = lines
     if seen.percentage is not None and not record.externally_reported:
-        record.percentage = seen.percentage
+        record.percentage = fraction(seen.percentage)
     return None
 
 
@@ -105,7 +121,7 @@ def observed(record: JobRecord, seen: RunnerStatus, lines: list[str]) -> bool | 
 class Progress:
     """A progress report from the job itself (PUT), validated."""
 
-    percentage: float | None
+    percentage: float | None  # a fraction, 0..1 (checked by the progress route)
     status: JobStatus | None
     lines: list[str]
     overwrite: bool
@@ -181,4 +197,4 @@ def finished(record: JobRecord, ending: Ending, now: datetime) -> None:
         record.runner_state = ending.seen.state.value
         record.log = ending.lines
         if status == JobStatus.COMPLETED and not record.externally_reported:
-            record.percentage = 100.0
+            record.percentage = 1.0

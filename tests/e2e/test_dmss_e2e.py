@@ -422,7 +422,7 @@ def test_canary_token_reaches_the_job_and_nothing_else(api, dmss, caplog, capfd)
               '> "$JOB_RESULT_FILE"; '
               'curl -s -X PUT "$DM_JOB_URL/$JOB_UID?overwrite_log=false" -H "Access-Key: $DMSS_TOKEN" '
               '-H "Content-Type: application/json" '
-              '-d "{\\"percentage\\": 90, \\"logs\\": \\"reported $DMSS_TOKEN\\", \\"status\\": null}"')
+              '-d "{\\"percentage\\": 0.9, \\"logs\\": \\"reported $DMSS_TOKEN\\", \\"status\\": null}"')
     doc_id = dmss.put("DS", {"type": "dmss://DS/Blueprints/Study", "name": "study", "results": []})
     job_id = dmss.put("DS", job_entity(script, outputTarget=f"dmss://DS/${doc_id}.results"))
     start = api.start(f"dmss://DS/${job_id}", key(CANARY))
@@ -463,8 +463,8 @@ put() {
        -H "Access-Key: $DMSS_TOKEN" -d "$1" >> "$RESPONSES"
   echo >> "$RESPONSES"
 }
-put "{\"percentage\": 10, \"logs\": [\"fetched $NAME\", \"id $JOB_DMSS_ID\"], \"status\": \"running\"}"
-put '{"percentage": 50.5, "logs": "line a\n\nline b", "status": null}'
+put "{\"percentage\": 0.1, \"logs\": [\"fetched $NAME\", \"id $JOB_DMSS_ID\"], \"status\": \"running\"}"
+put '{"percentage": 0.505, "logs": "line a\n\nline b", "status": null}'
 put '{"percentage": null, "logs": null, "status": null}'
 curl -sf -X PUT -H "Access-Key: $DMSS_TOKEN" -F 'data={"jobNote": "written by the job"}' \
      "$DMSS_URL/api/documents/$ENC?partial_update=true" > /dev/null
@@ -482,7 +482,7 @@ def test_job_like_the_old_job_containers(api, dmss, alice, tmp_path):
     running = api.wait(uid, key(alice), until=lambda b: b["status"] in FINAL or len(b["log"] or []) >= 4)
     assert running["status"] == "running", running
     assert running["log"] == ["fetched legacy-job", f"id {address}", "line a", "line b"]
-    assert running["percentage"] == 50.5
+    assert running["percentage"] == 0.505
     assert {"status", "log", "percentage"} <= set(running)
     wait_for(lambda: responses.exists() and responses.read_text().count("\n") >= 3, what="3 PUT responses")
     assert [json.loads(line) for line in responses.read_text().splitlines()] == [{"response": "OK"}] * 3
@@ -491,7 +491,7 @@ def test_job_like_the_old_job_containers(api, dmss, alice, tmp_path):
 
     marker.write_text("go")
     final = api.wait(uid, key(alice))
-    assert final["status"] == "completed" and final["percentage"] == 50.5
+    assert final["status"] == "completed" and final["percentage"] == 0.505
     assert final["log"] == ["fetched legacy-job", f"id {address}", "line a", "line b"]
     entity = wait_for(lambda: (e := dmss.lookup(address)).get("ended") and e, what="ended in DMSS")
     assert entity["status"] == "completed" and entity["jobNote"] == "written by the job"
@@ -526,7 +526,7 @@ def test_old_response_shapes_and_callers_without_rights(api, dmss, alice, tmp_pa
                               key("DMSS_some_other_token")), 403)
     assert api.status(uid, owner)["status"] == "running"  # nothing of that landed
 
-    put = api.progress(uid, {"percentage": 30.0, "logs": ["owner says"], "status": None}, owner)
+    put = api.progress(uid, {"percentage": 0.3, "logs": ["owner says"], "status": None}, owner)
     assert put.status_code == 200 and put.json() == {"response": "OK"}
     assert_error(api.result(uid, owner), 409)
     assert_error(api.http.put(f"{api.base}/{uid}", json={"percentage": 1, "logs": None, "status": None},
@@ -541,7 +541,7 @@ def test_old_response_shapes_and_callers_without_rights(api, dmss, alice, tmp_pa
     assert result.status_code == 200 and {"message", "result"} <= set(result.json())
     assert all(isinstance(result.json()[k], str) for k in ("message", "result"))
     final = api.status(uid, owner)
-    assert final["status"] == "removed" and final["log"] == ["owner says"] and final["percentage"] == 30.0
+    assert final["status"] == "removed" and final["log"] == ["owner says"] and final["percentage"] == 0.3
     entity = wait_for(lambda: (e := dmss.lookup(f"dmss://DS/${job_id}")).get("ended") and e, what="ended")
     assert entity["status"] == "removed" and entity["uid"] == uid
     marker.write_text("go")

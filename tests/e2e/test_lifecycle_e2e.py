@@ -25,7 +25,7 @@ def test_shell_job_runs_to_completion_with_result(api):
     assert set(body) == {"uid", "message", "status"} and body["status"] == "starting"
     assert response.headers["Location"] == f"/api/jobs/{body['uid']}"
     final = api.wait(body["uid"])
-    assert final["status"] == "completed" and final["log"] == ["hello"] and final["percentage"] == 100.0
+    assert final["status"] == "completed" and final["log"] == ["hello"] and final["percentage"] == 1.0
     assert final["started"].endswith("Z") and final["ended"].endswith("Z")
     assert final["runner"] == {"type": "dmss://WorkflowDS/Blueprints/Shell"}
     result = api.http.get(f"{api.base}/api/jobs/{body['uid']}/result").json()
@@ -64,12 +64,13 @@ def test_progress_reported_by_the_job_itself(host, api):
     os.environ["DM_JOB_URL"] = f"{host.url}/api/jobs"
     script = ("for i in 1 2; do curl -s -X PUT \"$DM_JOB_URL/$JOB_UID?overwrite_log=false\" "
               "-H 'Content-Type: application/json' -H \"Authorization: Bearer $JOB_TOKEN\" "
-              "-d \"{\\\"percentage\\\": $((i * 50)), \\\"logs\\\": \\\"step $i\\\", \\\"status\\\": \\\"running\\\"}\"; "
+              "-d \"{\\\"percentage\\\": $(awk \"BEGIN {print $i / 2}\"), \\\"logs\\\": \\\"step $i\\\", "
+              "\\\"status\\\": \\\"running\\\"}\"; "
               "done; sleep 0.5")
     uid = api.start(shell_job(script)).json()["uid"]
     final = api.wait(uid)
     assert final["status"] == "completed"
-    assert final["log"] == ["step 1", "step 2"] and final["percentage"] == 100
+    assert final["log"] == ["step 1", "step 2"] and final["percentage"] == 1.0
 
 
 def test_idempotent_start_over_http(api):

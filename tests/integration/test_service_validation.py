@@ -108,9 +108,9 @@ def test_progress_semantics(storage_env):
     token = store().get(uid).job_token
     put = lambda body, overwrite: service.report_progress(uid, json.dumps(body).encode(), overwrite,  # noqa: E731
                                                           job_token=token)
-    assert put({"percentage": 10, "logs": "a\n\nb", "status": "running"}, "false") == {"response": "OK"}
+    assert put({"percentage": 0.1, "logs": "a\n\nb", "status": "running"}, "false") == {"response": "OK"}
     body = service.get_job(uid)
-    assert body["log"] == ["a", "b"] and body["percentage"] == 10 and body["status"] == "running"
+    assert body["log"] == ["a", "b"] and body["percentage"] == 0.1 and body["status"] == "running"
     put({"percentage": None, "logs": ["c"], "status": None}, "false")
     assert service.get_job(uid)["log"] == ["a", "b", "c"]
     put({"percentage": None, "logs": "only line", "status": None}, "true")
@@ -136,7 +136,7 @@ def test_authorization_only_starter_may_stop(storage_env):
 
 
 def test_progress_needs_the_job_token_or_the_identified_starter(storage_env):
-    body = b'{"percentage": 5, "logs": null, "status": null}'
+    body = b'{"percentage": 0.05, "logs": null, "status": null}'
     anonymous_job = service.start_job(GOOD, caller=None, orchestrations=Recorder()).uid
     for token in (None, "wrong-token"):
         with pytest.raises(ApiError) as raised:
