@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import loop as shared_loop
+from .indexing import find_app
 
 
 @dataclass
@@ -131,10 +132,11 @@ def load_app(app_dir: str | Path, module: str = "function_app") -> Any:
 
 
 def _app_of(mod: Any) -> Any:
-    app = getattr(mod, "app", None)
-    if app is None or not hasattr(app, "get_functions"):
-        raise RuntimeError(f"module {mod.__name__} has no function app object named `app`")
-    return app
+    """The module's one top-level function app, whatever its name (the worker's rule: indexing.find_app)."""
+    try:
+        return find_app(mod)
+    except ValueError as exc:
+        raise RuntimeError(f"module {mod.__name__}: {exc}") from None
 
 
 class InvocationContext:

@@ -31,6 +31,7 @@ import azure.durable_functions as df
 
 from shared.platform import clock as shared_clock
 
+from . import indexing
 from . import loop as shared_loop
 from .durable_api import DurableApi, client_binding
 from .engine import Engine
@@ -66,6 +67,7 @@ class DevHost:
         self.host_workers = http_workers or host_workers
         self.function_timeout_override = function_timeout
         self.worker: WorkerPool | None = None
+        self.function_errors: dict[str, list[str]] = {}   # functions the host refused, with why
         self.port: int | None = None
         self.engine: Engine | None = None
         self.store: Store | None = None
@@ -103,7 +105,7 @@ class DevHost:
         self.hub_name = resolve((extensions.get("durableTask") or {}).get("hubName")) or "TestHubName"
 
         app = load_app(self.app_dir, self.module)
-        self.functions = FunctionIndex.from_app(app)
+        self.functions = self._indexed(FunctionIndex.from_app(app))
         self.router = Router(prefix if prefix is not None else "api")
         for info in self.functions.of_type("httpTrigger"):
             self.router.add(info.name, info.trigger.get("route"), info.trigger.get("methods"),
@@ -182,6 +184,19 @@ class DevHost:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _indexed(self, index: FunctionIndex) -> FunctionIndex:
+        """What the worker and the host would accept (indexing.py): a worker refusal fails the start, as the
+        worker's failed metadata response leaves the real host with no functions; a function the host refuses is
+        left out with its error logged (and kept in `function_errors`), as ScriptHost does."""
+        worker = indexing.worker_problems(index.all)
+        if worker:
+            raise RuntimeError("; ".join(str(p) for p in worker))
+        refused = indexing.host_problems(index.all, dict(os.environ))
+        for problem in refused:
+            log.error("%s", problem)
+            self.function_errors.setdefault(problem.function, []).append(problem.message)
+        return FunctionIndex(index.app, [f for f in index.all if f.name not in self.function_errors])
 
     def _function_timeout(self, host_json: dict) -> float | None:
         """host.json `functionTimeout` (the Flex Consumption default, 30 minutes, when absent; -1: none)."""

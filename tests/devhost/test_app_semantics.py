@@ -136,6 +136,6 @@ def test_with_keys_a_job_holding_only_its_token_cannot_read_its_status(storage_e
         assert r.status_code == 401 and r.content == b""
         assert job(host, uid, **bearer, **{"x-functions-key": KEY})["uid"] == uid
         r = requests.put(f"{host.url}/api/jobs/{uid}?overwrite_log=false", headers=bearer, timeout=30,
-                         json={"percentage": 50, "logs": "half", "status": "running"})
+                         json={"percentage": 0.5, "logs": "half", "status": "running"})
         assert r.status_code == 200, r.text
         assert requests.get(f"{host.url}/api/health", timeout=30).status_code in (200, 503)

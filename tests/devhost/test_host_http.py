@@ -101,8 +101,8 @@ def test_function_keys_are_enforced_when_asked(keyed_host, sample_app):
     assert requests.get(f"{url}/api/items/special", headers={"x-functions-key": "ping-key"}).status_code == 401
     # ANONYMOUS routes need none; ADMIN routes only the master key
     assert requests.get(f"{url}/api/echo/bob").status_code == 201
-    assert requests.get(f"{url}/api/admin-only", headers={"x-functions-key": "host-key"}).status_code == 401
-    assert requests.get(f"{url}/api/admin-only", headers={"x-functions-key": "the-master"}).text == "admin"
+    assert requests.get(f"{url}/api/level/admin", headers={"x-functions-key": "host-key"}).status_code == 401
+    assert requests.get(f"{url}/api/level/admin", headers={"x-functions-key": "the-master"}).text == "admin"
 
 
 def test_keys_from_settings(make_host):

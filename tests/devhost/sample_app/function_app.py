@@ -177,7 +177,7 @@ def inspect_request(req: func.HttpRequest) -> func.HttpResponse:
         "thread": threading.current_thread().name}), mimetype="application/json")
 
 
-@app.route(route="admin-only", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route="level/admin", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def admin_only(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("admin")
 
