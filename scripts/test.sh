@@ -16,4 +16,6 @@ fi
 if [ -f .work/podman.env ]; then
   set -a; . .work/podman.env; set +a
 fi
+# Lint (pyflakes, pycodestyle, complexity <= 15 for app code: ruff.toml) before the tests.
+.venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

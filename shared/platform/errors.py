@@ -62,7 +62,7 @@ class ValidationFailed(ApiError):
 
 
 class NotImplementedRunner(ApiError):
-    status, type = 501, "NotImplementedException"
+    status, type = 422, "NotImplementedException"  # the old service said 501; a request's fault is a 4xx
 
 
 class BadGateway(ApiError):

@@ -84,7 +84,7 @@ def test_idempotent_start_over_http(api):
     (b"{oops", 400),
     (json.dumps({"type": "dmss://WorkflowDS/Blueprints/Nope", "runner": {"type": "x"}}).encode(), 400),
     (json.dumps({"type": "JOBCORE:Job"}).encode(), 422),
-    (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Unknown"}}).encode(), 501),
+    (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Unknown"}}).encode(), 422),
     (b"[" + b"1," * 600_000 + b"1]", 413),
 ])
 def test_bad_starts_over_http(api, body, status):

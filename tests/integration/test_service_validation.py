@@ -40,7 +40,7 @@ GOOD = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Shell", "script": "tr
     (json.dumps({"runner": {"type": "JOBCORE:Shell"}}).encode(), 422),
     (json.dumps({"type": "JOBCORE:Job"}).encode(), 422),
     (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Shell"}}).encode(), 422),
-    (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Nope"}}).encode(), 501),
+    (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Nope"}}).encode(), 422),
     (json.dumps({"type": "JOBCORE:Job", "status": "bogus", "runner": {"type": "JOBCORE:Shell", "script": "x"}})
      .encode(), 422),
     (json.dumps({**GOOD, "runner": {**GOOD["runner"], "environmentVariables": ["NOT_ALLOWED"]}}).encode(), 422),
