@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from shared.platform import environment
@@ -41,3 +43,45 @@ def test_redaction_and_scrubbing():
     lines = environment.scrub(["value canary-secret-1 and token-xyz-9", "clean"], secrets)
     assert lines == ["value *** and ***", "clean"]
 
+
+
+CANARY = "canary-7f3e-never-shown"
+
+
+def test_every_value_a_job_receives_is_a_secret(monkeypatch):
+    """K=V, passthrough, exported (JOB_ENV_EXPORT) and tokens: each is scrubbed; JOB_UID and DM_JOB_URL are not."""
+    monkeypatch.setenv("DM_JOB_URL", "http://api/jobs")
+    monkeypatch.setenv("PASSED", CANARY + "-passthrough")
+    monkeypatch.setenv("EXPORTED", CANARY + "-export")
+    monkeypatch.setenv("JOB_ENV_PASSTHROUGH", "PASSED")
+    monkeypatch.setenv("JOB_ENV_EXPORT", "EXPORTED")
+    items = [f"KV={CANARY}-kv", "PASSED"]
+    env = environment.build("uid-1", items, {"JOB_TOKEN": CANARY + "-token"})
+    secrets = environment.secret_values(items, [CANARY + "-token"])
+    printed = [f"{name}={value}" for name, value in env.items()]
+    scrubbed = environment.scrub(printed, secrets)
+    assert not [line for line in scrubbed if CANARY in line], scrubbed
+    assert "JOB_UID=uid-1" in scrubbed and "DM_JOB_URL=http://api/jobs" in scrubbed
+    assert {"KV=***", "PASSED=***", "EXPORTED=***", "JOB_TOKEN=***"} <= set(scrubbed)
+
+
+def test_multi_line_values_are_scrubbed_however_they_are_printed():
+    value = f"-----BEGIN KEY-----\n{CANARY}-line-2\r\nlast line of it\n"
+    secrets = environment.secret_values([f"KEY={value}"])
+    quoted = f'before\n{value}after'.split("\n")  # echo "$KEY": its own lines
+    unquoted = [f"x {' '.join(value.split())} y"]  # echo $KEY: words joined by spaces
+    as_json = [json.dumps({"KEY": value})]  # a job dumping its environment as JSON
+    cut = [f"{CANARY}-line-2", "last line of it"]  # a log tail starting inside the value
+    for lines in (quoted, unquoted, as_json, cut):
+        scrubbed = environment.scrub(lines, secrets)
+        text = "\n".join(scrubbed)
+        assert CANARY not in text and "BEGIN KEY" not in text and "last line of it" not in text, scrubbed
+    scrubbed = environment.scrub(quoted, secrets)
+    assert scrubbed[0] == "before" and scrubbed[-1].endswith("after")  # the value's own newline went with it
+
+
+def test_values_with_quotes_are_scrubbed_inside_json_and_short_ones_are_left():
+    secrets = environment.secret_values(['Q=pa"ss\\word-1', "S=abc"])
+    assert environment.scrub([json.dumps({"q": 'pa"ss\\word-1'})], secrets) == ['{"q": "***"}']
+    assert environment.scrub(["abc"], secrets) == ["abc"]  # shorter than MIN_SECRET_LENGTH
+    assert environment.scrub_text(f"a {CANARY}\nb", environment.secret_values([f"C={CANARY}"])) == "a ***\nb"
