@@ -24,13 +24,13 @@ def main() -> None:
     from devhost import DevHost
     from runners.registry import default_registry
     from shared.platform.clock import ManualClock
-    from shared.jobs.store import JobStore
+    from shared.jobs.store import TableJobStore
 
     seconds = args.hours * 3600
     job = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "a day",
            "runner": {"type": "JOBCORE:Simulated", "durationSeconds": seconds}}
     writes = {"n": 0}
-    original_update = JobStore.update
+    original_update = TableJobStore.update
 
     def counting_update(self, uid, mutate):
         before = self.get(uid).etag
@@ -38,7 +38,7 @@ def main() -> None:
         writes["n"] += record.etag != before
         return record
 
-    JobStore.update = counting_update
+    TableJobStore.update = counting_update
     with azurite_env(), DevHost(app_dir=ROOT, clock=ManualClock()) as host:
         runner = default_registry().get("JOBCORE:Simulated")
         polls_before = runner.polls
