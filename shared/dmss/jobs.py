@@ -10,6 +10,8 @@ The service (shared/service.py) wires these in; see the README (DMSS mode) for t
   `partial_update=true`: only the given keys are sent, so attributes this service does not know, and anything
   the job itself wrote meanwhile, stay as they are (GET + merge + PUT would race with the job and DMSS has no
   ETags to detect that; it also costs two calls). An empty `changes` writes nothing.
+- `write_schedule(address, token, changes)`: the `weekdayDialect` in force written into a RecurringJob's
+  `schedule` (`PUT <job>.schedule?partial_update=true`).
 - `deliver_result(output_target, token, result, attempts, backoff)`: POST (add) the result entity at
   `outputTarget` (a package, a list attribute or an object attribute), retried on 5xx/timeouts.
 - `renew_token_for_schedule()`: a fresh job token from the app's own key (`DMSS_APP_ACCESS_KEY`), or an error
@@ -32,13 +34,15 @@ from shared.platform import settings
 from shared.platform.clock import get_clock, iso
 from shared.dmss.address import parse_address, parse_target, resolve_reference
 from shared.platform.errors import ApiError, BadGateway, BadRequest, ServiceUnavailable, Unauthorized
-from shared.jobs.models import JOB_TYPE, RECURRING_JOB_TYPE, REFERENCE_TYPE, normalise_type
+from shared.jobs.models import CRON_JOB_TYPE, JOB_TYPE, RECURRING_JOB_TYPE, REFERENCE_TYPE, normalise_type
 
 log = logging.getLogger(__name__)
 
 JOB_TYPES = (JOB_TYPE, RECURRING_JOB_TYPE)
 #: attributes of the job entity this service writes back to DMSS; nothing else is ever written
 WRITABLE_ATTRIBUTES = ("uid", "status", "started", "ended", "triggeredBy", "result")
+#: attributes of a RecurringJob's `schedule` this service writes back (the weekday dialect it runs the cron in)
+SCHEDULE_ATTRIBUTES = ("weekdayDialect",)
 PACKAGE_TYPE = "dmss://system/SIMOS/Package"
 NO_APP_CREDENTIALS = "the job token expired and the app has no DMSS credentials (DMSS_APP_ACCESS_KEY)"
 
@@ -223,6 +227,21 @@ def write_back(address: str, token: str, changes: Mapping[str, Any], *,
         data = {"type": entity_type, **data}
     absolute = str(parse_address(address))
     return dmss.update_document(absolute, data, partial_update=True, token=token)
+
+
+def write_schedule(address: str, token: str, changes: Mapping[str, Any], *, schedule_type: str | None = None) -> Any:
+    """Write `changes` (only SCHEDULE_ATTRIBUTES, e.g. the `weekdayDialect` in force) into the RecurringJob's
+    `schedule` object: `PUT <job>.schedule?partial_update=true`, so `cron`, the dates and `runs` stay as they
+    are (a partial update of the job entity itself would replace the whole `schedule`: DMSS merges top-level
+    keys only). `schedule_type` (the CronJob's `type`) is sent along, as DMSS's update reads `data["type"]`."""
+    unknown = sorted(set(changes) - set(SCHEDULE_ATTRIBUTES))
+    if unknown:
+        raise ValueError(f"write_schedule does not write {unknown}; allowed: {list(SCHEDULE_ATTRIBUTES)}")
+    if not changes:
+        return None
+    data = {"type": schedule_type or CRON_JOB_TYPE, **changes}
+    target = parse_address(address).attribute("schedule")
+    return dmss.update_document(str(target), data, partial_update=True, token=token)
 
 
 # --- result -----------------------------------------------------------------------------------------------

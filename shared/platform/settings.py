@@ -107,8 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- Schedules ----------------------------------------------------------------------------------
     _S("SCHEDULE_TICK", "0 * * * * *", "NCRONTAB of the timer that fires due schedules.", "schedules"),
     _S("SCHEDULE_WEEKDAY_DIALECT", "unix",
-       "Default day-of-week dialect of cron strings: `unix` (0 = Sunday) or `dmjob` (0 = Monday, the old "
-       "service's).", "schedules"),
+       "Default day-of-week dialect of inline schedules: `unix` (0 = Sunday) or `dmjob` (0 = Monday, the old "
+       "service's). A RecurringJob started from DMSS that names none runs in `dmjob`.", "schedules"),
     _S("SCHEDULE_CONCURRENCY_POLICY", "Allow", "Default concurrency policy: Allow, Forbid or Replace.",
        "schedules"),
     _S("SCHEDULE_STARTING_DEADLINE_SECONDS", "3600",

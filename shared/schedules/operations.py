@@ -11,6 +11,7 @@ this module does not depend on the job service (which depends on it).
 from __future__ import annotations
 
 import copy
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,27 +22,43 @@ from shared.jobs.record import JobNotFound, JobRecord
 from shared.jobs.status import JobStatus
 from shared.jobs.store import store
 from shared.platform import clock
-from shared.platform.errors import BadRequest, Conflict, NotFound
+from shared.platform.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from shared.schedules import due_index
 from shared.schedules.due_index import bucket
 from shared.schedules.policy import Defaults, ScheduleError, ScheduleSpec, iso, parse_iso, trim_history
 from shared.schedules.state import Lifecycle, ScheduleRecord, entity_schedule, template_of
 
 StopRun = Callable[[str], Any]
+_ATTRIBUTE = re.compile(r"^(schedule\.[A-Za-z]+)")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # not the locale's
+_CRON_FIELD = re.compile(r": (minute|hour|day-of-month|month|day-of-week): ")
 
 
 # ---- validation and registration --------------------------------------------------------------------------
 def validate(entity: Mapping[str, Any], now: datetime | None = None, defaults: Defaults | None = None
              ) -> ScheduleSpec:
     """The RecurringJob entity's schedule, validated (cron, zone, dialect, dates, policies, fires at all);
-    raises BadRequest (400) saying what is wrong. Writes nothing: the service may call it before storing."""
+    raises ValidationFailed (422) saying what is wrong, which attribute and, for a cron field out of range
+    (`hour` 24), which field. Writes nothing: the service may call it before storing."""
     now = now or clock.now()
     try:
         spec = ScheduleSpec.parse(entity_schedule(entity), defaults or Defaults.from_settings())
         spec.check_fires(now)
     except ScheduleError as error:
-        raise BadRequest(f"invalid schedule: {error}", data={"schedule": str(error)}) from None
+        raise invalid_schedule(str(error)) from None
     return spec
+
+
+def invalid_schedule(problem: str) -> ValidationFailed:
+    """The API error of an invalid schedule (422, like every other invalid attribute of a job entity):
+    `data` names the attribute (`schedule.cron`) and the cron field (`hour`) when the message does."""
+    data: dict[str, Any] = {"schedule": problem}
+    attribute, field_name = _ATTRIBUTE.match(problem), _CRON_FIELD.search(problem)
+    if attribute:
+        data["attribute"] = attribute.group(1)
+    if field_name:
+        data["field"] = field_name.group(1)
+    return ValidationFailed(f"invalid schedule: {problem}", data=data)
 
 
 def new_state(spec: ScheduleSpec, now: datetime, runs: Iterable[Mapping[str, Any]] = ()) -> ScheduleRecord:
@@ -63,7 +80,7 @@ def register(record: JobRecord, *, now: datetime | None = None, defaults: Defaul
              ) -> dict[str, Any]:
     """Register the schedule of a stored RecurringJob record (already created).
 
-    Validates (BadRequest on a bad cron/zone/dialect/date/policy: then nothing of the schedule is written),
+    Validates (422 on a bad cron/zone/dialect/date/policy: then nothing of the schedule is written),
     writes the schedule state into the record and its due-index row. Returns `view(...)` of the schedule."""
     now = now or clock.now()
     entity = load_entity(record)
@@ -83,7 +100,7 @@ def register(record: JobRecord, *, now: datetime | None = None, defaults: Defaul
 
 def register_many(records: list[JobRecord], *, now: datetime | None = None, defaults: Defaults | None = None,
                   workers: int = 16) -> int:
-    """Bulk registration of NEW RecurringJob records (not yet stored): validate all first (BadRequest names
+    """Bulk registration of NEW RecurringJob records (not yet stored): validate all first (the 422 names
     the failing uid, nothing written), create the records in parallel and write the due index in table
     transactions of up to 100 rows per bucket. For imports from the old service and for benchmarks."""
     now = now or clock.now()
@@ -103,8 +120,8 @@ def register_many(records: list[JobRecord], *, now: datetime | None = None, defa
 def _prepared(record: JobRecord, now: datetime, defaults: Defaults) -> JobRecord:
     try:
         spec = validate(record.entity, now, defaults)
-    except BadRequest as error:
-        raise BadRequest(f"job {record.uid}: {error.message}", data=error.data) from None
+    except ValidationFailed as error:
+        raise ValidationFailed(f"job {record.uid}: {error.message}", data=error.data) from None
     record.schedule = new_state(spec, now, entity_schedule(record.entity).get("runs") or []).to_dict()
     record.status = JobStatus.REGISTERED
     record.kind = "recurring"
@@ -232,7 +249,9 @@ def _stop_all(running: list[str], stop_run: StopRun) -> str:
 
 # ---- preview / view ---------------------------------------------------------------------------------------
 def preview(uid: str, n: int = 10, *, now: datetime | None = None) -> dict[str, Any]:
-    """The next `n` fire times (1..1000) from `now`, in UTC and in the schedule's zone."""
+    """The next `n` fire times (1..1000) from `now`, in UTC and in the schedule's zone, each with its weekday
+    there (what a schedule's `weekdayDialect` decides: `0 8 * * 6` is a Saturday in `unix`, a Sunday in
+    `dmjob`)."""
     record = _get(uid)
     return preview_state(record.schedule, n, now=now or clock.now())
 
@@ -242,8 +261,10 @@ def preview_state(state: Mapping[str, Any] | ScheduleRecord, n: int, *, now: dat
     spec = s.schedule_spec()
     n = max(1, min(int(n), 1000))
     after = max(now, s.considered_at or now)
+    fire_times = [{**fire, "weekday": WEEKDAYS[datetime.fromisoformat(fire["local"]).weekday()]}
+                  for fire in spec.preview(n, after)]
     return {"timezone": spec.timezone, "cron": spec.cron.expression, "weekdayDialect": spec.weekday_dialect,
-            "state": s.state.value, "fireTimes": spec.preview(n, after)}
+            "state": s.state.value, "fireTimes": fire_times}
 
 
 def view(record: JobRecord | Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:

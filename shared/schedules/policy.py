@@ -42,7 +42,7 @@ KNOWN_ATTRIBUTES = ("cron", "timezone", "weekdayDialect", "startDate", "endDate"
 
 
 class ScheduleError(ValueError):
-    """An invalid schedule; the message names the attribute and says what is wrong (an API 400)."""
+    """An invalid schedule; the message names the attribute and says what is wrong (an API 422)."""
 
 
 def iso(dt: datetime | None) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping
 from shared.jobs.activities import load_entity
 from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus
-from shared.platform.errors import BadRequest
+from shared.platform.errors import BadRequest, ValidationFailed
 from shared.schedules.due_index import bucket
 from shared.schedules.policy import Decision, ScheduleSpec, ScheduleState, apply_decision_to_runs, is_running, \
     iso, parse_iso, trim_history
@@ -188,7 +188,8 @@ class ScheduleRecord:
 def entity_schedule(entity: Mapping[str, Any]) -> Mapping[str, Any]:
     schedule = entity.get("schedule")
     if not isinstance(schedule, Mapping):
-        raise BadRequest("schedule: missing or not an object (a CronJob with at least `cron`)")
+        raise ValidationFailed("invalid schedule: schedule: missing or not an object (a CronJob with at least "
+                               "`cron`)", data={"attribute": "schedule"})
     return schedule
 
 

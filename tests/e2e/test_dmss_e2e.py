@@ -582,6 +582,8 @@ def test_recurring_job_from_dmss_is_registered(api, dmss, alice):
     entity = dmss.lookup(address)
     assert entity["uid"] == uid and entity["status"] == "registered" and entity["started"].endswith("Z")
     assert entity["customAttribute"] == "kept" and entity["schedule"]["cron"] == "0 3 * * *"
+    # no weekdayDialect named: it runs as the old service ran it, and the entity is told so
+    assert entity["schedule"]["weekdayDialect"] == "dmjob" and status["schedule"]["weekdayDialect"] == "dmjob"
     stopped = api.stop(uid, key(alice))
     assert stopped.status_code == 200 and set(stopped.json()) == {"status", "response"}
     assert stopped.json()["status"] == "removed"

@@ -156,7 +156,7 @@ def test_bad_schedules_are_rejected_with_nothing_stored(host, schedule):
     job = recurring("* * * * *")
     job["schedule"].update(schedule)
     response = requests.post(f"{host.url}/api/jobs", json=job)
-    assert response.status_code == 400, response.text
+    assert response.status_code == 422, response.text  # an invalid schedule is a validation error
     assert requests.get(f"{host.url}/api/jobs").json()["jobs"] == []
 
 

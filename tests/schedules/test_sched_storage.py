@@ -10,7 +10,7 @@ import pytest
 from .conftest import FakeRuns, new_record, recurring_entity, stored_record
 
 from shared.schedules import due_index, history, operations as schedules, tick as ticking
-from shared.platform.errors import BadRequest, Conflict
+from shared.platform.errors import Conflict, ValidationFailed
 from shared.jobs.record import JobNotFound
 from shared.jobs.store import store
 from shared.jobs.status import JobStatus
@@ -204,9 +204,9 @@ def test_bad_schedules_are_rejected_with_nothing_stored(storage_env, schedule, m
     from shared import service
 
     entity = recurring_entity(**schedule)
-    with pytest.raises(BadRequest) as info:
+    with pytest.raises(ValidationFailed) as info:
         schedules.validate(entity, T0)
-    assert message in info.value.message and info.value.status == 400
+    assert message in info.value.message and info.value.status == 422
 
     class NoOrchestrations:
         def start(self, uid, input):  # pragma: no cover - a recurring job is never orchestrated
@@ -215,7 +215,7 @@ def test_bad_schedules_are_rejected_with_nothing_stored(storage_env, schedule, m
         def raise_stop(self, uid):  # pragma: no cover
             raise AssertionError
 
-    with pytest.raises(BadRequest) as info:
+    with pytest.raises(ValidationFailed) as info:
         service.start_job(entity, caller=None, orchestrations=NoOrchestrations())
     assert message in info.value.message
     assert index_rows() == []
@@ -364,9 +364,9 @@ def test_preview_in_utc_and_the_schedules_zone(storage_env):
     out = schedules.preview(record.uid, 3, now=u(2026, 3, 27, 12))
     assert out["timezone"] == "Europe/Oslo"
     assert out["fireTimes"] == [
-        {"utc": "2026-03-28T01:30:00Z", "local": "2026-03-28T02:30:00+01:00"},
-        {"utc": "2026-03-30T00:30:00Z", "local": "2026-03-30T02:30:00+02:00"},  # 29th: in the gap, skipped
-        {"utc": "2026-03-31T00:30:00Z", "local": "2026-03-31T02:30:00+02:00"},
+        {"utc": "2026-03-28T01:30:00Z", "local": "2026-03-28T02:30:00+01:00", "weekday": "Saturday"},
+        {"utc": "2026-03-30T00:30:00Z", "local": "2026-03-30T02:30:00+02:00", "weekday": "Monday"},  # 29th: gap
+        {"utc": "2026-03-31T00:30:00Z", "local": "2026-03-31T02:30:00+02:00", "weekday": "Tuesday"},
     ]
 
 
