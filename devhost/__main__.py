@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     others = [f for f in host.functions.all if f.trigger_type != "httpTrigger"]
     for info in others:
         print(f"        {info.name}: {info.trigger_type}")
+    for name, errors in host.function_errors.items():    # left out, as the real host leaves them out
+        print(f"        {name}: refused: {'; '.join(errors)}")
     print("\nPress Ctrl+C to stop.", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -1,8 +1,10 @@
 """`DevHost`: serves a function app like `func start`, plus virtual time control for tests.
 
 Local/test host only: production runs on the real Functions host. Pieces: settings (settings.py), the app's
-functions (functions.py), HTTP routes (routing.py, http_server.py), the Durable API (durable_api.py) backed by
-the in-process engine (engine.py, store.py), and timer triggers (timers.py).
+functions (functions.py) as the worker and the host index them (indexing.py), the worker's one thread pool
+(worker.py), HTTP routes (routing.py, http_server.py) and function keys (keys.py), the Durable API
+(durable_api.py) backed by the in-process engine (engine.py, episode.py, store.py), and timer triggers
+(timers.py).
 
 Time: the host takes a clock (`shared.platform.clock` protocol). With a `ManualClock` nothing fires on wall time; tests
 call `advance(seconds)`, which moves the clock to each due durable timer / timer-trigger occurrence in order and
