@@ -106,16 +106,20 @@ def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.route(route="jobs/{uid}", methods=["GET"])
-def get_job(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda: service.get_job(req.route_params["uid"], caller_from_headers(req.headers),
-                                           _job_token(req)))
+@app.durable_client_input(client_name="client")
+async def get_job(req: func.HttpRequest, client) -> func.HttpResponse:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    return await run_sync(_answer, lambda: service.get_job(req.route_params["uid"], caller_from_headers(req.headers),
+                                                           _job_token(req), wake=bridge.wake))
 
 
 @app.route(route="jobs/{uid}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)  # jobs hold no key: token
-def report_progress(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda: service.report_progress(req.route_params["uid"], req.get_body(),
-                                                   req.params.get("overwrite_log"),
-                                                   caller_from_headers(req.headers), _job_token(req)))
+@app.durable_client_input(client_name="client")
+async def report_progress(req: func.HttpRequest, client) -> func.HttpResponse:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    return await run_sync(_answer, lambda: service.report_progress(
+        req.route_params["uid"], req.get_body(), req.params.get("overwrite_log"), caller_from_headers(req.headers),
+        _job_token(req), wake=bridge.wake))
 
 
 @app.route(route="jobs/{uid}", methods=["DELETE"])

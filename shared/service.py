@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.jobs import operations
+from shared.jobs import freshness, operations
 from shared.jobs.access import Caller, authorize
 from shared.jobs.models import RecurringJob
 from shared.jobs.operations import Orchestrations, Prepare, StartResult, get_record, get_result, list_jobs
@@ -19,6 +19,7 @@ from shared.jobs.operations import health, report_progress, status_body as job_s
 from shared.jobs.record import JobRecord
 from shared.jobs.store import store
 from shared.jobs.validation import parse_json, validate_job
+from shared.platform import clock
 from shared.platform.errors import BadRequest
 from shared.schedules import operations as schedules
 from shared.schedules.policy import triggered_by as schedule_trigger
@@ -47,9 +48,11 @@ def status_body(record: JobRecord) -> dict[str, Any]:
     return body
 
 
-def get_job(uid: str, caller: Caller | None = None, job_token: str | None = None) -> dict[str, Any]:
+def get_job(uid: str, caller: Caller | None = None, job_token: str | None = None, *,
+            wake: freshness.Wake | None = None) -> dict[str, Any]:
     record = get_record(uid)
     authorize(record, caller, "read", job_token)
+    freshness.on_read(record, clock.now(), wake)
     return status_body(record)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from runners.base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
 from runners.registry import default_registry
-from shared.jobs import transitions
+from shared.jobs import freshness, transitions
 from shared.jobs.models import Job
 from shared.jobs.outcomes import FinishOutcome, FinishRequest, PollOutcome, StartOutcome, StartState
 from shared.jobs.record import JobRecord
@@ -228,5 +228,13 @@ def _finish(request: FinishRequest) -> FinishOutcome:
     ending = transitions.Ending(reason=request.reason, seen=seen, problem=final.problem, log_ref=final.log_ref,
                                 result_ref=final.result_ref, lines=lines)
     record = store().update(request.uid, partial(transitions.finished, ending=ending, now=clock.now()))
+    _forget_wakes(request.uid)
     hooks.finished(record, final.result_text)
     return FinishOutcome(status=record.status.value)
+
+
+def _forget_wakes(uid: str) -> None:
+    try:
+        freshness.forget(uid)
+    except Exception as error:  # noqa: BLE001 - a leftover wake row is harmless
+        log.info("wake row of job %s not removed: %s", uid, type(error).__name__)

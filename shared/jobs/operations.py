@@ -259,7 +259,7 @@ def _progress_lines(logs: Any, overwrite: bool) -> list[str]:
 
 
 def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, caller: Caller | None = None,
-                    job_token: str | None = None) -> dict[str, Any]:
+                    job_token: str | None = None, *, wake: Callable[[str], None] | None = None) -> dict[str, Any]:
     overwrite = parse_overwrite_log(overwrite_log)
     data = parse_json(body)
     if not isinstance(data, dict):
@@ -274,7 +274,9 @@ def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, cal
                                "DELETE the job to stop it")
     progress = transitions.Progress(percentage=percentage, status=status, lines=lines, overwrite=overwrite,
                                     tail=settings.get_int("LOG_TAIL_LINES"), now=clock.now())
-    store().update(record.uid, partial(transitions.reported, progress=progress))
+    record = store().update(record.uid, partial(transitions.reported, progress=progress))
+    if wake is not None and transitions.reported_final(record):  # the job said it ended: finish it now
+        wake(record.uid)
     return {"response": "OK"}
 
 

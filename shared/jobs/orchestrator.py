@@ -23,6 +23,7 @@ START_ACTIVITY = "start_job_activity"
 POLL_ACTIVITY = "poll_job_activity"
 FINISH_ACTIVITY = "finish_job_activity"
 STOP_EVENT = "stop"
+WAKE_EVENT = "wake"  # someone is watching, or the job said it ended: poll now (shared.jobs.freshness)
 POLLS_PER_GENERATION = 16
 FINISH_ATTEMPTS = 5
 POLL_FAILURES_ALLOWED = 3
@@ -36,17 +37,21 @@ def initial_input(uid: str, time_limit_seconds: int, policy: PollPolicy) -> dict
 
 
 def _wait(context, seconds: float, deadline: datetime) -> Generator[Any, Any, str | None]:
-    """Sleep `seconds` (not past the deadline). Returns "stopped", "timeout" or None."""
+    """Sleep `seconds` (not past the deadline), or less when woken. Returns "stopped", "timeout" or None."""
     now = context.current_utc_datetime
     if now >= deadline:
         return "timeout"
     fire_at = min(now + timedelta(seconds=seconds), deadline)
     timer = context.create_timer(fire_at)
     stop = context.wait_for_external_event(STOP_EVENT)
-    winner = yield context.task_any([timer, stop])
+    wake = context.wait_for_external_event(WAKE_EVENT)
+    winner = yield context.task_any([timer, stop, wake])
     if winner == stop:
         timer.cancel()
         return "stopped"
+    if winner == wake:
+        timer.cancel()
+        return None
     return "timeout" if fire_at >= deadline else None
 
 

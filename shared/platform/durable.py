@@ -13,7 +13,7 @@ from typing import Any, Callable, TypeVar
 
 import azure.durable_functions as df
 
-from shared.jobs.orchestrator import ORCHESTRATOR, STOP_EVENT
+from shared.jobs.orchestrator import ORCHESTRATOR, STOP_EVENT, WAKE_EVENT
 
 FINISHED = ("Completed", "Failed", "Terminated")
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the SDK wants a lower bound; no job is older
@@ -35,6 +35,12 @@ class ClientOrchestrations:
 
     def raise_stop(self, uid: str) -> None:
         self._call(self._client.raise_event(uid, STOP_EVENT, None))
+
+    def wake(self, uid: str) -> None:
+        """Raise the wake event without waiting for it (the read that caused it answers at once); a wake that
+        is lost only means the next poll comes at its usual time."""
+        future = asyncio.run_coroutine_threadsafe(self._client.raise_event(uid, WAKE_EVENT, None), self._loop)
+        future.add_done_callback(lambda done: done.exception())  # retrieve it: a lost wake is not an error
 
     def runtime_status(self, uid: str) -> str | None:
         """The instance's runtime status, or None when there is no such instance. The extension answers 404

@@ -57,6 +57,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S("POLL_INTERVAL_MIN_SECONDS", "1", "First (and post-change) interval between runner polls.", "jobs"),
     _S("POLL_INTERVAL_MAX_SECONDS", "60", "Cap of the backed-off poll interval.", "jobs"),
     _S("POLL_BACKOFF_FACTOR", "2", "Growth factor of the poll interval while nothing changes.", "jobs"),
+    _S("JOB_FRESHNESS_SECONDS", "5",
+       "A status read of a running job whose orchestration has not been woken for this long wakes it to poll "
+       "its runner now (at most once per this many seconds per job); 0 turns it off.", "jobs"),
     _S("LOG_TAIL_LINES", "200", "Log lines kept in the table for status replies (the full log goes to a blob).",
        "jobs"),
     _S("JOB_WORK_DIR", "", "Local runners: base directory of job working directories (default: system temp).",

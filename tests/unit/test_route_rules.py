@@ -14,13 +14,14 @@ empty, `%2F` kept encoded in a segment).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from devhost.functions import FunctionIndex, load_app
+from devhost.functions import FunctionIndex
 from devhost.routing import RouteTemplate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +31,12 @@ UID = str(uuid.uuid4())
 
 @functools.lru_cache(maxsize=1)
 def _http_functions() -> tuple[tuple[str, RouteTemplate, frozenset[str]], ...]:
-    # the app as the local host loads it (the tests' sample app is also a `function_app`), indexed once: the SDK
-    # refuses a second get_functions() on one app ("not a unique function name")
-    index = FunctionIndex.from_app(load_app(ROOT))
+    # a private copy of the app module: the SDK refuses a second get_functions() on one app object ("not a
+    # unique function name"), and other tests index the shared one (the sample app is a `function_app` too)
+    spec = importlib.util.spec_from_file_location(f"_route_rules_app_{uuid.uuid4().hex[:8]}", ROOT / "function_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    index = FunctionIndex.from_app(module.app)
     return tuple((info.name, RouteTemplate(info.trigger["route"]),
                   frozenset(m.upper() for m in info.trigger.get("methods") or []))
                  for info in index.of_type("httpTrigger"))
