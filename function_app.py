@@ -14,9 +14,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import service
+from shared.dmss.access import DmssAccess
 from shared.dmss.start import start_from_address
 from shared.dmss.writeback import DmssWriteBack
 from shared.jobs import activities, orchestrator, reconcile
+from shared.jobs.access import add_delegate
 from shared.platform import clock, hooks, settings
 from shared.platform.durable import ClientOrchestrations, purge_finished_history, run_sync
 from shared.platform.errors import ApiError, from_exception
@@ -28,6 +30,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")
 hooks.add(DmssWriteBack())
 hooks.add(RUN_LISTENER)
+add_delegate(DmssAccess())  # who else may read or stop a DMSS job: DMSS decides, asked as the caller
 JSON = "application/json"
 
 

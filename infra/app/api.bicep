@@ -140,6 +140,7 @@ var dmssAppSettings = {
   PUBLIC_DMSS_URL: publicDmssUrl
   DMSS_TOKEN_TTL_SECONDS: '2592000'
   DMSS_TIMEOUT_SECONDS: '10'
+  DMSS_ACCESS_CACHE_SECONDS: '60'
 }
 
 // --- Containers and clouds -----------------------------------------------------------------------------------

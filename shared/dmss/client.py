@@ -1,4 +1,5 @@
-"""A small DMSS client: the five endpoints dm-job.md lists, errors mapped to `shared.platform.errors`.
+"""A small DMSS client: the five endpoints dm-job.md lists, and the two that say who may do what (`whoami`,
+`acl`), errors mapped to `shared.platform.errors`.
 
 - One `requests.Session` per process (connection pooling), created on first use; the base URL
   (`DMSS_URL`) and the timeout (`DMSS_TIMEOUT_SECONDS`) are read at call time, so tests can change them.
@@ -12,6 +13,9 @@
   404 NotFound, 400 BadRequest, 409 Conflict, 422 ValidationFailed, others ApiError with that status);
   DMSS 5xx -> 502 BadGateway; timeout, refused or dropped connection -> 503 ServiceUnavailable
   "DMSS did not answer within N s".
+- Asking as the caller (`get_document_as`, `whoami`, `get_acl`): the caller's own credential
+  (`shared.platform.identity.Credential`) is sent as the caller sent it, `Access-Key` or `Authorization:
+  Bearer`, never both (DMSS would take a JWT sent as Access-Key for an unknown access key).
 - Secrets: tokens are never stored on the client, never logged and never put in a message; DMSS's own
   error text is scrubbed of the token before it is used; exceptions are raised `from None` so the
   underlying `requests` exception (which holds the prepared request, headers included) is not chained.
@@ -28,6 +32,7 @@ from urllib.parse import quote
 import requests
 
 from shared.platform import settings
+from shared.platform.identity import Credential
 from shared.platform.errors import (ApiError, BadGateway, BadRequest, Conflict, Forbidden, NotFound,
     ServiceUnavailable, Unauthorized, ValidationFailed)
 
@@ -221,6 +226,36 @@ class DmssClient:
         if not isinstance(uid, str) or not uid:
             raise BadGateway(f"DMSS answered {what} without a uid")
         return uid
+
+    # --- as the caller: who may do what ---------------------------------------------------------------
+
+    def get_document_as(self, address: str, depth: int = 0, *, credential: Credential) -> Any:
+        """`GET /api/documents/{address}?depth=N` with the caller's credential: DMSS's own READ check on it."""
+        what = f"GET {address}"
+        response = self._request("GET", self._documents_path(address), what, secrets=(credential.secret(),),
+                                 headers=credential.headers(), params={"depth": int(depth)})
+        return self._json(response, what)
+
+    def whoami(self, *, credential: Credential) -> dict[str, Any]:
+        """`GET /api/whoami`: the caller as DMSS sees them, `{user_id, roles, scope, ...}`."""
+        what = "GET /api/whoami"
+        response = self._request("GET", "/api/whoami", what, secrets=(credential.secret(),),
+                                 headers=credential.headers())
+        body = self._json(response, what)
+        if not isinstance(body, dict) or not isinstance(body.get("user_id"), str):
+            raise BadGateway("DMSS answered GET /api/whoami without a user_id")
+        return body
+
+    def get_acl(self, address: str, *, credential: Credential) -> dict[str, Any]:
+        """`GET /api/acl/{address}` (a document by id, `dmss://DS/$id`): its access control list
+        `{owner, roles, users, others}`. DMSS answers it only to a caller who may read the document."""
+        what = f"GET acl {address}"
+        response = self._request("GET", "/api/acl/" + quote(address, safe=""), what,
+                                 secrets=(credential.secret(),), headers=credential.headers())
+        body = self._json(response, what)
+        if not isinstance(body, dict):
+            raise BadGateway(f"DMSS answered {what} with something that is not an access control list")
+        return body
 
     def _token(self, headers: dict[str, str], ttl_seconds: int, scope: str, secret: str) -> str:
         what = "POST /api/token"

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared import service
-from shared.dmss import jobs as dmss_jobs
+from shared.dmss import access as dmss_access, jobs as dmss_jobs
 from shared.dmss.writeback import WRITTEN, dmss_view
 from shared.jobs.models import RECURRING_JOB_TYPE, normalise_type
 from shared.jobs.record import JobRecord
@@ -66,6 +66,9 @@ def start_from_address(address: str, headers: Mapping[str, str], *, caller: Any,
         record.dmss_address = absolute
         record.secret_token = token
         record.extra["environment"] = environment
+        acl_document = dmss_access.acl_document_of(absolute, fetched)
+        if acl_document:
+            record.extra[dmss_access.ACL_DOCUMENT] = acl_document
         view = dmss_view(record)
         dmss_jobs.write_back(absolute, token, view, entity_type=entity.get("type"))
         written.update(view)

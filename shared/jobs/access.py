@@ -1,7 +1,10 @@
 """Who may touch a job (README "Who may do what"): one function, used by every operation.
 
 The starter (same caller id) may do everything; the job itself, presenting its own token, may read and report
-progress. Token comparison is constant-time.
+progress. A job whose entity is kept elsewhere (DMSS) may also be read or stopped by whoever that store says
+may read or write the entity: a registered `Delegate` (shared.dmss.access, added by function_app) decides
+those, asking the store with the caller's own credential. Without a delegate every job is owner-only. Token
+comparison is constant-time.
 """
 from __future__ import annotations
 
@@ -11,12 +14,37 @@ from typing import Protocol
 from shared.jobs.record import JobRecord
 from shared.platform.errors import Forbidden
 
+READ, WRITE = "read", "write"
+#: what a delegate is asked for each action; progress is not delegated (the job's token, or its starter)
+LEVELS = {"read": READ, "read the result of": READ, "stop": WRITE, "suspend": WRITE, "resume": WRITE}
+
 
 class Caller(Protocol):
     id: str | None
 
     @property
     def display(self) -> str: ...
+
+
+class Delegate(Protocol):
+    def allows(self, record: JobRecord, caller: Caller | None, level: str) -> bool:
+        """True: the caller may (`level` READ or WRITE). False: not this delegate's job to say. Raise an
+        `ApiError` to refuse: its status and message are what the caller gets."""
+        ...
+
+
+_delegates: list[Delegate] = []
+
+
+def add_delegate(delegate: Delegate) -> None:
+    """Register a delegate; one per class (a reloading host importing the app twice does not double it)."""
+    _delegates[:] = [existing for existing in _delegates if type(existing) is not type(delegate)]
+    _delegates.append(delegate)
+
+
+def remove_delegate(delegate: Delegate) -> None:
+    if delegate in _delegates:
+        _delegates.remove(delegate)
 
 
 def _token_matches(record: JobRecord, presented: str | None) -> bool:
@@ -34,6 +62,7 @@ def authorize(record: JobRecord, caller: Caller | None, action: str, job_token: 
     - The job itself, presenting its JOB_TOKEN or its DMSS token, may read and report progress.
     - A job started without an identity is open to callers without one (local development); but not on an
       `open_route` (the progress route takes no function key, so there an unidentified caller needs the token).
+    - Anyone else: what a delegate allows (a DMSS job: what DMSS lets the caller do with its entity), else 403.
     """
     if action in ("read", "progress") and _token_matches(record, job_token):
         return
@@ -42,5 +71,8 @@ def authorize(record: JobRecord, caller: Caller | None, action: str, job_token: 
         raise Forbidden(f"reporting progress for job {record.uid} needs the job's token (JOB_TOKEN or its DMSS "
                         "token as Access-Key or Bearer) or the starter's identity")
     if (record.owner or None) == caller_id:
+        return
+    level = LEVELS.get(action)
+    if level is not None and any(delegate.allows(record, caller, level) for delegate in list(_delegates)):
         return
     raise Forbidden(f"the caller may not {action} job {record.uid}: only its starter may")

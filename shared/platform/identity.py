@@ -12,8 +12,11 @@ Where the identity comes from is the setting CALLER_IDENTITY_SOURCE:
 
 Whatever the source, a caller that sends an `Access-Key` header (a DMSS personal access token, as the old
 service took it) and has no other identity is recorded as `access-key:<first 12 hex digits of its SHA-256>`:
-stable per key, and never the key itself. Nothing here stores or prints a token or key: `Caller` holds only
-identifiers and claims, and its repr leaves the claims out.
+stable per key, and never the key itself. Nothing here stores or prints a token or key: `Caller` holds
+identifiers and claims (its repr leaves the claims out) and, for the length of the request, the DMSS
+`credential` the request carried (`Credential`: an `Access-Key`, else a Bearer token, what DMSS itself reads),
+so that DMSS can be asked what this caller may do with a job whose entity it holds. A `Credential` never shows
+its value (repr, str, copies); only its `fingerprint` (SHA-256) may be kept.
 
 On App Service (WEBSITE_SITE_NAME set by the platform) the Easy Auth headers are trusted only while the platform
 says App Service Authentication is on (WEBSITE_AUTH_ENABLED): without it nothing guarantees that a client did
@@ -69,14 +72,50 @@ _NAME_CLAIMS = (
 )
 
 
+class Credential:
+    """The DMSS credential of a request, as DMSS reads it (src/authentication/authentication.py
+    auth_w_jwt_or_pat): an `Access-Key` (a personal access token) first, else an `Authorization: Bearer`
+    token. Its value is shown nowhere: repr and str are redacted, and `fingerprint` is what a cache may key on."""
+
+    __slots__ = ("kind", "_value")
+    ACCESS_KEY, BEARER = "access-key", "bearer"
+
+    def __init__(self, kind: str, value: str):
+        if kind not in (self.ACCESS_KEY, self.BEARER) or not value:
+            raise ValueError("a credential is an access key or a bearer token, with a value")
+        self.kind = kind
+        self._value = value
+
+    def headers(self) -> dict[str, str]:
+        """The header DMSS is to get: the one the caller sent (a JWT sent as Access-Key would be refused)."""
+        if self.kind == self.ACCESS_KEY:
+            return {ACCESS_KEY_HEADER: self._value}
+        return {AUTHORIZATION_HEADER: f"Bearer {self._value}"}
+
+    def secret(self) -> str:
+        """The value itself, to scrub it from DMSS's answers (never to store or print)."""
+        return self._value
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.kind}:{self._value}".encode("utf-8")).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"Credential({self.kind}, ***)"
+
+    __str__ = __repr__
+
+
 @dataclass(frozen=True)
 class Caller:
-    """A caller as far as the request tells. `source`: easyauth, bearer, access-key or anonymous."""
+    """A caller as far as the request tells. `source`: easyauth, bearer, access-key or anonymous.
+    `credential`: the request's DMSS credential (not part of equality, never shown)."""
 
     id: str | None
     name: str | None
     source: str
     claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    credential: Credential | None = field(default=None, repr=False, compare=False)
 
     @property
     def display(self) -> str:
@@ -106,6 +145,10 @@ def caller_from_headers(headers: Mapping[str, str], source: str | None = None) -
     if mode == "none":
         return ANONYMOUS
     lookup = _HeaderLookup(headers)
+    return _with_credential(_identified(lookup, mode) or ANONYMOUS, lookup)
+
+
+def _identified(lookup: _HeaderLookup, mode: str) -> Caller | None:
     if mode in ("easyauth", "auto"):
         caller = _from_easyauth(lookup)
         if caller is not None:
@@ -114,10 +157,30 @@ def caller_from_headers(headers: Mapping[str, str], source: str | None = None) -
         caller = _from_bearer(lookup)
         if caller is not None:
             return caller
-    caller = _from_access_key(lookup)
-    if caller is not None:
+    return _from_access_key(lookup)
+
+
+def credential_from_headers(headers: Mapping[str, str]) -> Credential | None:
+    """The request's DMSS credential: `Access-Key`, else the token of `Authorization: Bearer`, else None."""
+    return _credential(_HeaderLookup(headers))
+
+
+def _credential(lookup: _HeaderLookup) -> Credential | None:
+    key = (lookup.get(ACCESS_KEY_HEADER) or "").strip()
+    if key:
+        return Credential(Credential.ACCESS_KEY, key)
+    scheme, _, token = (lookup.get(AUTHORIZATION_HEADER) or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return Credential(Credential.BEARER, token.strip())
+    return None
+
+
+def _with_credential(caller: Caller, lookup: _HeaderLookup) -> Caller:
+    credential = _credential(lookup)
+    if credential is None:
         return caller
-    return ANONYMOUS
+    return Caller(id=caller.id, name=caller.name, source=caller.source, claims=caller.claims,
+                  credential=credential)
 
 
 def access_key_id(key: str) -> str:

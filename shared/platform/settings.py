@@ -80,6 +80,10 @@ SETTINGS: tuple[Setting, ...] = (
     _S("PUBLIC_DMSS_URL", "", "DMSS URL given to jobs as `DMSS_URL` (default: `DMSS_URL`).", "dmss"),
     _S("DMSS_TOKEN_TTL_SECONDS", "2592000", "Lifetime asked for job tokens exchanged at DMSS (30 days).", "dmss"),
     _S("DMSS_TIMEOUT_SECONDS", "10", "Timeout of one DMSS request.", "dmss"),
+    _S("DMSS_ACCESS_CACHE_SECONDS", "60",
+       "How long DMSS's answer to \"may this caller read (or stop) this DMSS job\" is remembered, per caller and "
+       "job entity (the DM web app polls every 5 s: one DMSS call a minute per user and job); 0: ask every "
+       "time.", "dmss"),
     _S("DMSS_APP_ACCESS_KEY", "",
        "Optional DMSS access key of the app itself, used to renew job tokens for recurring jobs (a Key Vault "
        "reference in Azure).", "dmss", secret=True),

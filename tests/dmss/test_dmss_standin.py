@@ -253,3 +253,81 @@ def test_concurrent_requests(tree, token):
 def test_repr_holds_no_token(tree, token):
     call(tree, "GET", "DS/$doc", token=token)
     assert token not in repr(tree) and token not in repr(tree.requests)
+
+
+# ---- users and access control, after DMSS (src/authentication/access_control.py) ---------------------------
+def test_whoami_is_the_user_dmss_sees(dmss):
+    dmss.set_roles("alice", ["analyst"])
+    read_only = dmss.issue_token(subject="alice", scope="READ")
+    assert call(dmss, "GET", path="/api/whoami", token=read_only).json() == {
+        "user_id": "alice", "email": None, "full_name": None, "roles": ["analyst"], "scope": "READ"}
+    assert call(dmss, "GET", path="/api/whoami", bearer=make_jwt("bob", roles=["ops"])).json()["roles"] == ["ops"]
+    assert call(dmss, "GET", path="/api/whoami").status_code == 401
+    exchanged = call(dmss, "POST", path="/api/token", bearer=make_jwt("alice"), params={"scope": "WRITE"}).text
+    assert call(dmss, "GET", path="/api/whoami", token=exchanged).json()["roles"] == ["analyst"]  # a PAT keeps them
+
+
+def test_acl_decides_reads_and_writes(dmss):
+    doc = dmss.put("DS", {"type": "T", "name": "job", "study": {"type": "S", "jobs": []}})
+    dmss.set_acl("DS", doc, owner="alice", roles={"team": "WRITE", "viewers": "READ"}, users={"carol": "WRITE"},
+                 others="NONE")
+    dmss.set_roles("dave", ["team"])
+    dmss.set_roles("erin", ["viewers"])
+    who = {name: dmss.issue_token(subject=name) for name in ("alice", "bob", "carol", "dave", "erin")}
+    read = {name: call(dmss, "GET", f"DS/${doc}", token=t).status_code for name, t in who.items()}
+    assert read == {"alice": 200, "bob": 403, "carol": 200, "dave": 200, "erin": 200}
+    denied = call(dmss, "GET", f"DS/${doc}.study", token=who["bob"]).json()
+    assert denied["message"] == "The requested operation requires 'READ' privileges"
+    assert denied["type"] == "MissingPrivilegeException"
+    write = {name: call(dmss, "PUT", f"DS/${doc}", token=t, params={"partial_update": "true"},
+                        form={"data": json.dumps({"type": "T", "note": name})}).status_code
+             for name, t in who.items()}
+    assert write == {"alice": 200, "bob": 403, "carol": 200, "dave": 200, "erin": 403}
+    assert call(dmss, "POST", f"DS/${doc}.study.jobs", token=who["erin"],
+                form={"document": json.dumps({"type": "J"})}).status_code == 403
+
+
+def test_the_scope_of_a_token_comes_first(dmss):
+    doc = dmss.put("DS", {"type": "T"}, owner="alice")
+    read_only = dmss.issue_token(subject="alice", scope="READ")
+    assert call(dmss, "GET", f"DS/${doc}", token=read_only).status_code == 200
+    response = call(dmss, "PUT", f"DS/${doc}", token=read_only, params={"partial_update": "true"},
+                    form={"data": json.dumps({"type": "T"})})
+    assert response.status_code == 403 and "'WRITE' privileges" in response.json()["message"]
+
+
+def test_default_acl_of_an_owned_document_and_the_acl_endpoint(dmss):
+    doc = dmss.put("DS", {"type": "T"}, owner="alice")
+    bob = dmss.issue_token(subject="bob")
+    acl = call(dmss, "GET", path="/api/acl/" + quote(f"dmss://DS/${doc}", safe=""), token=bob)
+    assert acl.status_code == 200
+    assert acl.json() == {"owner": "alice", "roles": {"dmss-admin": "WRITE"}, "users": {}, "others": "READ"}
+    assert call(dmss, "GET", f"DS/${doc}", token=bob).status_code == 200  # others: READ
+    assert call(dmss, "PUT", f"DS/${doc}", token=bob, params={"partial_update": "true"},
+                form={"data": json.dumps({"type": "T"})}).status_code == 403
+    dmss.set_acl("DS", doc, owner="alice", others="NONE")
+    refused = call(dmss, "GET", path="/api/acl/" + quote(f"DS/${doc}", safe=""), token=bob)
+    assert refused.status_code == 403  # the ACL endpoint itself needs READ
+    missing = call(dmss, "GET", path="/api/acl/" + quote("DS/$nope", safe=""), token=bob)
+    assert missing.status_code == 404
+    unowned = dmss.put("DS", {"type": "T"})
+    assert call(dmss, "GET", path="/api/acl/" + quote(f"DS/${unowned}", safe=""), token=bob).json()["others"] == \
+        "WRITE"  # stored without an ACL: open
+
+
+def test_reading_through_a_storage_reference_needs_read_on_both(dmss):
+    child = dmss.put("DS", {"type": "C", "name": "child"})
+    parent = dmss.put("DS", {"type": "P", "child": dmss.storage_ref(child)})
+    dmss.set_acl("DS", child, owner="alice", others="NONE")
+    bob = dmss.issue_token(subject="bob")
+    assert call(dmss, "GET", f"DS/${parent}", token=bob, params={"depth": 0}).status_code == 200
+    assert call(dmss, "GET", f"DS/${parent}.child", token=bob).status_code == 403
+
+
+def test_a_document_added_to_a_package_inherits_its_acl(dmss):
+    package = dmss.add_root_package("DS", "Root")
+    dmss.set_acl("DS", package, owner="alice", users={"bob": "READ"}, others="NONE")
+    alice = dmss.issue_token(subject="alice")
+    uid = call(dmss, "POST", "DS/Root", token=alice, form={"document": json.dumps({"type": "T", "name": "x"})})
+    new_id = uid.json()["uid"].rsplit("$", 1)[1]
+    assert dmss.acl("DS", new_id) == dmss.acl("DS", package)

@@ -23,9 +23,27 @@ What it does, after DMSS (data-modelling-storage-service):
 - Auth: `Access-Key` (a token this stand-in issued, not expired) is checked first, else `Authorization:
   Bearer` (an unexpired JWT, signature not checked, or an issued token). 401 without or with a bad/expired
   credential; 403 when the subject is limited to other data sources (`limit(subject, [...])`).
-- Faults per endpoint (`get`, `put`, `post`, `token`, `health` or `*`): `fail(...)` (status), `slow(...)`
-  (delay, then normal processing: a write may land after the client gave up, as in real life), `drop(...)`
-  (connection closed without an answer), each for `times` requests or for ever.
+- Users and access control, after DMSS (equinor/data-modelling-storage-service):
+  - a caller is a User `{user_id, roles, scope}` (src/authentication/models.py): the JWT's `sub` (or `oid`)
+    and `roles` claim (else the roles given with `set_roles`), or the subject, roles and scope a token was
+    issued with (src/features/personal_access_token/use_cases/create_personal_access_token_use_case.py: a PAT
+    keeps the user's roles and its own scope); `GET /api/whoami` returns it
+    (src/features/whoami/whoami_feature.py);
+  - a stored document may have an ACL `{owner, roles: {role: LEVEL}, users: {id: LEVEL}, others: LEVEL}`
+    (`set_acl`, or `put(..., owner=...)` for DMSS's default_with_owner: owner, the admin role WRITE, others
+    READ); `GET /api/acl/{address}` returns it and itself needs READ
+    (src/features/access_control/access_control_feature.py, use_cases/get_acl_use_case.py: the lookup of
+    `$<id>`, so the address must name a document by id);
+  - the decision is DMSS's `assert_user_has_access` (src/authentication/access_control.py): the caller's
+    scope first, then `others`, the owner, the roles, the users; NONE < READ < WRITE; a refusal is 403
+    "The requested operation requires '<LEVEL>' privileges". GET of a document needs READ on every stored
+    document its address passes through; PUT and POST need WRITE on the document they change (and a document
+    added to a package inherits its ACL, as DataSource.update does);
+  - a document stored without an ACL is open to every authenticated caller (others: WRITE), so tests that do
+    not care about access control need none.
+- Faults per endpoint (`get`, `put`, `post`, `token`, `health`, `whoami`, `acl` or `*`): `fail(...)`
+  (status), `slow(...)` (delay, then normal processing: a write may land after the client gave up, as in real
+  life), `drop(...)` (connection closed without an answer), each for `times` requests or for ever.
 - Records: `requests` (every request: method, endpoint, address, params, status, auth headers seen) and
   `writes` (successful PUT/POST only), so tests can assert "polls alone do not write".
 """
@@ -50,6 +68,9 @@ import jwt
 REFERENCE = "dmss://system/SIMOS/Reference"
 PACKAGE = "dmss://system/SIMOS/Package"
 JWT_TEST_KEY = "stand-in-signing-key-not-a-secret-0123456789"
+ADMIN_ROLE = "dmss-admin"  # DMSS's config.DMSS_ADMIN_ROLE, WRITE in a default ACL
+LEVELS = {"NONE": 0, "READ": 1, "WRITE": 2}  # src/authentication/models.py AccessLevel, in order
+OPEN_ACL = {"owner": "", "roles": {}, "users": {}, "others": "WRITE"}  # a document stored without an ACL
 
 
 class HttpError(Exception):
@@ -108,12 +129,22 @@ class TokenInfo:
     subject: str
     scope: str
     expires_at: float
+    roles: tuple[str, ...] = ()
 
 
 @dataclass
 class Principal:
+    """DMSS's User (src/authentication/models.py): user_id, roles, scope."""
+
     subject: str
     via: str  # "jwt" | "token"
+    roles: tuple[str, ...] = ()
+    scope: str = "WRITE"
+
+    def user(self) -> dict[str, Any]:
+        """What `GET /api/whoami` returns (the User model's fields)."""
+        return {"user_id": self.subject, "email": None, "full_name": None, "roles": list(self.roles),
+                "scope": self.scope}
 
 
 @dataclass
@@ -142,6 +173,9 @@ class DmssStandIn:
         self.data_sources: dict[str, dict[str, dict]] = {}
         self.tokens: dict[str, TokenInfo] = {}
         self.rights: dict[str, set[str]] = {}
+        self.roles: dict[str, tuple[str, ...]] = {}
+        self.acls: dict[tuple[str, str], dict[str, Any]] = {}
+        self._visited: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
         self.writes: list[Write] = []
@@ -195,10 +229,13 @@ class DmssStandIn:
         """Move the stand-in's clock (token and JWT expiry) forward."""
         self.time_offset += seconds
 
-    def issue_token(self, subject: str = "alice", ttl_seconds: float = 3600, scope: str = "WRITE") -> str:
+    def issue_token(self, subject: str = "alice", ttl_seconds: float = 3600, scope: str = "WRITE",
+                    roles: list[str] | tuple[str, ...] | None = None) -> str:
+        """A personal access token of `subject` (with the roles given, else those of `set_roles`)."""
         token = "DMSS_" + secrets.token_hex(16)
         with self.lock:
-            self.tokens[token] = TokenInfo(subject, scope, self.now() + ttl_seconds)
+            kept = tuple(roles) if roles is not None else self.roles.get(subject, ())
+            self.tokens[token] = TokenInfo(subject, scope, self.now() + ttl_seconds, kept)
         return token
 
     def expire(self, token: str) -> None:
@@ -208,6 +245,28 @@ class DmssStandIn:
     def revoke(self, token: str) -> None:
         with self.lock:
             self.tokens.pop(token, None)
+
+    def set_roles(self, subject: str, roles: list[str] | tuple[str, ...]) -> None:
+        """The roles `subject` has (a JWT without a `roles` claim, tokens issued from now on)."""
+        with self.lock:
+            self.roles[subject] = tuple(roles)
+
+    def set_acl(self, data_source: str, doc_id: str, owner: str, *, roles: dict[str, str] | None = None,
+                users: dict[str, str] | None = None, others: str = "READ") -> dict[str, Any]:
+        """Give a stored document an ACL (DMSS's AccessControlList; levels NONE, READ, WRITE)."""
+        acl = {"owner": owner, "roles": dict(roles or {}), "users": dict(users or {}), "others": others}
+        for level in [*acl["roles"].values(), *acl["users"].values(), others]:
+            if level not in LEVELS:
+                raise ValueError(f"unknown access level {level!r}")
+        with self.lock:
+            if doc_id not in self.data_sources.get(data_source, {}):
+                raise KeyError(f"{data_source}/${doc_id}")
+            self.acls[(data_source, doc_id)] = acl
+        return copy.deepcopy(acl)
+
+    def acl(self, data_source: str, doc_id: str) -> dict[str, Any]:
+        with self.lock:
+            return copy.deepcopy(self.acls.get((data_source, doc_id), OPEN_ACL))
 
     def limit(self, subject: str, data_sources: list[str] | set[str]) -> None:
         """Allow `subject` (and every token issued to it) only these data sources (403 elsewhere)."""
@@ -253,14 +312,19 @@ class DmssStandIn:
         with self.lock:
             self.data_sources.setdefault(name, {})
 
-    def put(self, data_source: str, document: dict, doc_id: str | None = None) -> str:
-        """Store a document (test set-up, no auth, not recorded as a write); returns its id."""
+    def put(self, data_source: str, document: dict, doc_id: str | None = None, *, owner: str | None = None) -> str:
+        """Store a document (test set-up, no auth, not recorded as a write); returns its id. With `owner`, it
+        gets DMSS's default ACL for a new document (AccessControlList.default_with_owner): that owner, the
+        admin role WRITE, others READ."""
         with self.lock:
             docs = self.data_sources.setdefault(data_source, {})
             doc = copy.deepcopy(document)
             doc_id = doc_id or doc.get("_id") or str(uuid.uuid4())
             doc["_id"] = doc_id
             docs[doc_id] = doc
+            if owner is not None:
+                self.acls[(data_source, doc_id)] = {"owner": owner, "roles": {ADMIN_ROLE: "WRITE"}, "users": {},
+                                                    "others": "READ"}
             return doc_id
 
     def add_root_package(self, data_source: str, name: str, content: list | None = None) -> str:
@@ -277,7 +341,7 @@ class DmssStandIn:
     def lookup(self, address: str) -> Any:
         """What GET depth=999 would return, without auth (for assertions)."""
         with self.lock:
-            loc = self._locate(address)
+            loc = self._located(address, None)
             if not loc.exists:
                 raise KeyError(address)
             return self._expand(copy.deepcopy(loc.value), loc.ds, 999)
@@ -344,9 +408,11 @@ class DmssStandIn:
 
     def _stored(self, ds: str, doc_id: str) -> dict:
         try:
-            return self.data_sources[ds][doc_id]
+            document = self.data_sources[ds][doc_id]
         except KeyError:
             raise HttpError(404, f"Document with id '{doc_id}' was not found in the '{ds}' data-source") from None
+        self._visited.append((ds, doc_id))
+        return document
 
     def _deref(self, ds: str, value: Any) -> tuple[Any, str | None]:
         """Follow a storage reference (returns the stored document and its id); other values unchanged."""
@@ -380,6 +446,7 @@ class DmssStandIn:
             if not roots:
                 raise HttpError(404, f"Root package '{first}' not found in '{ds}'")
             loc = _Loc(ds, roots[0], True, roots[0]["_id"])
+            self._visited.append((ds, roots[0]["_id"]))
         for kind, arg in items[1:]:
             if not loc.exists:
                 raise HttpError(404, f"Could not find '{address}' (a parent is missing)")
@@ -441,14 +508,27 @@ class DmssStandIn:
 
     # --- operations (called with the lock held) -----------------------------------------------------------
 
-    def _get(self, address: str, depth: int) -> Any:
+    def _located(self, address: str, principal: Principal | None, level: str = "READ") -> _Loc:
+        """`_locate`, then DMSS's checks for `principal` (None: test set-up, no checks): READ on every stored
+        document the address passed through, `level` on the one the value lives in."""
+        self._visited = []
         loc = self._locate(address)
+        visited, self._visited = self._visited, []
+        if principal is not None:
+            for ds, doc_id in visited:
+                self._require(principal, ds, doc_id, "READ")
+            if level != "READ" and loc.doc_id is not None:
+                self._require(principal, loc.ds, loc.doc_id, level)
+        return loc
+
+    def _get(self, address: str, depth: int, principal: Principal | None = None) -> Any:
+        loc = self._located(address, principal)
         if not loc.exists or (loc.value is None and loc.doc_id is None):
             raise HttpError(404, f"Could not find '{address}'")
         return self._expand(copy.deepcopy(loc.value), loc.ds, depth)
 
-    def _put(self, address: str, data: Any, partial: bool) -> Any:
-        loc = self._locate(address)
+    def _put(self, address: str, data: Any, partial: bool, principal: Principal | None = None) -> Any:
+        loc = self._located(address, principal, "WRITE")
         if loc.value is None and loc.doc_id is None:
             raise HttpError(400, "Cannot update a data source")
         if partial:
@@ -473,10 +553,10 @@ class DmssStandIn:
         self.writes.append(Write("PUT", address, loc.ds, partial, copy.deepcopy(data)))
         return copy.deepcopy(new)
 
-    def _post(self, address: str, document: Any) -> str:
+    def _post(self, address: str, document: Any, principal: Principal | None = None) -> str:
         if not isinstance(document, dict) or not document.get("type"):
             raise HttpError(422, "The document must be an object with a 'type'")
-        loc = self._locate(address)
+        loc = self._located(address, principal, "WRITE")
         ds = loc.ds
         new = copy.deepcopy(document)
         new.setdefault("_id", str(uuid.uuid4()))
@@ -499,6 +579,8 @@ class DmssStandIn:
                 if isinstance(resolved, dict) and resolved.get("name") == name:
                     raise HttpError(400, f"The document at '{address}' already has a child with name '{name}'")
             self.data_sources[ds][new_id] = new
+            if (ds, loc.doc_id) in self.acls:  # a new document inherits its parent's ACL (DataSource.update)
+                self.acls[(ds, new_id)] = copy.deepcopy(self.acls[(ds, loc.doc_id)])
             content.append(self.storage_ref(new_id))
         elif loc.exists and isinstance(loc.value, list):
             loc.value.append(new)
@@ -517,7 +599,7 @@ class DmssStandIn:
             raise HttpError(401, "Invalid access key")
         if info.expires_at <= self.now():
             raise HttpError(401, "Access key has expired")
-        return Principal(info.subject, "token")
+        return Principal(info.subject, "token", tuple(info.roles), info.scope)
 
     def _authenticate(self, bearer: str | None, access_key: str | None) -> Principal:
         with self.lock:
@@ -533,8 +615,39 @@ class DmssStandIn:
                 exp = claims.get("exp")
                 if exp is not None and float(exp) <= self.now():
                     raise HttpError(401, "Token has expired")
-                return Principal(str(claims.get("sub") or claims.get("oid") or "unknown"), "jwt")
+                subject = str(claims.get("sub") or claims.get("oid") or "unknown")
+                roles = claims.get("roles")
+                roles = tuple(roles) if isinstance(roles, list) else self.roles.get(subject, ())
+                return Principal(subject, "jwt", roles)
         raise HttpError(401, "Not authenticated")
+
+    @staticmethod
+    def allows(acl: dict[str, Any], principal: Principal, level: str) -> bool:
+        """DMSS's assert_user_has_access (src/authentication/access_control.py), as a yes/no: the caller's
+        scope first (a PAT's limit), then others, the owner, the roles, the users."""
+        need = LEVELS[level]
+        if LEVELS.get(principal.scope, 0) < need:
+            return False
+        if LEVELS[acl.get("others", "READ")] >= need or acl.get("owner") == principal.subject:
+            return True
+        if any(LEVELS[acl.get("roles", {}).get(role, "NONE")] >= need for role in principal.roles):
+            return True
+        return LEVELS[acl.get("users", {}).get(principal.subject, "NONE")] >= need
+
+    def _require(self, principal: Principal, ds: str, doc_id: str, level: str) -> None:
+        if not self.allows(self.acls.get((ds, doc_id), OPEN_ACL), principal, level):
+            raise HttpError(403, f"The requested operation requires '{level}' privileges")
+
+    def _get_acl(self, address: str, principal: Principal) -> dict[str, Any]:
+        """`GET /api/acl/{address}`: the lookup of `$<id>` (get_acl_use_case), which needs READ."""
+        ds, path = self._split(address)
+        if ds not in self.data_sources:
+            raise HttpError(404, f"Data source '{ds}' not found")
+        doc_id = path[1:] if path.startswith("$") else path
+        if doc_id not in self.data_sources[ds]:
+            raise HttpError(404, f"Document with id '{doc_id}' was not found in the '{ds}' data-source")
+        self._require(principal, ds, doc_id, "READ")
+        return copy.deepcopy(self.acls.get((ds, doc_id), OPEN_ACL))
 
     def _authorise(self, principal: Principal, ds: str) -> None:
         allowed = self.rights.get(principal.subject)
@@ -609,6 +722,11 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
                 endpoint = "token"
             elif raw_path == "/api/healthcheck" and method == "GET":
                 endpoint = "health"
+            elif raw_path == "/api/whoami" and method == "GET":
+                endpoint = "whoami"
+            elif raw_path.startswith("/api/acl/") and method == "GET":
+                endpoint = "acl"
+                address = unquote(raw_path[len("/api/acl/"):])
             else:
                 endpoint = "unknown"
             auth = self.headers.get("Authorization") or ""
@@ -651,6 +769,8 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
             if endpoint == "unknown":
                 raise HttpError(404, "Not Found")
             principal = standin._authenticate(bearer, access_key)
+            if endpoint == "whoami":
+                return 200, principal.user(), "application/json"
             if endpoint == "token":
                 try:
                     ttl = int(params.get("time_to_live", 2592000))
@@ -661,7 +781,7 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
                     raise HttpError(422, f"Unknown scope {scope}")
                 token = "DMSS_" + secrets.token_hex(16)
                 with standin.lock:
-                    standin.tokens[token] = TokenInfo(principal.subject, scope, standin.now() + ttl)
+                    standin.tokens[token] = TokenInfo(principal.subject, scope, standin.now() + ttl, principal.roles)
                     standin.token_requests.append({"subject": principal.subject, "via": principal.via,
                                                    "scope": scope, "time_to_live": ttl})
                 return 200, token, "text/plain"
@@ -669,6 +789,8 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
             ds, _ = standin._split(address)
             with standin.lock:
                 standin._authorise(principal, ds)
+                if endpoint == "acl":
+                    return 200, standin._get_acl(address, principal), "application/json"
                 if endpoint == "get":
                     try:
                         depth = int(params.get("depth", 1))
@@ -676,13 +798,13 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
                         raise HttpError(422, "depth must be an integer") from None
                     if not 0 <= depth < 1000:
                         raise HttpError(422, "depth must be within 0..999")
-                    return 200, standin._get(address, depth), "application/json"
+                    return 200, standin._get(address, depth, principal), "application/json"
                 if endpoint == "put":
                     data = _json_field(form, "data")
                     partial = params.get("partial_update", "false").lower() == "true"
-                    return 200, {"data": standin._put(address, data, partial)}, "application/json"
+                    return 200, {"data": standin._put(address, data, partial, principal)}, "application/json"
                 document = _json_field(form, "document")
-                return 200, {"uid": standin._post(address, document)}, "application/json"
+                return 200, {"uid": standin._post(address, document, principal)}, "application/json"
 
     return Handler
 
