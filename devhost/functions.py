@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import loop as shared_loop
-from .indexing import find_app
+from .indexing import app_functions, find_app
 
 
 @dataclass
@@ -58,13 +58,12 @@ class FunctionIndex:
 
     @classmethod
     def from_app(cls, app: Any) -> "FunctionIndex":
-        # app.get_functions() validates name uniqueness against state it keeps, so a second call on the same
-        # app raises "does not have a unique function name": index each app object once per process.
+        # Indexed once per app object (indexing.app_functions makes a repeated get_functions() safe as well).
         cached = getattr(app, "_devhost_index", None)
         if cached is not None:
             return cached
         index = cls(app)
-        for fn in app.get_functions():
+        for fn in app_functions(app):
             # get_function_json() stringifies enums (methods, auth level) exactly as the worker reports them
             bindings = list(json.loads(fn.get_function_json()).get("bindings", []))
             trigger = next((b for b in bindings if str(b.get("type", "")).lower().endswith("trigger")), {})

@@ -71,10 +71,27 @@ def find_app(module: Any) -> FunctionRegister:
     return found
 
 
+def app_functions(app: FunctionRegister) -> list:
+    """`app.get_functions()`, callable more than once per app object.
+
+    The worker calls it once per process; the library remembers the names it has seen in `functions_bindings`,
+    so a second call (a second DevHost, or a test, on the same app in one process) would fail as a duplicate of
+    itself. Each call here starts from an empty record (duplicates within the app are still refused) and puts the
+    previous one back afterwards, so other callers see what they would have seen."""
+    if not hasattr(app, "functions_bindings"):
+        return app.get_functions()
+    saved = app.functions_bindings
+    app.functions_bindings = {}
+    try:
+        return app.get_functions()
+    finally:
+        app.functions_bindings = saved
+
+
 def index(app: FunctionRegister) -> list[Indexed]:
     """The app's functions with the bindings the worker reports (`get_function_json`)."""
     out = []
-    for fn in app.get_functions():
+    for fn in app_functions(app):
         bindings = list(json.loads(fn.get_function_json()).get("bindings", []))
         out.append(Indexed(fn.get_function_name(), fn.get_user_function(), bindings))
     return out
