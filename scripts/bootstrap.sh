@@ -14,7 +14,13 @@ fi
 .venv/bin/python -c "import azure.durable_functions, azure.data.tables, pydantic, aiohttp" \
   || { echo "bootstrap: Python packages did not install" >&2; exit 1; }
 
-if [ ! -x node_modules/.bin/azurite ]; then
+if [ ! -x node_modules/.bin/azurite ] || [ ! -f node_modules/swagger-ui-dist/package.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-echo "bootstrap: ready (.venv, node_modules/.bin/azurite)"
+# Swagger UI (served at /api/docs, shipped with the app): the files of swagger-ui-dist that
+# shared/openapi/swagger.py serves, copied into static/swagger-ui.
+mkdir -p static/swagger-ui
+for name in $(.venv/bin/python -c "from shared.openapi.swagger import FILES; print(' '.join(FILES))"); do
+  cp node_modules/swagger-ui-dist/"$name" static/swagger-ui/"$name"
+done
+echo "bootstrap: ready (.venv, node_modules/.bin/azurite, static/swagger-ui)"

@@ -98,6 +98,10 @@ REQUESTS = [
     ("GET", f"/api/jobs/{UID}/schedule", "schedule_preview"),
     ("GET", f"/api/jobs/{UID}/schedule?next=3", "schedule_preview"),
     ("GET", "/api/health", "health"),
+    ("GET", "/api/openapi.json", "openapi_document"),
+    ("GET", "/api/docs", "swagger_ui"),  # the catch-all may be empty: the page
+    ("GET", "/api/docs/", "swagger_ui"),
+    ("GET", "/api/docs/swagger-ui-bundle.js", "swagger_ui"),
 ]
 
 

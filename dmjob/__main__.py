@@ -1,0 +1,3 @@
+from dmjob.cli import main
+
+main()
