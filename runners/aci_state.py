@@ -120,7 +120,8 @@ def map_group(group: Any) -> dict[str, Any]:
     """
     seen = _Seen(group)
     if seen.state == "Running":
-        return {"state": JobStatus.RUNNING, "message": "container running" + (f"; {seen.repair}" if seen.repair else "")}
+        repair = f"; {seen.repair}" if seen.repair else ""
+        return {"state": JobStatus.RUNNING, "message": "container running" + repair}
     if seen.state == "Terminated":
         return _terminated(seen)
     if seen.provisioning in ("Failed", "Canceled") or seen.state in ("Failed", "Canceled"):

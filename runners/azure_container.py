@@ -16,14 +16,18 @@ Behaviour:
   - registry credentials for images on ACI_REGISTRY_SERVER: the user-assigned identity ACI_JOB_IDENTITY_ID
     when set, else ACI_REGISTRY_USERNAME/PASSWORD;
   - `start` sends the PUT and returns at once (no LRO wait); 429/5xx/connection errors -> RetryLater honouring
-    Retry-After; other refusals -> RunnerError with ARM's code and message;
+    Retry-After; other refusals -> RunnerError with ARM's code and message. It is idempotent: it GETs the group
+    first and, when the job's group exists (an activity retried, or one that died after the PUT), answers its
+    handle without a PUT (a PUT on an existing group is an update, which may restart it); starts of one job in
+    this process take turns;
   - `status` maps the group's provisioning state and the container's instance view (runners.aci_state.map_group):
     an image that cannot be pulled or a provisioning failure ends the job as failed with ACI's reason (the event
     that explains it, whatever its type); Unhealthy/Repairing groups say so; a group gone with its resource group
     (404 ResourceGroupNotFound) says that;
   - the full log is captured when a poll first sees the job finished, and before `stop` (ACI keeps only 16 KB
     after a group stops, nothing after it is deleted); `logs()` serves that copy once the group is gone;
-  - `cleanup` deletes the group (ACI_KEEP_FAILED_GROUPS keeps the groups of failed jobs);
+  - `cleanup` deletes the group (ACI_KEEP_FAILED_GROUPS keeps the groups of failed jobs); a throttled delete (100
+    per 5 minutes) is RetryLater, a group already gone is fine, so it can be called again;
   - `result`: ACI has no file channel, so the result is the tail of the job's output (LOG_TAIL_LINES lines).
 
 The ARM client is the real `ContainerInstanceManagementClient`, created once per (subscription, endpoint), with
@@ -51,7 +55,7 @@ from shared.jobs.status import JobStatus
 from shared.platform import clock, settings
 
 from .aci_state import map_group
-from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
+from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks
 from .config import parse_config
 from .container_config import ContainerConfig, split_command
 from .output import Memo, log_tail_lines
@@ -266,6 +270,7 @@ class AzureContainerRunner(Runner):
             self._clients[("*", "*")] = client
         self._lock = threading.Lock()
         self._captured = Memo()  # group name -> full log captured before the group stops or goes
+        self._starting = UidLocks()
 
     def use_credential(self, credential: Any) -> None:
         """Injection point: make this runner (e.g. the instance the registry holds, which is created without
@@ -324,37 +329,53 @@ class AzureContainerRunner(Runner):
     def _extra_checks(self, cfg: AzureContainerConfig) -> None:
         pass
 
-    def start(self, job: JobSpec) -> dict[str, Any]:
-        cfg = self._parse(job.config)
-        self._extra_checks(cfg)
+    def _handle(self, cfg: AzureContainerConfig, job: JobSpec) -> dict[str, Any]:
         subscription, resource_group = self._where()
-        name = group_name(job.uid)
-        cname = container_name(cfg.name)
-        handle = {"subscription": subscription, "resourceGroup": resource_group, "group": name, "container": cname}
-        client = self._client(subscription)
-        options = self._call_options()
-        try:  # start called again for the same job (an activity retried): keep the group that exists
+        return {"subscription": subscription, "resourceGroup": resource_group, "group": group_name(job.uid),
+                "container": container_name(cfg.name)}
+
+    def _existing(self, handle: dict[str, Any], uid: str) -> bool:
+        """The job's container group exists (GET, never PUT: a PUT on an existing group may restart it)."""
+        name, resource_group = handle["group"], handle["resourceGroup"]
+        try:
             with arm_errors("look up the container group", f"ACI refused to look up container group {name}"):
-                existing = client.container_groups.get(resource_group, name, **options)
+                existing = self._client(handle["subscription"]).container_groups.get(resource_group, name,
+                                                                                     **self._call_options())
         except ResourceNotFoundError as error:
             if resource_group_missing(error):
                 raise self._no_resource_group(name, resource_group) from None
-            existing = None
-        if existing is not None:
-            if (existing.tags or {}).get("dm-job-uid") == job.uid:
-                return handle
+            return False
+        if (existing.tags or {}).get("dm-job-uid") != uid:
             raise RunnerError(f"container group {name} exists and belongs to another job")
+        return True
 
-        group = self._build_group(cfg, job, cname)
+    def find(self, job: JobSpec) -> dict[str, Any] | None:
+        cfg = self._parse(job.config)
+        handle = self._handle(cfg, job)
+        return handle if self._existing(handle, job.uid) else None
+
+    def start(self, job: JobSpec) -> dict[str, Any]:
+        cfg = self._parse(job.config)
+        self._extra_checks(cfg)
+        handle = self._handle(cfg, job)
+        with self._starting.hold(job.uid):
+            if self._existing(handle, job.uid):  # started before (an activity retried): keep the group as it is
+                return handle
+            self._create(handle, self._build_group(cfg, job, handle["container"]))
+        return handle
+
+    def _create(self, handle: dict[str, Any], group: Any) -> None:
+        name, resource_group = handle["group"], handle["resourceGroup"]
+        client = self._client(handle["subscription"])
         try:
             with arm_errors("create the container group", f"ACI refused container group {name}"):
-                client.container_groups.begin_create_or_update(resource_group, name, group, polling=False, **options)
+                client.container_groups.begin_create_or_update(resource_group, name, group, polling=False,
+                                                               **self._call_options())
         except ResourceNotFoundError as error:  # the resource group went between the two calls
             code, message = _arm_error(error)
             if code == "ResourceGroupNotFound":
                 raise self._no_resource_group(name, resource_group) from None
             raise RunnerError(f"ACI refused container group {name}: {code}: {message}") from None
-        return handle
 
     @staticmethod
     def _no_resource_group(name: str, resource_group: str) -> RunnerError:

@@ -4,12 +4,22 @@ A runner is created once per process (the registry keeps it) and must be safe to
 Everything it needs to find a job again is in the *handle* it returns from `start`: a small JSON-able dict that
 the core stores in the job's table row and passes back on every later call, so that a host restart (or another
 instance) can carry on. Handles never hold secrets: environment values are given to `start` and only there.
+
+`start` is idempotent per job uid. Activities run at least once: a start may be run again after one that
+launched the job but died before its handle was stored. A runner therefore names what it launches after the
+uid (a working directory, a container `dm-job-<uid>`, a container group `job-<uid>`, a Radix job with jobId
+uid) and, when `start` finds the job launched already, answers an equivalent handle without launching (or
+restarting) anything. `find` is that look-up alone: it never launches, so the core can stop and release a job
+whose handle was lost. `stop` and `cleanup` reach everything the job has on the runner; `cleanup` may be called
+again after it succeeded, and raises RetryLater (never a plain RunnerError) when the runner is throttling.
 """
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 from shared.jobs.status import JobStatus
 
@@ -67,7 +77,13 @@ class Runner(ABC):
 
     @abstractmethod
     def start(self, job: JobSpec) -> dict[str, Any]:
-        """Launch the job and return its handle. Raise RetryLater for transient refusals, RunnerError else."""
+        """Launch the job and return its handle; when it was launched already (same uid), return an equivalent
+        handle and launch nothing. Raise RetryLater for transient refusals, RunnerError else."""
+
+    def find(self, job: JobSpec) -> dict[str, Any] | None:
+        """The handle of the job if it was launched already (by a start whose handle was lost), else None.
+        Never launches. Default: None (a runner that keeps nothing outside the process)."""
+        return None
 
     @abstractmethod
     def status(self, handle: dict[str, Any]) -> RunnerStatus:
@@ -87,4 +103,27 @@ class Runner(ABC):
 
     @abstractmethod
     def cleanup(self, handle: dict[str, Any]) -> None:
-        """Release everything the job held (processes, containers, groups, files). Idempotent."""
+        """Release everything the job held (processes, containers, groups, files). Idempotent; RetryLater when
+        the runner is throttling (the core calls it again later)."""
+
+
+class UidLocks:
+    """One lock per job uid, so that two starts of the same job in this process never both launch it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list[Any]] = {}  # uid -> [lock, users]
+
+    @contextmanager
+    def hold(self, uid: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(uid, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self._locks.pop(uid, None)

@@ -11,7 +11,14 @@ The job's environment (JobSpec.environment) is passed as container environment, 
 
 Result: the content of `/tmp/job-result` in the container (copied out with the archive API) when the job wrote
 one, else the tail of its output. Stop kills and removes the container (its log and result are kept in memory
-first, so the final record still has them); cleanup removes it (idempotent).
+first, so the final record still has them); cleanup removes it (idempotent; an engine that does not answer is
+RetryLater).
+
+Starting is idempotent: the container is named after the job (`dm-job-<uid>`, labelled `dm-job.uid`), so a start
+that finds it (an activity retried, or one that died after the engine created the container) answers a handle to
+that container and creates nothing; a container created but never started (the start died between the two
+calls) is started then. Two starts at once in this process take turns; one that loses the race to another
+process (the engine answers 409 for the name) takes the winner's container.
 
 The Container entity itself (image, command, resources) is `runners.container_config`, shared with the Azure
 container runners.
@@ -29,7 +36,7 @@ from typing import Any
 from shared.jobs.status import JobStatus
 from shared.platform import settings
 
-from .base import JobSpec, Runner, RunnerError, RunnerStatus
+from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks
 from .config import parse_config
 from .container_config import ContainerConfig
 from .output import Memo, log_tail_lines
@@ -48,6 +55,8 @@ RESULT_COPY_ATTEMPTS = 4
 RESULT_MAX_BYTES = 1024 * 1024
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DOCKER_API_VERSION = "1.41"
+ENGINE_RETRY_SECONDS = 5.0
+NEVER_STARTED = ("created", "configured", "initialized")
 
 
 class LocalContainerConfig(ContainerConfig):
@@ -69,6 +78,7 @@ class LocalContainerRunner(Runner):
         self._client = client
         self._client_lock = threading.Lock()
         self._ended = Memo()  # container name -> {"status", "log", "result"} captured before removal
+        self._starting = UidLocks()
 
     # -- plumbing
     def _docker(self) -> Any:
@@ -96,23 +106,46 @@ class LocalContainerRunner(Runner):
     def validate(self, config: dict[str, Any]) -> None:
         parse_config(LocalContainerConfig, config)
 
+    def _existing(self, name: str, uid: str) -> Any:
+        """The job's container if it exists (None if not); a container of that name of another job is an error."""
+        try:
+            existing = self._docker().containers.get(name)
+        except docker_errors.NotFound:
+            return None
+        except docker_errors.APIError as error:
+            raise _engine_error(error) from None
+        except Exception as error:
+            raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
+        if (existing.labels or {}).get("dm-job.uid") != uid:
+            raise RunnerError(f"a container named {name} already exists and belongs to another job")
+        return existing
+
+    def _adopt(self, container: Any, name: str) -> dict[str, Any]:
+        """The handle of a container an earlier start made; started now if that start died before starting it."""
+        status = ((container.attrs.get("State") or {}).get("Status") or "").lower()
+        if status in NEVER_STARTED:
+            try:
+                container.start()
+            except docker_errors.APIError as error:
+                if error.status_code not in (304, 409):  # 304: started meanwhile (by the other start)
+                    raise RunnerError(f"container for job could not start: {_explain(error)}") from None
+        return {"container": name, "id": container.id}
+
+    def find(self, job: JobSpec) -> dict[str, Any] | None:
+        name = container_name(job.uid)
+        existing = self._existing(name, job.uid)
+        return {"container": name, "id": existing.id} if existing is not None else None
+
     def start(self, job: JobSpec) -> dict[str, Any]:
         cfg: LocalContainerConfig = parse_config(LocalContainerConfig, job.config)
         name = container_name(job.uid)
-        handle = {"container": name}
-        client = self._docker()
-        existing = None
-        try:
-            existing = client.containers.get(name)
-        except docker_errors.NotFound:
-            pass
-        except Exception as error:
-            raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
-        if existing is not None:  # start called again for the same job (an activity retried): same container
-            if (existing.labels or {}).get("dm-job.uid") == job.uid:
-                return {**handle, "id": existing.id}
-            raise RunnerError(f"a container named {name} already exists and belongs to another job")
+        with self._starting.hold(job.uid):
+            existing = self._existing(name, job.uid)
+            if existing is not None:  # start called again for the same job (an activity retried): same container
+                return self._adopt(existing, name)
+            return self._create(cfg, job, name)
 
+    def _run_options(self, cfg: LocalContainerConfig, job: JobSpec, name: str) -> dict[str, Any]:
         environment = dict(job.environment)
         environment.setdefault("JOB_RESULT_FILE", RESULT_PATH)
         kwargs: dict[str, Any] = {
@@ -135,18 +168,25 @@ class LocalContainerRunner(Runner):
             kwargs["nano_cpus"] = int(cfg.computeResource.cpu * 1e9)
         if cfg.computeResource and cfg.computeResource.memory:
             kwargs["mem_limit"] = int(cfg.computeResource.memory * 1024**3)
+        return kwargs
+
+    def _create(self, cfg: LocalContainerConfig, job: JobSpec, name: str) -> dict[str, Any]:
         try:
-            container = client.containers.run(**kwargs)
+            container = self._docker().containers.run(**self._run_options(cfg, job, name))
         except docker_errors.ImageNotFound as error:
             self._remove_quietly(name)
             raise RunnerError(f"image {cfg.image_reference()} not found: {_explain(error)}") from None
         except docker_errors.APIError as error:
+            if _name_taken(error):  # meanwhile, by another start of this job? (Docker: 409, podman: 500)
+                existing = self._existing(name, job.uid)
+                if existing is not None:
+                    return self._adopt(existing, name)
             self._remove_quietly(name)  # created but not started (e.g. command not found)
             raise RunnerError(f"container for job could not start: {_explain(error)}") from None
         except Exception as error:
             self._remove_quietly(name)
             raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
-        return {**handle, "id": container.id}
+        return {"container": name, "id": container.id}
 
     def status(self, handle: dict[str, Any]) -> RunnerStatus:
         container = self._container(handle)
@@ -209,13 +249,20 @@ class LocalContainerRunner(Runner):
 
     # -- helpers
     def _remove_quietly(self, ref: str) -> None:
+        """Remove a container if it exists. Engine trouble is RetryLater (cleanup is asked again)."""
         try:
             self._docker().containers.get(ref).remove(force=True)
         except docker_errors.NotFound:
             pass
         except docker_errors.APIError as error:
+            if error.status_code == 409 and "in progress" in _explain(error).lower():
+                return  # another cleanup is removing it
             if error.status_code != 404:
-                raise RunnerError(f"could not remove container: {_explain(error)}") from None
+                raise _engine_error(error, "could not remove container") from None
+        except RunnerError:
+            raise
+        except Exception as error:  # connection refused, socket missing
+            raise RetryLater(f"container engine not reachable: {type(error).__name__}", ENGINE_RETRY_SECONDS) from None
 
     @staticmethod
     def _log_text(container: Any, tail_lines: Any = "all") -> str:
@@ -268,6 +315,17 @@ def map_container_state(state: dict[str, Any]) -> dict[str, Any]:
     if status == "removing":
         return {"state": JobStatus.FAILED, "message": "container is being removed"}
     return {"state": JobStatus.UNKNOWN, "message": f"container state {status or 'unknown'}"}
+
+
+def _name_taken(error: Any) -> bool:
+    return error.status_code == 409 or "already in use" in _explain(error).lower()
+
+
+def _engine_error(error: Any, what: str = "container engine error") -> RunnerError:
+    """An engine APIError: 5xx is RetryLater (a busy or restarting engine), anything else RunnerError."""
+    if (error.status_code or 0) >= 500:
+        return RetryLater(f"{what}: {_explain(error)}", ENGINE_RETRY_SECONDS)
+    return RunnerError(f"{what}: {_explain(error)}")
 
 
 def _explain(error: Exception) -> str:

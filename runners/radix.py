@@ -18,12 +18,18 @@ status: GET {scheduler}/api/v1/jobs/{name}, read as the scheduler answers (see `
         job says why: time limit exceeded (with the limit), out of memory (OOMKilled), or the exit code of its
         last attempt; a job that never terminated a container (stopped, running) claims no exit code.
         A job the scheduler no longer knows (it keeps the last 10) -> failed, "outcome unknown".
+        Idempotent: the scheduler does not keep jobIds unique, so `start` first lists the component's jobs
+        (GET {scheduler}/api/v1/jobs) and, when a single job with jobId = uid exists (an earlier start whose
+        answer was lost), answers its handle and posts nothing. Starts of one job in this process take turns.
+        (Two hosts starting the same job at the same moment could still both post; the scheduler also forgets
+        all but its last 10 finished jobs.)
 stop:   POST .../jobs/{name}/stop, falling back to DELETE .../jobs/{name} on 404/405 (older schedulers).
-cleanup: DELETE .../jobs/{name} (404 is fine).
+cleanup: DELETE .../jobs/{name} (404 is fine). Stop and cleanup also delete any other job of the component with
+        the same jobId (a duplicate such a race made).
 logs/result: the scheduler API has neither; logs are the scheduler's status message, result is None (Radix jobs
         report through DMSS and the progress PUT).
 Scheduler errors {"status", "message", "reason", "code"} are reported with their message; 5xx, 429 and connection
-errors are RetryLater.
+errors are RetryLater, on every call (cleanup included).
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared.jobs.status import JobStatus
 from shared.platform import settings
 
-from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
+from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks
 from .config import parse_config
 
 CONNECT_TIMEOUT = 5.0
@@ -282,6 +288,7 @@ class RadixRunner(Runner):
     def __init__(self, session: Optional[requests.Session] = None):
         self._session = session
         self._lock = threading.Lock()
+        self._starting = UidLocks()
 
     def _http(self) -> requests.Session:
         if self._session is None:
@@ -326,11 +333,49 @@ class RadixRunner(Runner):
             body["failurePolicy"] = cfg.failurePolicy.model_dump()
         return body
 
+    @staticmethod
+    def _handle(base: str, name: str, cfg: RadixConfig, job: JobSpec) -> dict[str, Any]:
+        handle: dict[str, Any] = {"scheduler": base, "name": name, "jobName": cfg.jobName, "jobId": job.uid,
+                                  "timeLimitSeconds": int(job.time_limit_seconds)}
+        if cfg.backoffLimit is not None:
+            handle["backoffLimit"] = cfg.backoffLimit
+        return handle
+
+    def _jobs_with_id(self, base: str, job_id: str, where: str = "") -> list[dict[str, Any]]:
+        """The component's single jobs whose jobId is `job_id`, oldest first. A scheduler that cannot list its
+        jobs (404/405) gives an empty list."""
+        response = self._request("GET", f"{base}/api/v1/jobs", where)
+        retry = _transient(response)
+        if retry:
+            raise retry
+        if response.status_code in (404, 405):
+            return []
+        if response.status_code >= 300:
+            raise RunnerError(f"Radix job scheduler could not list its jobs: {_scheduler_error(response)}")
+        try:
+            jobs = response.json()
+        except ValueError:
+            raise RunnerError("Radix job scheduler answered a job list that is not JSON") from None
+        found = [j for j in jobs if isinstance(j, dict) and j.get("jobId") == job_id and not j.get("batchName")
+                 and j.get("name")] if isinstance(jobs, list) else []
+        # oldest first; `created` stays null until the job has a pod, so those are the newest
+        return sorted(found, key=lambda j: (j.get("created") is None, str(j.get("created") or ""), str(j["name"])))
+
+    def find(self, job: JobSpec) -> dict[str, Any] | None:
+        cfg: RadixConfig = parse_config(RadixConfig, job.config)
+        base = self.scheduler_url(cfg)
+        found = self._jobs_with_id(base, job.uid, f" {cfg.jobName}:{cfg.schedulerPort}")
+        return self._handle(base, found[0]["name"], cfg, job) if found else None
+
     def start(self, job: JobSpec) -> dict[str, Any]:
         cfg: RadixConfig = parse_config(RadixConfig, job.config)
         base = self.scheduler_url(cfg)
-        response = self._request("POST", f"{base}/api/v1/jobs", f" {cfg.jobName}:{cfg.schedulerPort}",
-                                 json=self._job_body(cfg, job))
+        where = f" {cfg.jobName}:{cfg.schedulerPort}"
+        with self._starting.hold(job.uid):
+            found = self._jobs_with_id(base, job.uid, where)
+            if found:  # posted before (a retried start, or one that died before its handle was stored)
+                return self._handle(base, found[0]["name"], cfg, job)
+            response = self._request("POST", f"{base}/api/v1/jobs", where, json=self._job_body(cfg, job))
         retry = _transient(response)
         if retry:
             raise retry
@@ -340,11 +385,7 @@ class RadixRunner(Runner):
             name = response.json()["name"]
         except (ValueError, KeyError, TypeError):
             raise RunnerError("Radix job scheduler answered without a job name") from None
-        handle: dict[str, Any] = {"scheduler": base, "name": name, "jobName": cfg.jobName,
-                                  "timeLimitSeconds": int(job.time_limit_seconds)}
-        if cfg.backoffLimit is not None:
-            handle["backoffLimit"] = cfg.backoffLimit
-        return handle
+        return self._handle(base, name, cfg, job)
 
     def _job_url(self, handle: dict[str, Any]) -> str:
         return f"{handle['scheduler']}/api/v1/jobs/{quote(handle['name'], safe='')}"
@@ -368,6 +409,11 @@ class RadixRunner(Runner):
         return RunnerStatus(log=[fields["message"]], **fields)
 
     def stop(self, handle: dict[str, Any]) -> str:
+        message = self._stop_one(handle)
+        self._delete_duplicates(handle)
+        return message
+
+    def _stop_one(self, handle: dict[str, Any]) -> str:
         url = self._job_url(handle)
         response = self._request("POST", f"{url}/stop")
         verb = "stopping"
@@ -378,12 +424,30 @@ class RadixRunner(Runner):
             verb = "deleted"
         if response.status_code < 300:
             return f"Radix job {handle['name']} {verb}"
-        if response.status_code >= 500:
-            raise RetryLater(f"Radix job scheduler answered: {_scheduler_error(response)}", _retry_after(response))
+        retry = _transient(response)
+        if retry:
+            raise retry
         if response.status_code in (400, 409):  # "cannot stop the job ... with the status Completed"
             if self.status(handle).finished:
                 return f"Radix job {handle['name']} had already ended"
         raise RunnerError(f"Radix job scheduler refused to stop the job: {_scheduler_error(response)}")
+
+    def _delete(self, handle: dict[str, Any], name: str) -> None:
+        response = self._request("DELETE", self._job_url({**handle, "name": name}))
+        if response.status_code in (200, 202, 204, 404):
+            return
+        retry = _transient(response)
+        if retry:
+            raise retry
+        raise RunnerError(f"Radix job scheduler refused to delete the job: {_scheduler_error(response)}")
+
+    def _delete_duplicates(self, handle: dict[str, Any]) -> None:
+        """Delete the component's other jobs with this job's jobId (a start raced by another host's)."""
+        if not handle.get("jobId"):
+            return
+        for job in self._jobs_with_id(handle["scheduler"], handle["jobId"]):
+            if job["name"] != handle["name"]:
+                self._delete(handle, job["name"])
 
     def logs(self, handle: dict[str, Any]) -> str:
         try:
@@ -395,12 +459,8 @@ class RadixRunner(Runner):
         return None
 
     def cleanup(self, handle: dict[str, Any]) -> None:
-        response = self._request("DELETE", self._job_url(handle))
-        if response.status_code in (200, 202, 204, 404):
-            return
-        if response.status_code >= 500:
-            raise RetryLater(f"Radix job scheduler answered: {_scheduler_error(response)}", _retry_after(response))
-        raise RunnerError(f"Radix job scheduler refused to delete the job: {_scheduler_error(response)}")
+        self._delete(handle, handle["name"])
+        self._delete_duplicates(handle)
 
 
 def _retry_after(response: requests.Response) -> float:

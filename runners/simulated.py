@@ -3,7 +3,8 @@
 Like dramatiq's StubBroker, it lets tests and benchmarks exercise the whole lifecycle (orchestration, polls,
 time limits, schedules) without processes or clouds, and with a replaced clock a 24-hour job takes seconds.
 Its state is all in the handle (start time, duration, outcome), so it survives a host restart like a real
-runner; only stops are remembered in memory. Local-only, as it is no use in production.
+runner; only stops, and the handles of the jobs it started (a repeated start answers the same handle, as the
+other runners do), are remembered in memory. Local-only, as it is no use in production.
 
 Config: `durationSeconds` (default 1), `exitCode` (default 0), `result` (text), `logLines` (lines per
 elapsed tenth of the run, default 1), `progress` (report progress, a fraction 0..1, default true).
@@ -40,6 +41,7 @@ class SimulatedRunner(Runner):
     def __init__(self) -> None:
         self._stopped: set[str] = set()
         self._cleaned: set[str] = set()
+        self._started: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.polls = 0  # benchmarks read it
 
@@ -51,8 +53,21 @@ class SimulatedRunner(Runner):
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         config = SimulatedConfig.model_validate(job.config)
-        return {"uid": job.uid, "startedAt": clock.now().timestamp(), **config.model_dump(
-            include={"durationSeconds", "exitCode", "result", "logLines", "progress"})}
+        with self._lock:
+            if job.uid not in self._started:
+                self._started[job.uid] = {"uid": job.uid, "startedAt": clock.now().timestamp(), **config.model_dump(
+                    include={"durationSeconds", "exitCode", "result", "logLines", "progress"})}
+            return dict(self._started[job.uid])
+
+    def find(self, job: JobSpec) -> dict[str, Any] | None:
+        with self._lock:
+            handle = self._started.get(job.uid)
+        return dict(handle) if handle is not None else None
+
+    def launches(self, uid: str) -> int:
+        """How many times a job was launched here (0 or 1): tests count runs with it."""
+        with self._lock:
+            return int(uid in self._started)
 
     def _elapsed(self, handle: dict[str, Any]) -> float:
         return clock.now().timestamp() - handle["startedAt"]
@@ -89,6 +104,7 @@ class SimulatedRunner(Runner):
         with self._lock:
             self._cleaned.add(handle["uid"])
             self._stopped.discard(handle["uid"])
+            self._started.pop(handle["uid"], None)
 
     def cleaned(self, uid: str) -> bool:
         with self._lock:

@@ -15,7 +15,8 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as aci
 
 from runners.aci_state import map_group
-from runners.azure_container import AzureContainerRunner, OmniaClassicRunner, container_name, group_name, retry_after_seconds
+from runners.azure_container import (AzureContainerRunner, OmniaClassicRunner, container_name, group_name,
+                                     retry_after_seconds)
 from runners.base import ConfigError, JobSpec, RetryLater, RunnerError
 from shared.jobs.status import JobStatus
 
@@ -143,7 +144,8 @@ FAILED_MOUNT = {"name": "FailedMount", "type": "Normal", "count": 1, "firstTimes
     (group_json("Succeeded"), JobStatus.STARTING, "container group succeeded"),
     (group_json("Succeeded", "Running"), JobStatus.RUNNING, "container running"),
     (group_json("Succeeded", "Terminated", 0), JobStatus.COMPLETED, "container exited with code 0"),
-    (group_json("Succeeded", "Terminated", 2, detail="Error"), JobStatus.FAILED, "container exited with code 2 (Error)"),
+    (group_json("Succeeded", "Terminated", 2, detail="Error"), JobStatus.FAILED,
+     "container exited with code 2 (Error)"),
     (group_json("Succeeded", "Terminated", 137, group_state="Stopped"), JobStatus.FAILED,
      "stopped (container exited with code 137)"),
     # troubleshooting page: Pulling (Normal), Failed (Warning), BackOff (Normal) while ACI retries the pull
@@ -356,7 +358,8 @@ def test_registry_through_identity(arm, runner, monkeypatch):
     handle = runner.start(spec(config(containerImage="simpos-omniats")))
     body = arm.last_put_bodies[handle["group"]]
     assert body["properties"]["containers"][0]["properties"]["image"] == "registry.example.invalid/simpos-omniats"
-    assert body["properties"]["imageRegistryCredentials"] == [{"server": "registry.example.invalid", "identity": identity}]
+    assert body["properties"]["imageRegistryCredentials"] == [{"server": "registry.example.invalid",
+                                                               "identity": identity}]
     assert body["identity"]["type"] == "UserAssigned" and identity in body["identity"]["userAssignedIdentities"]
 
 
@@ -370,7 +373,8 @@ def test_registry_with_password_never_read_back(arm, runner, monkeypatch):
     read = requests.get(f"{arm.url}/subscriptions/{handle['subscription']}/resourceGroups/rg-jobs/providers/"
                         f"Microsoft.ContainerInstance/containerGroups/{handle['group']}?api-version=2023-05-01",
                         headers={"Authorization": "Bearer t"}, timeout=5).json()
-    assert read["properties"]["imageRegistryCredentials"] == [{"server": "registry.example.invalid", "username": "puller"}]
+    assert read["properties"]["imageRegistryCredentials"] == [{"server": "registry.example.invalid",
+                                                               "username": "puller"}]
     assert SECRET not in json.dumps(read)
 
 

@@ -4,11 +4,17 @@ Each runner gets an adapter that knows how to express "a job that prints X, writ
 after sleeping S" in that runner's configuration, which clock drives it, and how to see what a job left behind.
 Real parts: bash processes (shell), podman containers (local container), the real ACI SDK against the ARM
 stand-in, HTTP against the Radix scheduler stand-in. Stand-in and simulated runners run on a ManualClock.
+
+Starts are idempotent: starting a job twice, at once from two threads, or again after a crash that lost the
+first handle (a fresh runner instance, as a restarted host has) runs it once. Each adapter counts runs the way
+its engine can: a marker line per run (shell), containers with the job's label (podman), container group
+creations and PUTs (ARM stand-in), jobs with the job's jobId (Radix stand-in).
 """
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,7 +23,7 @@ from typing import Any, Optional
 
 import pytest
 
-from runners.base import JobSpec, Runner, RunnerStatus
+from runners.base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
 from shared.jobs.status import JobStatus
 
 SECRET = "s3cr3t-Value-never-shown"
@@ -61,6 +67,20 @@ class Adapter:
     def leftovers(self, handle: dict[str, Any]) -> list[str]:
         return []
 
+    def runs(self, uid: str) -> int:
+        """How many times the job was launched on the runner side."""
+        raise NotImplementedError
+
+    def fresh_runner(self) -> Runner:
+        """A new runner instance: what a host that crashed and restarted has (no memory of earlier starts)."""
+        return type(self.runner())()
+
+    survives_restart = True  # the job lives outside the process, so a restarted host can find it
+
+    def throttle_cleanup(self, on: bool) -> bool:
+        """Make the runner's side refuse cleanup as throttled (or stop doing so). False: it is never throttled."""
+        return False
+
     def wait(self, seconds: float) -> None:
         if self.manual:
             self.clock.advance(seconds)
@@ -89,13 +109,20 @@ class ShellAdapter(Adapter):
         tmp = request.getfixturevalue("tmp_path")
         monkeypatch.setenv("ENABLE_LOCAL_RUNNERS", "true")
         monkeypatch.setenv("JOB_WORK_DIR", str(tmp / "work"))
+        self.markers = tmp / "runs"
+        self.markers.mkdir()
         self._runner = _module_runner("runners.shell")()
 
     def runner(self):
         return self._runner
 
     def config(self, job):
-        return {"type": self._runner.type_names[0], "script": self.script(job, '"$JOB_RESULT_FILE"')}
+        marker = f'echo run >> {self.markers}/"$(basename "$PWD")"'  # the working directory is named after the uid
+        return {"type": self._runner.type_names[0], "script": marker + "; " + self.script(job, '"$JOB_RESULT_FILE"')}
+
+    def runs(self, uid):
+        marker = self.markers / uid
+        return len(marker.read_text().split()) if marker.exists() else 0
 
     def leftovers(self, handle):
         left = []
@@ -108,6 +135,9 @@ class ShellAdapter(Adapter):
                 pass
         if handle.get("workdir") and Path(handle["workdir"]).exists():
             left.append(f"directory {handle['workdir']}")
+        from runners.shell import launch_processes
+
+        left += [f"process {pid} of the launch" for pid in launch_processes(handle.get("launch", ""))]
         return left
 
 
@@ -131,6 +161,11 @@ class SimulatedAdapter(Adapter):
 
     def expected_log(self, job):
         return "step 10/10"  # the simulated runner's own log lines
+
+    survives_restart = False  # in-process: a crash ends it, nothing is left to find
+
+    def runs(self, uid):
+        return self._runner.launches(uid)
 
     def leftovers(self, handle):
         cleaned = getattr(self._runner, "cleaned", None)
@@ -160,6 +195,20 @@ class LocalContainerAdapter(Adapter):
     def leftovers(self, handle):
         found = self.docker.containers.list(all=True, filters={"name": handle["container"]})
         return [f"container {c.name}" for c in found if c.name == handle["container"]]
+
+    def runs(self, uid):
+        return len(self.docker.containers.list(all=True, filters={"label": f"dm-job.uid={uid}"}))
+
+    def throttle_cleanup(self, on):
+        """An engine that does not answer (restarting): the client of the runner points at a dead socket."""
+        import docker
+
+        if on:
+            self._real_client = self._runner._docker()
+            self._runner._client = docker.DockerClient(base_url="unix:///nonexistent/podman.sock", version="1.41")
+        else:
+            self._runner._client = self._real_client
+        return True
 
 
 class AciAdapter(Adapter):
@@ -194,6 +243,26 @@ class AciAdapter(Adapter):
 
     def leftovers(self, handle):
         return [f"container group {name}" for name in self.arm.group_names() if name == handle["group"]]
+
+    def fresh_runner(self):
+        return type(self._runner)(credential=self.request.getfixturevalue("credential"))
+
+    def runs(self, uid):
+        """PUTs of the job's group (the first creates it; another would update it, which may restart it)."""
+        from runners.azure_container import group_name
+
+        suffix = f"/containerGroups/{group_name(uid)}"
+        return sum(1 for method, path, status in self.arm.requests
+                   if method == "PUT" and path.endswith(suffix) and status < 300)
+
+    def throttle_cleanup(self, on):
+        """ACI's documented delete rate (100 per 5 minutes), here reached."""
+        if on:
+            self.arm.delete_throttle_windows = ((1, 300.0),)
+            self.arm.delete_times.append(self.clock.now())
+        else:
+            self.arm.delete_throttle_windows = ()
+        return True
 
 
 class OmniaAdapter(AciAdapter):
@@ -237,7 +306,15 @@ class RadixAdapter(Adapter):
                 "TRAPS_SIGTERM": "1"}
 
     def leftovers(self, handle):
-        return [f"radix job {handle['name']}"] if handle["name"] in self.scheduler.jobs else []
+        return [f"radix job {name}" for name, job in self.scheduler.jobs.items()
+                if name == handle["name"] or job.job_id == handle.get("jobId")]
+
+    def runs(self, uid):
+        return sum(1 for job in self.scheduler.jobs.values() if job.job_id == uid)
+
+    def throttle_cleanup(self, on):
+        self.scheduler.fail_next_deletes = [(429, "too many requests")] * 3 if on else []
+        return True
 
 
 ADAPTERS = {a.name: a for a in (ShellAdapter, SimulatedAdapter, LocalContainerAdapter, AciAdapter, OmniaAdapter,
@@ -251,12 +328,16 @@ def adapter(request) -> Adapter:
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
+def job_spec(adapter: Adapter, job: Job, time_limit: int = 3600) -> JobSpec:
+    config = adapter.config(job)
+    adapter.runner().validate(config)
+    return JobSpec(uid=str(uuid.uuid4()), config=config, environment=adapter.environment(job),
+                   time_limit_seconds=time_limit)
+
+
 def start(adapter: Adapter, job: Job, time_limit: int = 3600) -> tuple[Runner, dict[str, Any], JobSpec]:
     runner = adapter.runner()
-    config = adapter.config(job)
-    runner.validate(config)
-    spec = JobSpec(uid=str(uuid.uuid4()), config=config, environment=adapter.environment(job),
-                   time_limit_seconds=time_limit)
+    spec = job_spec(adapter, job, time_limit)
     handle = runner.start(spec)
     assert SECRET not in json.dumps(handle), "the handle must never hold environment values"
     json.dumps(handle)  # JSON-able
@@ -358,4 +439,101 @@ def test_cleanup_leaves_nothing_behind(adapter):
     assert adapter.leftovers(handle) == []
     runner.cleanup(handle)  # idempotent
     runner.stop(handle)  # stopping a vanished job is fine
+    assert adapter.leftovers(handle) == []
+
+
+# --- idempotent starts -------------------------------------------------------------------------------------
+
+def _run_once_to_the_end(adapter: Adapter, runner: Runner, handle: dict[str, Any], spec: JobSpec) -> None:
+    status, _ = poll(adapter, runner, handle, finished)
+    assert status.state == JobStatus.COMPLETED, status
+    assert adapter.runs(spec.uid) == 1, f"{adapter.name}: the job ran {adapter.runs(spec.uid)} times"
+    if adapter.has_log:
+        assert adapter.expected_log(Job()) in runner.logs(handle)
+    runner.cleanup(handle)
+    assert adapter.leftovers(handle) == []
+
+
+def test_start_twice_runs_once(adapter):
+    job = Job(sleep=1.0)
+    runner, first, spec = start(adapter, job)
+    second = runner.start(spec)  # an activity retried: same job, same handle, nothing launched
+    assert second == first
+    assert runner.find(spec) == first
+    _run_once_to_the_end(adapter, runner, second, spec)
+
+
+def test_two_starts_at_once_run_once(adapter):
+    runner = adapter.runner()
+    spec = job_spec(adapter, Job(sleep=1.0))
+    handles: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def one_start():
+        try:
+            handles.append(runner.start(spec))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one_start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(handles) == 2 and handles[0] == handles[1]
+    _run_once_to_the_end(adapter, runner, handles[0], spec)
+
+
+def test_start_after_a_crash_that_lost_the_handle_runs_once(adapter):
+    """The start activity launched the job and died before the handle was stored; the host restarts (a fresh
+    runner, no memory) and the activity runs again: it must find the job, not launch a second copy."""
+    if not adapter.survives_restart:
+        pytest.skip(f"{adapter.name} runs in the process: a crash takes the job with it")
+    runner, lost, spec = start(adapter, Job(sleep=1.0))
+    restarted = adapter.fresh_runner()
+    assert restarted.find(spec) == lost
+    handle = restarted.start(spec)
+    assert handle == lost
+    _run_once_to_the_end(adapter, restarted, handle, spec)
+
+
+def test_stop_after_a_crash_reaches_the_job(adapter):
+    """A job whose handle was lost is stopped through the handle `find` answers: nothing of it is left."""
+    if not adapter.survives_restart:
+        pytest.skip(f"{adapter.name} runs in the process: a crash takes the job with it")
+    runner, lost, spec = start(adapter, Job(sleep=300, result=None))
+    poll(adapter, runner, lost, lambda s: s.state == JobStatus.RUNNING)
+    restarted = adapter.fresh_runner()
+    handle = restarted.find(spec)
+    assert handle == lost
+    restarted.stop(handle)
+    status, _ = poll(adapter, restarted, handle, finished, limit=15)
+    assert status.state == JobStatus.FAILED
+    restarted.cleanup(handle)
+    restarted.cleanup(handle)  # again: harmless
+    assert adapter.leftovers(handle) == []
+    assert adapter.runs(spec.uid) <= 1
+
+
+def test_find_launches_nothing(adapter):
+    spec = job_spec(adapter, Job(sleep=0.2))
+    assert adapter.runner().find(spec) is None
+    assert adapter.runs(spec.uid) == 0
+
+
+def test_a_throttled_cleanup_is_retry_later_and_can_be_called_again(adapter):
+    runner, handle, _ = start(adapter, Job(sleep=0.2))
+    poll(adapter, runner, handle, finished)
+    runner.logs(handle)
+    if not adapter.throttle_cleanup(True):
+        runner.cleanup(handle)  # never throttled: cleanup just works, also twice
+    else:
+        with pytest.raises(RunnerError) as refused:
+            runner.cleanup(handle)
+        assert isinstance(refused.value, RetryLater), f"{type(refused.value).__name__}: {refused.value}"
+        assert refused.value.retry_after >= 1
+        adapter.throttle_cleanup(False)
+        runner.cleanup(handle)
+    runner.cleanup(handle)
     assert adapter.leftovers(handle) == []

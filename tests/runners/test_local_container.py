@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -106,3 +107,52 @@ def test_missing_image_is_a_runner_error(docker_env, docker_client):
         runner.start(job)
     assert SECRET not in str(caught.value)
     assert not docker_client.containers.list(all=True, filters={"label": f"dm-job.uid={job.uid}"})
+
+
+def test_a_container_created_but_never_started_is_started_once(docker_env, docker_client, tmp_path):
+    """The start died between the engine's create and start: the next start starts that container."""
+    job = spec(config("echo ran once"))
+    name = container_name(job.uid)
+    docker_client.containers.create("localhost/busybox:test", ["sh", "-c", "echo ran once"], name=name,
+                                    labels={"dm-job.uid": job.uid}, network_mode="none")
+    runner = LocalContainerRunner()
+    try:
+        handle = runner.start(job)
+        assert handle["container"] == name
+        deadline = time.monotonic() + 30
+        while not runner.status(handle).finished and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert runner.status(handle).state == JobStatus.COMPLETED
+        assert runner.logs(handle).split() == ["ran", "once"]
+        assert runner.start(job) == handle  # finished: adopted again, not restarted
+        assert runner.logs(handle).split() == ["ran", "once"]
+    finally:
+        runner.cleanup(LocalContainerRunner().find(job) or {"container": name})
+
+
+def test_a_start_that_loses_the_name_to_another_start_takes_its_container(docker_env, docker_client):
+    job = spec(config("sleep 30"))
+    name = container_name(job.uid)
+    other = docker_client.containers.run("localhost/busybox:test", ["sleep", "30"], name=name, detach=True,
+                                         labels={"dm-job.uid": job.uid}, network_mode="none")
+    runner = LocalContainerRunner()
+    try:
+        from runners.config import parse_config
+        from runners.local_container import LocalContainerConfig
+
+        handle = runner._create(parse_config(LocalContainerConfig, job.config), job, name)  # after its own look-up
+        assert handle == {"container": name, "id": other.id}
+        assert len(docker_client.containers.list(all=True, filters={"label": f"dm-job.uid={job.uid}"})) == 1
+    finally:
+        runner.cleanup({"container": name, "id": other.id})
+
+
+def test_a_container_of_another_job_is_never_taken(docker_env, docker_client):
+    job = spec(config("true"))
+    name = container_name(job.uid)
+    docker_client.containers.create("localhost/busybox:test", ["true"], name=name, labels={"dm-job.uid": "other"})
+    try:
+        with pytest.raises(RunnerError, match="belongs to another job"):
+            LocalContainerRunner().start(job)
+    finally:
+        docker_client.containers.get(name).remove(force=True)

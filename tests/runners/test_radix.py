@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from runners.base import ConfigError, JobSpec, RetryLater, RunnerError
-from runners.radix import RadixRunner, map_radix_status
+from runners.config import parse_config
+from runners.radix import RadixConfig, RadixRunner, map_radix_status
 from shared.jobs.status import JobStatus
 from tests.standins.radix import JOB_NAME, RadixStandIn
 
@@ -151,7 +152,8 @@ def test_start_request(radix):
     sent = radix.jobs[handle["name"]].request
     assert sent == {"payload": json.dumps({"DMSS_TOKEN": "t", "JOB_DMSS_ID": "DS/$1"}), "jobId": job_spec.uid,
                     "timeLimitSeconds": 600, "imageTagName": "v2"}
-    assert handle == {"scheduler": radix.url, "name": handle["name"], "jobName": "compute", "timeLimitSeconds": 600}
+    assert handle == {"scheduler": radix.url, "name": handle["name"], "jobName": "compute", "jobId": job_spec.uid,
+                      "timeLimitSeconds": 600}
     assert JOB_NAME.match(handle["name"]), handle["name"]  # batch-{component}{pad}-{timestamp}-{8}-{8}
     assert "t" not in handle.values()
 
@@ -203,7 +205,8 @@ def test_a_job_whose_retries_are_spent_fails_with_the_last_exit_code(radix, manu
     final, seen = run_until_final(runner, handle, manual_clock)
     assert seen[-2:] == [JobStatus.RUNNING, JobStatus.FAILED]
     assert final.exit_code == 3
-    assert final.message == "Radix job failed with exit code 3 after 2 attempts: Job has reached the specified backoff limit"
+    assert final.message == ("Radix job failed with exit code 3 after 2 attempts: Job has reached the specified "
+                             "backoff limit")
 
 
 def test_a_fail_job_rule_ends_the_retries(radix, manual_clock):
@@ -366,3 +369,47 @@ def test_stand_in_batches(radix, manual_clock):
     assert refused.json()["message"] == f"cannot stop the batch {batch['name']} with the status Completed"
     deleted = requests.delete(f"{radix.url}/api/v1/batches/{batch['name']}", timeout=5).json()
     assert deleted == {"status": "Success", "message": f"batch {batch['name']} successfully deleted", "code": 200}
+
+
+def test_start_finds_a_job_posted_before_and_cleanup_removes_duplicates(radix, manual_clock):
+    """The scheduler keeps no jobId unique: a start whose answer was lost left a job (and a start raced by
+    another host a second one). A start adopts the oldest; cleanup deletes every job with the jobId."""
+    job_spec = spec(radix)
+    body = RadixRunner._job_body(parse_config(RadixConfig, job_spec.config), job_spec)
+    first = requests.post(f"{radix.url}/api/v1/jobs", json=body, timeout=5).json()["name"]
+    manual_clock.advance(2)
+    second = requests.post(f"{radix.url}/api/v1/jobs", json=body, timeout=5).json()["name"]
+    runner = RadixRunner()
+    handle = runner.start(job_spec)
+    assert handle["name"] == first and runner.find(job_spec) == handle
+    assert sum(1 for j in radix.jobs.values() if j.job_id == job_spec.uid) == 2  # nothing posted
+    runner.cleanup(handle)
+    assert first not in radix.jobs and second not in radix.jobs
+    runner.cleanup(handle)  # again: harmless
+
+
+def test_a_scheduler_that_cannot_list_jobs_still_starts_them(radix, monkeypatch):
+    original = radix._jobs_route
+
+    def no_list(method, rest, request):
+        if not rest and method == "GET":
+            return None  # gin's plain 404
+        return original(method, rest, request)
+
+    monkeypatch.setattr(radix, "_jobs_route", no_list)
+    runner = RadixRunner()
+    handle = runner.start(spec(radix))
+    assert handle["name"] in radix.jobs
+    runner.cleanup(handle)
+    assert handle["name"] not in radix.jobs
+
+
+def test_a_throttled_stop_or_cleanup_is_retry_later(radix, manual_clock):
+    runner = RadixRunner()
+    handle = runner.start(spec(radix, env={"SLEEP_SECONDS": "100"}))
+    radix.fail_next_deletes = [(429, "too many requests")]
+    with pytest.raises(RetryLater) as throttled:
+        runner.cleanup(handle)
+    assert throttled.value.retry_after == 7
+    runner.cleanup(handle)
+    assert handle["name"] not in radix.jobs

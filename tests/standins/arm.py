@@ -314,7 +314,8 @@ class ArmStandIn:
         try:
             body = request.json()
         except ValueError:
-            return _error(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.")
+            return _error(400, "InvalidRequestContent",
+                          "The request content was invalid and could not be deserialized.")
         if self.fail_next_creates > 0:
             self.fail_next_creates -= 1
             self.counts["server_errors"] += 1
@@ -349,7 +350,8 @@ class ArmStandIn:
                    for c in props["containers"]}
         failure = (self.provisioning_failure_event, self.provisioning_failure) if self.provisioning_failure else None
         group = Group(sub, rg, name, body, now, operation, scripts,
-                      pull_failure=any(c["properties"]["image"] in self.pull_failure_images for c in props["containers"]),
+                      pull_failure=any(c["properties"]["image"] in self.pull_failure_images
+                                       for c in props["containers"]),
                       provisioning_failure=failure)
         self.groups[key] = group
         self.operations[operation] = Operation(operation, "create", sub, body.get("location") or self.location, now,
@@ -398,7 +400,8 @@ class ArmStandIn:
                 return _error(400, "InvalidContainerImage", "The container image is required.")
             requests = (cprops.get("resources") or {}).get("requests") or {}
             if "cpu" not in requests or "memoryInGB" not in requests:  # SPEC ResourceRequests: both required
-                return _error(400, "InvalidResourceRequests", "The container resource requests need cpu and memoryInGB.")
+                return _error(400, "InvalidResourceRequests",
+                              "The container resource requests need cpu and memoryInGB.")
             cpu += float(requests["cpu"])
             memory += float(requests["memoryInGB"])
             ports |= {p.get("port") for p in cprops.get("ports") or []}

@@ -29,7 +29,8 @@ the 30 s grace period). Time runs on the stand-in's clock (default `shared.clock
 Knobs: `start_delay` (creation -> container running: the first half Waiting for the operator, the second Active
 while the pod pulls), `stop_seconds` (stop -> Stopped), `backoff_base` (Kubernetes' retry delay, 10 s),
 `deadline_level` ("pod", as Radix sets it, or "job"), `stuck_active`, `stop_endpoint` (False: an old scheduler
-without /stop), `fail_next_posts` [(status, message)], `keep_finished` (10).
+without /stop), `fail_next_posts` [(status, message)], `fail_next_deletes` [(status, message)] (e.g. 429 from the
+cluster's ingress, with Retry-After), `keep_finished` (10).
 """
 from __future__ import annotations
 
@@ -161,6 +162,7 @@ class RadixStandIn:
         self.stop_endpoint = True
         self.stuck_active = False
         self.fail_next_posts: list[tuple[int, str]] = []
+        self.fail_next_deletes: list[tuple[int, str]] = []
         self.batches: dict[str, SimBatch] = {}
         self.requests: list[tuple[str, str, int]] = []
         self._lock = threading.RLock()
@@ -223,6 +225,11 @@ class RadixStandIn:
         if len(rest) == 1 and method == "GET":
             return self._get_job(rest[0])
         if len(rest) == 1 and method == "DELETE":
+            if self.fail_next_deletes:
+                status, message = self.fail_next_deletes.pop(0)
+                refused = _status(status, "TooManyRequests" if status == 429 else "InternalError", message)
+                refused.headers["Retry-After"] = "7"
+                return refused
             return self._delete_job(rest[0])
         if len(rest) == 2 and rest[1] == "stop" and method == "POST" and self.stop_endpoint:
             return self._stop_job(rest[0])
