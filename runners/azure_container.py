@@ -55,7 +55,8 @@ from shared.jobs.status import JobStatus
 from shared.platform import clock, settings
 
 from .aci_state import map_group
-from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks
+from .base import (ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks,
+                   no_secrets_in_errors)
 from .config import parse_config
 from .container_config import ContainerConfig, split_command
 from .output import Memo, log_tail_lines
@@ -358,7 +359,7 @@ class AzureContainerRunner(Runner):
         cfg = self._parse(job.config)
         self._extra_checks(cfg)
         handle = self._handle(cfg, job)
-        with self._starting.hold(job.uid):
+        with self._starting.hold(job.uid), no_secrets_in_errors(job):
             if self._existing(handle, job.uid):  # started before (an activity retried): keep the group as it is
                 return handle
             self._create(handle, self._build_group(cfg, job, handle["container"]))

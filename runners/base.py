@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 from shared.jobs.status import JobStatus
+from shared.platform import environment as job_environment
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,21 @@ class Runner(ABC):
     def cleanup(self, handle: dict[str, Any]) -> None:
         """Release everything the job held (processes, containers, groups, files). Idempotent; RetryLater when
         the runner is throttling (the core calls it again later)."""
+
+
+@contextmanager
+def no_secrets_in_errors(job: JobSpec) -> Iterator[None]:
+    """Errors raised inside carry no value of the job's environment (an engine or API may echo what it was sent):
+    a RunnerError's message is scrubbed, its type (ConfigError, RetryLater and its wait) kept."""
+    try:
+        yield
+    except RunnerError as error:
+        message = str(error)
+        clean = job_environment.scrub_text(message, job_environment.environment_secrets(job.environment))
+        if clean == message:
+            raise
+        error.args = (clean,)
+        raise error from None
 
 
 class UidLocks:

@@ -36,7 +36,7 @@ from typing import Any
 from shared.jobs.status import JobStatus
 from shared.platform import settings
 
-from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks
+from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks, no_secrets_in_errors
 from .config import parse_config
 from .container_config import ContainerConfig
 from .output import Memo, log_tail_lines
@@ -139,7 +139,7 @@ class LocalContainerRunner(Runner):
     def start(self, job: JobSpec) -> dict[str, Any]:
         cfg: LocalContainerConfig = parse_config(LocalContainerConfig, job.config)
         name = container_name(job.uid)
-        with self._starting.hold(job.uid):
+        with self._starting.hold(job.uid), no_secrets_in_errors(job):
             existing = self._existing(name, job.uid)
             if existing is not None:  # start called again for the same job (an activity retried): same container
                 return self._adopt(existing, name)

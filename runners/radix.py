@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared.jobs.status import JobStatus
 from shared.platform import settings
 
-from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks
+from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks, no_secrets_in_errors
 from .config import parse_config
 
 CONNECT_TIMEOUT = 5.0
@@ -368,6 +368,10 @@ class RadixRunner(Runner):
         return self._handle(base, found[0]["name"], cfg, job) if found else None
 
     def start(self, job: JobSpec) -> dict[str, Any]:
+        with no_secrets_in_errors(job):
+            return self._start(job)
+
+    def _start(self, job: JobSpec) -> dict[str, Any]:
         cfg: RadixConfig = parse_config(RadixConfig, job.config)
         base = self.scheduler_url(cfg)
         where = f" {cfg.jobName}:{cfg.schedulerPort}"

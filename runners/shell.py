@@ -51,7 +51,7 @@ from shared.jobs.models import BLUEPRINTS
 from shared.jobs.status import JobStatus
 
 from . import host_guard
-from .base import ConfigError, JobSpec, Runner, RunnerError, RunnerStatus
+from .base import ConfigError, JobSpec, Runner, RunnerError, RunnerStatus, no_secrets_in_errors
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class ShellRunner(Runner):
         config = ShellConfig.model_validate(job.config)
         workdir = work_root() / job.uid
         workdir.mkdir(parents=True, exist_ok=True)
-        with _start_lock(workdir):
+        with _start_lock(workdir), no_secrets_in_errors(job):
             launched = _read_launch(workdir)
             if launched is not None:  # launched before (a retried or crashed start): the same job, not a new one
                 return _handle(workdir, launched)

@@ -95,6 +95,20 @@ def secret_values(items: Iterable[str], extra: Iterable[str | None] = ()) -> lis
     return sorted(forms, key=lambda form: (-len(form), form))
 
 
+#: Values the service gives every job that are not secret (they name the job and the services it talks to).
+PUBLIC_NAMES = frozenset({"JOB_UID", "DM_JOB_URL", "DMSS_URL", "JOB_DMSS_ID", "JOB_INPUT_ADDRESS"})
+
+
+def environment_secrets(env: dict[str, str]) -> list[str]:
+    """`secret_values` of a job's built environment (what a runner gets in JobSpec.environment): every value but
+    those named in PUBLIC_NAMES."""
+    values = [value for name, value in env.items() if name not in PUBLIC_NAMES]
+    forms: set[str] = set()
+    for value in values:
+        forms |= _forms(value)
+    return sorted(forms, key=lambda form: (-len(form), form))
+
+
 def scrub(lines: list[str], secrets: list[str]) -> list[str]:
     """`lines` with every secret replaced by `***`. A multi-line secret is matched across the line breaks first
     (the result may then have fewer lines), then every secret within each line."""

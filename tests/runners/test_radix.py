@@ -413,3 +413,12 @@ def test_a_throttled_stop_or_cleanup_is_retry_later(radix, manual_clock):
     assert throttled.value.retry_after == 7
     runner.cleanup(handle)
     assert handle["name"] not in radix.jobs
+
+
+def test_a_refusal_that_echoes_the_payload_carries_no_secret(radix):
+    job_spec = spec(radix, env={"TOKEN": "s3cr3t-echoed-back", "JOB_UID": "u-1"})
+    radix.fail_next_posts = [(422, "payload {\"TOKEN\": \"s3cr3t-echoed-back\", \"JOB_UID\": \"u-1\"} is invalid")]
+    with pytest.raises(RunnerError) as refused:
+        RadixRunner().start(job_spec)
+    assert "s3cr3t-echoed-back" not in str(refused.value) and "***" in str(refused.value)
+    assert "u-1" in str(refused.value)  # the service's public values stay readable

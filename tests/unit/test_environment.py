@@ -85,3 +85,10 @@ def test_values_with_quotes_are_scrubbed_inside_json_and_short_ones_are_left():
     assert environment.scrub([json.dumps({"q": 'pa"ss\\word-1'})], secrets) == ['{"q": "***"}']
     assert environment.scrub(["abc"], secrets) == ["abc"]  # shorter than MIN_SECRET_LENGTH
     assert environment.scrub_text(f"a {CANARY}\nb", environment.secret_values([f"C={CANARY}"])) == "a ***\nb"
+
+
+def test_a_built_environment_keeps_its_public_values_readable(monkeypatch):
+    monkeypatch.setenv("DM_JOB_URL", "http://api/jobs")
+    env = environment.build("uid-1", [f"KV={CANARY}"], {"JOB_TOKEN": "tok-" + CANARY, "DMSS_URL": "http://dmss"})
+    secrets = environment.environment_secrets(env)
+    assert environment.scrub_text(" ".join(env.values()), secrets) == "*** uid-1 http://api/jobs *** http://dmss"
