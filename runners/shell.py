@@ -101,13 +101,36 @@ def _tail_lines(path: Path, limit_bytes: int = TAIL_BYTES) -> list[str]:
 
 # --- processes ---------------------------------------------------------------------------------------------
 
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on, or None (gone, or no /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def start_ticks(pid: int) -> int | None:
     """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or None without /proc."""
+    fields = _stat(pid)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
         return None
+
+
+def _only_zombies(pgid: int) -> bool:
+    """Every process left in group `pgid` has exited and waits to be reaped (by a parent that is not us, e.g. an
+    init that is slow to reap): the group has ended. False when /proc cannot tell."""
+    leader = _stat(pgid)
+    if leader is not None and leader[0] != "Z":
+        return False
+    if not Path("/proc/self/stat").exists():
+        return False
+    for entry in Path("/proc").iterdir():
+        fields = _stat(entry.name) if entry.name.isdigit() else None
+        if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return False
+    return True
 
 
 def _leader_replaced(handle: dict[str, Any]) -> bool:
@@ -124,11 +147,11 @@ def _group_alive(handle: dict[str, Any]) -> bool:
         return False  # a live group keeps its leader's pid from being reused: this group is gone
     try:
         os.killpg(handle["pgid"], 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return not _only_zombies(handle["pgid"])
 
 
 def launch_processes(launch_id: str) -> list[int]:

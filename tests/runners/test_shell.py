@@ -191,3 +191,14 @@ def test_guard_without_setpriv_as_root_says_what_is_left(monkeypatch, caplog):
     assert host_guard.script_prefix() == []
     assert "setpriv (util-linux) is not installed" in caplog.text
     monkeypatch.setattr(host_guard, "_prefix", None)
+
+
+def test_a_group_of_zombies_has_ended():
+    """Processes that exited but are not reaped yet (their parent, e.g. an init, is slow) are no job running."""
+    import subprocess
+
+    process = subprocess.Popen(["true"], start_new_session=True)
+    handle = {"pid": process.pid, "pgid": process.pid, "started": shell.start_ticks(process.pid)}
+    wait_until(lambda: (shell._stat(process.pid) or ["?"])[0] == "Z")
+    assert not shell._group_alive(handle)
+    process.wait()
