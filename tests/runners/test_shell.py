@@ -202,3 +202,51 @@ def test_a_group_of_zombies_has_ended():
     wait_until(lambda: (shell._stat(process.pid) or ["?"])[0] == "Z")
     assert not shell._group_alive(handle)
     process.wait()
+
+
+NOBODY_PROBE = """
+import importlib.util, os, subprocess, sys
+spec = importlib.util.spec_from_file_location("host_guard", sys.argv[1])
+guard = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(guard)
+def read():
+    return subprocess.run(["bash", "-c", f"tr '\\\\0' '\\\\n' < /proc/{os.getpid()}/environ"], capture_output=True,
+                          text=True).stdout
+before = read()
+print("protected" if guard.protect_host() else "unprotected", guard.script_prefix())
+after = read()
+print("before:", "CANARY_SEEN" if sys.argv[2] in before else "-")
+print("after:", "CANARY_SEEN" if sys.argv[2] in after else "-")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not Path("/usr/bin/python3").exists()
+                    or not Path("/usr/bin/setpriv").exists(), reason="needs root, /usr/bin/python3 and setpriv")
+def test_an_app_that_is_not_root_is_out_of_reach_of_its_scripts_too():
+    """What a developer who is not root gets: the app's process is non-dumpable, so a script of the same user
+    cannot read its environment (before, it could). Run as `nobody` with the system Python."""
+    import tempfile
+
+    guard_file = Path(host_guard.__file__)
+    for parent in guard_file.parents:  # nobody must reach the module
+        if (parent.stat().st_mode & 0o001) == 0:
+            pytest.skip(f"{parent} is not searchable by other users")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:
+        Path(where).chmod(0o755)
+        probe = Path(where) / "probe.py"
+        probe.write_text(NOBODY_PROBE)
+        probe.chmod(0o644)
+        _probe_as_nobody(probe, guard_file)
+
+
+def _probe_as_nobody(probe: Path, guard_file: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "/usr/bin/python3", str(probe), str(guard_file), CANARY],
+                          env={"PATH": "/usr/bin:/bin", "NOBODY_CANARY": CANARY}, capture_output=True, text=True,
+                          timeout=60, cwd="/")
+    if done.returncode != 0 and "Permission denied" in done.stderr:
+        pytest.skip(f"nobody cannot run the probe here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["protected []", "before: CANARY_SEEN", "after: -"], done.stdout
