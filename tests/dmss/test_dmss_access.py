@@ -12,7 +12,7 @@ from shared import service
 from shared.dmss import access as dmss_access
 from shared.dmss.access import DmssAccess, acl_document_of, has_access
 from shared.dmss.start import start_from_address
-from shared.jobs.access import add_delegate, remove_delegate
+from shared.jobs import access
 from shared.platform import clock
 from shared.platform.errors import ApiError
 from shared.platform.identity import caller_from_headers
@@ -70,12 +70,12 @@ def test_acl_document_of():
 # ---- through the service ----------------------------------------------------------------------------------
 @pytest.fixture
 def delegated(monkeypatch):
-    delegate = DmssAccess()
-    add_delegate(delegate)
+    """The DMSS delegate registered as function_app registers it; the process's own list is put back after."""
+    monkeypatch.setattr(access, "_delegates", [])
+    access.add_delegate(DmssAccess())
     dmss_access.forget()
     monkeypatch.setenv("CALLER_IDENTITY_SOURCE", "auto")
     yield
-    remove_delegate(delegate)
     dmss_access.forget()
 
 
@@ -256,7 +256,8 @@ def test_inline_jobs_stay_owner_only_and_never_ask_dmss(storage_env, dmss, deleg
     assert [r for r in dmss.requests if r.endpoint != "token"] == []
 
 
-def test_without_the_delegate_a_dmss_job_is_owner_only(storage_env, dmss):
+def test_without_the_delegate_a_dmss_job_is_owner_only(storage_env, dmss, monkeypatch):
+    monkeypatch.setattr(access, "_delegates", [])
     uid, _ = started_job(dmss, who(dmss, "alice"))
     with pytest.raises(ApiError) as refused:
         service.get_job(uid, caller(who(dmss, "bob")))
