@@ -19,10 +19,13 @@ but the starter. Here the rights are the entity's, as DMSS keeps them:
   the credential's SHA-256, never the credential; nothing here logs or returns it.
 
 The starter (same caller id) and the job itself (its token) are allowed by `shared.jobs.access` before DMSS is
-asked; progress reports stay theirs alone. ACLs are kept per stored document: the one a job entity is checked
-against is the entity's own when it is a stored document (it has an `_id`), else the document its address
-starts from (`$id`), else (a package path) the document the path names, looked up once by id. (DMSS sets ACLs
-recursively by default, so a contained entity behind a storage reference normally shares its parent's.)
+asked; progress reports stay theirs alone. A run of a recurring job started from DMSS has no entity of its
+own: the RecurringJob's rights are its rights (`ACCESS_ADDRESS`, set by shared.schedules.runs).
+
+ACLs are kept per stored document: the one a job entity is checked against is the entity's own when it is a
+stored document (it has an `_id`), else the document its address starts from (`$id`), else (a package path)
+the document the path names, looked up once by id. (DMSS sets ACLs recursively by default, so a contained
+entity behind a storage reference normally shares its parent's.)
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from shared.platform.identity import Credential
 log = logging.getLogger(__name__)
 
 ACL_DOCUMENT = "dmssAclDocument"  # record.extra: the `dmss://DS/$id` whose ACL decides (set at start)
+ACCESS_ADDRESS = "dmssAccessAddress"  # record.extra of a scheduled run: the RecurringJob entity whose rights it has
 ORDER = {"NONE": 0, "READ": 1, "WRITE": 2}  # DMSS's AccessLevel (src/authentication/models.py)
 DMSS_LEVEL = {READ: "READ", WRITE: "WRITE"}
 NO_LOGIN = "nologin"  # the user DMSS reports when its authentication is off (User.default()): all allowed
@@ -145,9 +149,15 @@ def remember_seconds() -> float:
 
 
 # ---- the checks -------------------------------------------------------------------------------------------
+def entity_address(record: JobRecord) -> str | None:
+    """The DMSS entity whose rights decide for this job: its own, or, for a run of a recurring job started from
+    DMSS (which has none of its own), the RecurringJob's."""
+    return record.dmss_address or record.extra.get(ACCESS_ADDRESS) or None
+
+
 def check(record: JobRecord, credential: Credential, level: str) -> None:
     """Raise DMSS's refusal unless the caller with `credential` may `level` (READ or WRITE) the job's entity."""
-    address = record.dmss_address
+    address = entity_address(record)
     if not address:
         raise ValueError(f"job {record.uid} has no DMSS entity")
     key = (credential.fingerprint, address, level)
@@ -160,7 +170,7 @@ def check(record: JobRecord, credential: Credential, level: str) -> None:
         if level == READ:
             dmss.client().get_document_as(address, 0, credential=credential)
         else:
-            _check_write(record, credential)
+            _check_write(record, address, credential)
     except ApiError as refusal:
         if refusal.status in REMEMBERED_REFUSALS:
             _answers.put(key, _Answer({"message": refusal.message, "status": refusal.status, "type": refusal.type,
@@ -170,21 +180,21 @@ def check(record: JobRecord, credential: Credential, level: str) -> None:
     _answers.put(key, ALLOWED, now, remember_seconds())
 
 
-def _check_write(record: JobRecord, credential: Credential) -> None:
+def _check_write(record: JobRecord, address: str, credential: Credential) -> None:
     user = dmss.client().whoami(credential=credential)
-    document = _acl_document(record, credential)
+    document = _acl_document(record, address, credential)
     acl = dmss.client().get_acl(document, credential=credential)
     if not has_access(acl, user, "WRITE"):
         raise Forbidden("The requested operation requires 'WRITE' privileges",
                         debug=f"DMSS's access control list of {document} gives the caller no WRITE",
-                        data={"address": record.dmss_address})
+                        data={"address": address})
 
 
-def _acl_document(record: JobRecord, credential: Credential) -> str:
-    known = record.extra.get(ACL_DOCUMENT) or acl_document_of(record.dmss_address or "", {})
+def _acl_document(record: JobRecord, address: str, credential: Credential) -> str:
+    known = record.extra.get(ACL_DOCUMENT) or acl_document_of(address, {})
     if known:
         return known
-    head = str(parse_address(record.dmss_address or "").document)
+    head = str(parse_address(address).document)
     now = clock.now()
     found = _documents.get((head,), now)
     if found is None:
@@ -202,11 +212,12 @@ class DmssAccess:
     """The `shared.jobs.access` delegate for jobs whose entity lives in DMSS (added by function_app)."""
 
     def allows(self, record: JobRecord, caller: Caller | None, level: str) -> bool:
-        if not record.dmss_address:
+        address = entity_address(record)
+        if not address:
             return False
         credential = getattr(caller, "credential", None)
         if credential is None:
-            raise Unauthorized(f"job {record.uid} belongs to the DMSS entity {record.dmss_address}: who may "
+            raise Unauthorized(f"job {record.uid} belongs to the DMSS entity {address}: who may "
                                f"{'read' if level == READ else 'stop or change'} it is DMSS's to say; send your "
                                "DMSS credentials (Access-Key, or Authorization: Bearer)")
         check(record, credential, level)

@@ -10,7 +10,8 @@ as starting, still make one job.
 
 Schedules started from DMSS give each run a DMSS token: a fresh one from the app's own credentials when it has
 them (DMSS_APP_ACCESS_KEY), else the schedule's token; a token DMSS no longer accepts fails that run with a
-message that names the cause instead of breaking the schedule silently.
+message that names the cause instead of breaking the schedule silently. Such a run has no DMSS entity of its
+own: whoever DMSS lets read (write) the RecurringJob may read (stop) its runs (shared.dmss.access).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import service
-from shared.dmss import client as dmss, jobs as dmss_jobs
+from shared.dmss import access as dmss_access, client as dmss, jobs as dmss_jobs
 from shared.jobs.record import JobRecord
 from shared.jobs.store import store
 from shared.platform import clock
@@ -57,6 +58,9 @@ def _dmss_prepare(schedule: JobRecord, template: dict[str, Any]):
         record.dmss_address = None  # the run has no DMSS entity of its own to write back to
         record.secret_token = token
         record.extra["environment"] = environment
+        record.extra[dmss_access.ACCESS_ADDRESS] = schedule.dmss_address  # who may read or stop it: DMSS says
+        if schedule.extra.get(dmss_access.ACL_DOCUMENT):
+            record.extra[dmss_access.ACL_DOCUMENT] = schedule.extra[dmss_access.ACL_DOCUMENT]
 
     return prepare
 

@@ -262,3 +262,31 @@ def test_without_the_delegate_a_dmss_job_is_owner_only(storage_env, dmss, monkey
     with pytest.raises(ApiError) as refused:
         service.get_job(uid, caller(who(dmss, "bob")))
     assert refused.value.status == 403
+
+
+def test_runs_of_a_dmss_recurring_job_have_the_recurring_jobs_rights(storage_env, dmss, delegated):
+    from datetime import datetime, timezone
+
+    from shared.schedules import runs as scheduling
+
+    template = {"type": JOB, "label": "run", "runner": {"type": "JOBCORE:Shell", "script": "true"}}
+    doc = dmss.put("DS", {"type": "dmss://WorkflowDS/Blueprints/RecurringJob", "name": "nightly",
+                          "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
+                          "applicationInput": template,
+                          "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 8 * * *",
+                                       "runs": []}})
+    alice = who(dmss, "alice")
+    schedule = start_from_address(f"DS/${doc}", alice, caller=caller(alice), orchestrations=Orchestrations()).uid
+    run = scheduling.start_run(Orchestrations(), schedule, datetime(2026, 5, 4, 8, tzinfo=timezone.utc), template,
+                               f"Schedule ({schedule})")
+    dmss.set_acl("DS", doc, owner="alice", users={"bob": "READ", "carol": "WRITE"}, others="NONE")
+    assert service.get_job(run, caller(who(dmss, "bob")))["uid"] == run
+    assert service.get_job(schedule, caller(who(dmss, "bob")))["kind"] == "recurring"
+    with pytest.raises(ApiError) as refused:
+        service.get_job(run, caller(who(dmss, "mallory")))
+    assert refused.value.status == 403
+    with pytest.raises(ApiError) as refused:
+        service.stop_job(run, caller(who(dmss, "bob")), Orchestrations())
+    assert refused.value.status == 403 and "'WRITE' privileges" in refused.value.message
+    assert service.stop_job(run, caller(who(dmss, "carol")), Orchestrations())["status"] == "removed"
+    assert [r.address for r in dmss.requests if r.endpoint == "acl"] == [f"dmss://DS/${doc}"] * 2
