@@ -45,7 +45,7 @@ def job(runner: dict, **extra) -> dict:
 # ---- LocalContainer on podman (real time) -------------------------------------------------------------------
 
 @pytest.fixture
-def podman_api(storage_env, podman_host):
+def podman_api(storage_env, podman_host):  # noqa: F811
     settings = {**HOST_SETTINGS, "DOCKER_HOST": podman_host, "ENABLE_LOCAL_RUNNERS": "true"}
     with DevHost(app_dir=ROOT, settings=settings) as host:
         yield Api(host.url)
@@ -68,7 +68,7 @@ def test_local_container_prints_writes_a_result_and_completes(podman_api, docker
     final = podman_api.wait(uid, timeout=60)
     assert final["status"] == "completed", final
     assert final["log"] == [f"hello from {uid}", "line two"]
-    assert final["message"] == "container exited with code 0" and final["percentage"] == 100.0
+    assert final["message"] == "container exited with code 0" and final["percentage"] == 1.0  # a fraction
     result = podman_api.http.get(f"{podman_api.base}/api/jobs/{uid}/result").json()
     assert result["status"] == "completed" and json.loads(result["result"]) == {"answer": 42}
     assert containers_of(docker_client, uid) == []  # cleanup removed it
@@ -93,7 +93,10 @@ def test_local_container_stopped_by_delete_is_gone(podman_api, docker_client):  
     assert containers_of(docker_client, uid), "the job's container should be there while it runs"
     stopped = podman_api.http.delete(f"{podman_api.base}/api/jobs/{uid}")
     assert stopped.status_code == 200 and stopped.json()["status"] == "removed", stopped.text
-    assert "killed and removed" in stopped.json()["response"]
+    # the route marks the job removed before it tells the runner, so a poll woken meanwhile may have stopped and
+    # removed the container first: either way it is gone
+    response = stopped.json()["response"]
+    assert "killed and removed" in response or "already gone" in response, response
     assert containers_of(docker_client, uid) == []
     final = podman_api.wait(uid, {"removed"})
     deadline = time.monotonic() + 20  # the orchestration ends too (its finish keeps the log)
@@ -174,7 +177,7 @@ def test_aci_job_completes_with_log_and_result(aci):
     assert running["status"] == "running"
     final = aci.run_until(uid, {"completed", "failed"})
     assert final["status"] == "completed", final
-    assert final["log"] == ["hello", "working", "RESULT-LINE"] and final["percentage"] == 100.0
+    assert final["log"] == ["hello", "working", "RESULT-LINE"] and final["percentage"] == 1.0  # a fraction
     assert final["message"] == "container exited with code 0"
     result = aci.result(uid)
     assert result["status"] == "completed" and result["result"].splitlines()[-1] == "RESULT-LINE"
