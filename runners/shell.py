@@ -59,6 +59,7 @@ TAIL_BYTES = 64 * 1024
 FULL_LOG_LIMIT = 10 * 1024 * 1024
 RESULT_TAIL_LINES = 50
 KILL_GRACE_SECONDS = 2.0
+REAP_WAIT_SECONDS = 5.0  # an init may reap orphans only every few seconds (2 s seen)
 LAUNCH_FILE = "launch"
 LOCK_FILE = "start.lock"
 LAUNCH_MARKER = "DM_JOB_LAUNCH_ID"
@@ -330,8 +331,21 @@ class ShellRunner(Runner):
             while time.monotonic() < deadline:
                 self._reap(handle)
                 if not _group_alive(handle):
+                    self._await_reaping(handle)
                     return
                 time.sleep(0.02)
+
+    def _await_reaping(self, handle: dict[str, Any], seconds: float = REAP_WAIT_SECONDS) -> None:
+        """The group's processes have exited; give their parents (or init) a moment to reap them, so that
+        when stop returns, they are gone from the process table too."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._reap(handle)
+            try:
+                os.killpg(handle["pgid"], 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.02)
 
     def stop(self, handle: dict[str, Any]) -> str:
         alive = _group_alive(handle)
