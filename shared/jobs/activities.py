@@ -7,6 +7,7 @@ Durable history, which the management API can show: they carry the job uid and s
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -62,6 +63,7 @@ def start(uid: str) -> dict[str, Any]:
 def _start(uid: str) -> StartOutcome:
     record = store().get(uid)
     if transitions.must_stop(record):
+        _release_lost(record)
         return StartOutcome(StartState.DONE)
     if record.handle is not None:  # this activity ran before and launched it (activities are at-least-once)
         return StartOutcome(StartState.STARTED)
@@ -137,7 +139,9 @@ def _poll(uid: str) -> PollOutcome:
         store().update(uid, partial(transitions.poll_unreadable, note=note))
         return PollOutcome(done=False)
     tail = settings.get_int("LOG_TAIL_LINES")
-    lines = environment.scrub(seen.log[-tail:], secrets_of(record, load_entity(record)))
+    secrets = secrets_of(record, load_entity(record))
+    lines = environment.scrub(seen.log[-tail:], secrets)
+    seen = _scrubbed(seen, secrets)
     before = record.runner_state
     after = store().update(uid, partial(transitions.observed, seen=seen, lines=lines))
     if transitions.must_stop(after):
@@ -160,10 +164,17 @@ class _FinalRecord:
     retry_after: float | None = None  # the runner is throttling: nothing was released
 
 
+def _scrubbed(seen: RunnerStatus, secrets: list[str]) -> RunnerStatus:
+    """A runner's message can quote its engine (a container error, an ACI event): keep the job's values out."""
+    if not seen.message:
+        return seen
+    return dataclasses.replace(seen, message=environment.scrub_text(seen.message, secrets))
+
+
 def _read_final(uid: str, runner: Runner, handle: dict[str, Any], reason: str | None,
                 secrets: list[str]) -> _FinalRecord:
     final = _FinalRecord()
-    final.seen = runner.status(handle)
+    final.seen = _scrubbed(runner.status(handle), secrets)
     full_log = "\n".join(environment.scrub(runner.logs(handle).splitlines(), secrets))
     final.log_ref = store().put_text(uid, "log.txt", full_log)
     if reason in (None, transitions.REPORTED):
@@ -174,34 +185,65 @@ def _read_final(uid: str, runner: Runner, handle: dict[str, Any], reason: str | 
     return final
 
 
-def _release(record: JobRecord, request: FinishRequest, secrets: list[str]) -> _FinalRecord:
-    """Stop the job if it must end early, read what it left, release the runner. A throttling runner gets
-    `retry_after` set and nothing released, unless this is the last attempt."""
+def _release(record: JobRecord, handle: dict[str, Any], request: FinishRequest,
+             secrets: list[str]) -> _FinalRecord:
+    """Stop the job if it must end early and read what it left. A throttling runner gets `retry_after` set and
+    nothing read, unless this is the last attempt."""
     uid = record.uid
     runner = default_registry().get(record.runner_type)
     if request.reason in (transitions.TIMEOUT, transitions.STOPPED, transitions.REPORTED, *transitions.BROKEN):
         try:
-            runner.stop(record.handle)
+            runner.stop(handle)
         except RunnerError as error:
             log.warning("stopping job %s: %s", uid, error)
-    final = _FinalRecord()
     try:
-        final = _read_final(uid, runner, record.handle, request.reason, secrets)
+        return _read_final(uid, runner, handle, request.reason, secrets)
     except RetryLater as error:
         if not request.last_attempt:
             return _FinalRecord(retry_after=max(1.0, float(error.retry_after)))
-        final.problem = f"the job's final state could not be read: {error}"
+        return _FinalRecord(problem=f"the job's final state could not be read: {error}")
     except RunnerError as error:
-        final.problem = f"the job's final state could not be read: {error}"
+        return _FinalRecord(problem=f"the job's final state could not be read: {error}")
+
+
+def _cleanup(record: JobRecord, handle: dict[str, Any] | None, request: FinishRequest) -> float | None:
+    """Release the runner's resources, after the final state is stored (a finish run again then only cleans
+    up). Returns seconds to wait when the runner is throttling (ACI deletes 100 per 5 minutes)."""
+    if handle is None:
+        return None
     try:
-        runner.cleanup(record.handle)
-    except RetryLater as error:  # throttled (ACI deletes 100 per 5 minutes): read again and clean up then
+        default_registry().get(record.runner_type).cleanup(handle)
+    except RetryLater as error:
         if not request.last_attempt:
-            return _FinalRecord(retry_after=max(1.0, float(error.retry_after)))
-        log.warning("cleanup of job %s throttled on the last attempt; its resources may remain", uid)
+            return max(1.0, float(error.retry_after))
+        log.warning("cleanup of job %s throttled on the last attempt; its resources may remain", record.uid)
     except Exception as error:  # noqa: BLE001
-        log.warning("cleanup of job %s failed: %s", uid, type(error).__name__)
-    return final
+        log.warning("cleanup of job %s failed: %s", record.uid, type(error).__name__)
+    return None
+
+
+def _handle_of(record: JobRecord) -> dict[str, Any] | None:
+    """The stored handle, or one the runner finds for a job whose start died before storing it."""
+    if record.handle is not None:
+        return record.handle
+    try:
+        return default_registry().get(record.runner_type).find(_spec(record))
+    except Exception as error:  # noqa: BLE001 - nothing found is the usual answer
+        log.info("looking up job %s on its runner: %s", record.uid, type(error).__name__)
+        return None
+
+
+def _release_lost(record: JobRecord) -> None:
+    """A job stopped before its start stored a handle: stop what that start may have launched anyway."""
+    handle = _handle_of(record)
+    if handle is None:
+        return
+    runner = default_registry().get(record.runner_type)
+    try:
+        runner.stop(handle)
+        runner.cleanup(handle)
+    except Exception as error:  # noqa: BLE001 - the reconciliation and the runner's own limits remain
+        log.warning("stopping the lost launch of job %s: %s", record.uid, type(error).__name__)
 
 
 def finish(request: dict[str, Any]) -> dict[str, Any]:
@@ -209,17 +251,21 @@ def finish(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(request: FinishRequest) -> FinishOutcome:
-    """End a job: stop it if needed, keep its final log and result, release the runner, set `ended`.
+    """End a job: stop it if needed, keep its final log and result, set `ended`, then release the runner.
 
-    A transient refusal while reading the final state (throttling) asks the orchestrator to call again before
-    anything is released; on the last attempt (or any other runner error) the job is marked failed with the
-    reason and released all the same.
+    A transient refusal (throttling) asks the orchestrator to call again; on the last attempt (or any other
+    runner error) the job is marked failed with the reason and released all the same. Safe to run twice: a job
+    already finished is only cleaned up again (its final log and status are never read over).
     """
     record = store().get(request.uid)
+    handle = _handle_of(record)
+    if record.extra.get(transitions.FINISHED):
+        wait = _cleanup(record, handle, request)
+        return FinishOutcome(retry_after=wait) if wait else FinishOutcome(status=record.status.value)
     secrets = secrets_of(record, load_entity(record))
     final = _FinalRecord()
-    if record.handle is not None:
-        final = _release(record, request, secrets)
+    if handle is not None:
+        final = _release(record, handle, request, secrets)
         if final.retry_after is not None:
             return FinishOutcome(retry_after=final.retry_after)
     tail = settings.get_int("LOG_TAIL_LINES")
@@ -230,7 +276,8 @@ def _finish(request: FinishRequest) -> FinishOutcome:
     record = store().update(request.uid, partial(transitions.finished, ending=ending, now=clock.now()))
     _forget_wakes(request.uid)
     hooks.finished(record, final.result_text)
-    return FinishOutcome(status=record.status.value)
+    wait = _cleanup(record, handle, request)
+    return FinishOutcome(retry_after=wait) if wait else FinishOutcome(status=record.status.value)
 
 
 def _forget_wakes(uid: str) -> None:

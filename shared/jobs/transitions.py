@@ -31,6 +31,7 @@ POLL_FAILED = "poll-failed"
 REPORTED = "reported"  # the job said it ended; its process outlived the grace period and is stopped
 ORPHANED = "orphaned"  # the job's orchestration ended before the job (shared.jobs.reconcile)
 REPORTED_GRACE_SECONDS = 30
+FINISHED = "finishedAt"  # record.extra: `finished` has run (a finish run again only cleans up)
 BROKEN = {START_FAILED: "the job could not be started: the start activity kept failing (it raised, or ran past "
                         "the host's functionTimeout)",
           POLL_FAILED: "the job could not be followed: its runner could not be polled (the poll activity kept "
@@ -191,6 +192,7 @@ def finished(record: JobRecord, ending: Ending, now: datetime) -> None:
     if not (record.status == JobStatus.REMOVED and ending.reason != TIMEOUT):
         record.status, record.message = status, message
     record.ended = record.ended or now
+    record.extra[FINISHED] = now.isoformat()
     record.log_ref = ending.log_ref or record.log_ref
     record.result_ref = ending.result_ref or record.result_ref
     if ending.seen is not None:
