@@ -107,7 +107,7 @@ async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpRespons
 @app.route(route="jobs", methods=["GET"])
 def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(lambda: service.list_jobs(req.params.get("status"), req.params.get("limit"),
-                                             req.params.get("continuationToken")))
+                                             req.params.get("continuationToken"), caller_from_headers(req.headers)))
 
 
 @app.route(route="jobs/{uid}", methods=["GET"])

@@ -308,7 +308,9 @@ def _reported_status(value: Any) -> JobStatus | None:
 
 
 # ---- list and health --------------------------------------------------------------------------------------
-def list_jobs(status: str | None, limit: str | None, token: str | None) -> dict[str, Any]:
+def list_jobs(status: str | None, limit: str | None, token: str | None,
+              caller: Caller | None = None) -> dict[str, Any]:
+    """The caller's own jobs, newest first (a stranger's jobs are not listed, not even their labels)."""
     wanted = None
     if status:
         try:
@@ -321,7 +323,7 @@ def list_jobs(status: str | None, limit: str | None, token: str | None) -> dict[
     if not 1 <= size <= 1000:
         raise BadRequest("limit must be between 1 and 1000")
     try:
-        rows, next_token = store().list(wanted, size, token)
+        rows, next_token = store().list(wanted, size, token, owner=(caller.id if caller is not None else None) or "")
     except (ValueError, TypeError):
         raise BadRequest("malformed continuation token") from None
     jobs = [{"uid": row["uid"], "status": row["status"], "label": row.get("label") or None, "kind": row.get("kind"),

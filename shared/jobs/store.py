@@ -77,8 +77,10 @@ class JobStore(ABC):
     def delete(self, uid: str) -> None: ...
 
     @abstractmethod
-    def list(self, status: JobStatus | None, limit: int, token: str | None) -> tuple[list[dict], str | None]:
-        """Newest first. Returns (index rows, continuation token or None)."""
+    def list(self, status: JobStatus | None, limit: int, token: str | None, *,
+             owner: str | None = None) -> tuple[list[dict], str | None]:
+        """Newest first; only `owner`'s jobs when given ("" for jobs started without an identity). Returns
+        (index rows, continuation token or None)."""
 
     @abstractmethod
     def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta, *,
@@ -221,13 +223,16 @@ class TableJobStore(JobStore):
         self.index.upsert_entity({
             "PartitionKey": INDEX_PARTITION, "RowKey": _index_key(record.created, record.uid),
             "uid": record.uid, "status": record.status.value, "label": record.label or "",
-            "kind": record.kind, "created": record.created,
+            "kind": record.kind, "created": record.created, "owner": record.owner or "",
         }, mode=UpdateMode.REPLACE)
 
-    def list(self, status: JobStatus | None, limit: int, token: str | None) -> tuple[list[dict], str | None]:
+    def list(self, status: JobStatus | None, limit: int, token: str | None, *,
+             owner: str | None = None) -> tuple[list[dict], str | None]:
         query = f"PartitionKey eq '{INDEX_PARTITION}'"
         if status is not None:
             query += f" and status eq '{status.value}'"
+        if owner is not None:  # an OData string literal: quotes doubled
+            query += " and owner eq '{}'".format(owner.replace("'", "''"))
         marker = decode_token(token) if token else None
         pages = self.index.query_entities(query, results_per_page=limit,
                                           select=["uid", "status", "label", "kind", "created"]).by_page(

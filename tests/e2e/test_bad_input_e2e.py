@@ -123,3 +123,24 @@ def test_every_route_answers_503_with_retry_after_while_storage_is_down(private_
             assert response.headers["Content-Type"].startswith("application/json")
             if "health" not in url:
                 assert set(response.json()) == ERROR_KEYS and response.headers.get("Retry-After")
+
+
+def test_the_list_shows_only_the_callers_own_jobs(api):
+    """A stranger's jobs are not listed, not even their labels (callers identified by their Bearer claims)."""
+    from tests.standins.dmss import make_jwt
+
+    alice = {"Authorization": f"Bearer {make_jwt('alice')}"}
+    bob = {"Authorization": f"Bearer {make_jwt('bob')}"}
+    mine = api.start(shell_job("true", label="alice's secret label"), **alice).json()["uid"]
+    theirs = api.start(shell_job("true", label="bob's"), **bob).json()["uid"]
+    anonymous = api.start(shell_job("true")).json()["uid"]
+
+    def listed(headers) -> set[str]:
+        response = api.http.get(f"{api.base}/api/jobs", params={"limit": 1000}, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        assert "alice's secret label" not in response.text or headers is alice
+        return {job["uid"] for job in response.json()["jobs"]}
+
+    assert mine in listed(alice) and theirs not in listed(alice) and anonymous not in listed(alice)
+    assert theirs in listed(bob) and mine not in listed(bob)
+    assert anonymous in listed({}) and mine not in listed({}) and theirs not in listed({})
