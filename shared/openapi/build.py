@@ -34,7 +34,7 @@ client generated from this one takes `<app>/api`.
 """
 
 TAGS = [
-    {"name": "jobs (DM-Job)", "description": "the old DM-Job service's operations, with its operationIds"},
+    {"name": "DMJobs", "description": "the old DM-Job service's operations, with its operationIds"},
     {"name": "jobs", "description": "starting jobs from an entity, listing them"},
     {"name": "schedules", "description": "recurring jobs"},
     {"name": "service", "description": "health, this document, Swagger UI"},
@@ -62,7 +62,7 @@ def _models(operations: Iterable[Operation]) -> list[tuple[type[BaseModel], str]
     for op in operations:
         for model in op.body.models if op.body else ():
             wanted[(model, "validation")] = None
-        for reply in op.replies.values():
+        for reply in op.all_replies().values():
             if isinstance(reply.model, type):
                 wanted[(reply.model, "serialization")] = None
     return list(wanted)
@@ -80,6 +80,8 @@ def _parameter(param: Param) -> dict[str, Any]:
         out["description"] = param.description
     if param.example is not None:
         out["example"] = param.example
+    if param.allows_empty:
+        out["allowEmptyValue"] = True
     return out
 
 
@@ -116,7 +118,7 @@ def _operation(op: Operation, refs: dict) -> dict[str, Any]:
         out["parameters"] = [_parameter(p) for p in op.params]
     if op.body is not None:
         out["requestBody"] = _body(op.body, refs)
-    out["responses"] = {code: _reply(reply, refs) for code, reply in op.replies.items()}
+    out["responses"] = {code: _reply(reply, refs) for code, reply in op.all_replies().items()}
     out["security"] = op.requirements()
     return out
 

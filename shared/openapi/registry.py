@@ -38,6 +38,12 @@ class Param:
     route_name: str | None = None  # a path parameter's name in the route template, when the document's differs
     example: Any = None
 
+    @property
+    def allows_empty(self) -> bool:
+        """An optional query parameter may be sent empty: the Functions host drops empty query values (its
+        ToRpcHttp), so the function sees none."""
+        return self.location == "query" and not self.required
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -70,6 +76,12 @@ class Operation:
     params: tuple[Param, ...] = ()
     body: Body | None = None
     security: tuple[dict[str, list[str]], ...] | None = None  # None: what auth_level implies
+
+    def all_replies(self) -> dict[str, Reply]:
+        """Its replies, and for a function-key route the host's own 401 (unless the operation says more)."""
+        if self.auth_level == "anonymous" or "401" in self.replies:
+            return dict(self.replies)
+        return dict(sorted({**self.replies, "401": KEY_REFUSED}.items()))
 
     def requirements(self) -> list[dict[str, list[str]]]:
         if self.security is not None:
@@ -116,6 +128,9 @@ _ERRORS = {
     "503": "storage (or DMSS) is not reachable for now; try again after Retry-After seconds",
 }
 RETRY_AFTER = {"Retry-After": "seconds to wait before trying again"}
+KEY_REFUSED = Reply("no valid function key (Azure; the local host checks keys only with DEVHOST_REQUIRE_KEYS=true): "
+                    "the Functions host answers before the app runs, with an empty body; with Entra ID "
+                    "authentication on, a missing or invalid token too", None)
 
 
 def errors(*codes: str, **described: str) -> dict[str, Reply]:
@@ -147,9 +162,10 @@ def _started(model: type[BaseModel]) -> dict[str, Reply]:
 # ---- parameters --------------------------------------------------------------------------------------------
 JOB_UID = Param("job_uid", "path", UID_SCHEMA, "the job's uid (from the start's reply)", required=True,
                 route_name="uid")
-IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200},
+IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string", "maxLength": 200},
                         "a repeated start with the same key (same caller, 24 h) answers 200 with the first "
-                        "job and starts nothing")
+                        "job and starts nothing; empty: no key")
+DMSS_EXAMPLE_ADDRESS = "dmss://DemoDS/$3f1c2b9e-0d5a-4c1e-9b7a-6f2e8d4c1a00"
 ECHO_JOB = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "Say hello",
             "runner": {"type": "dmss://Example/Blueprints/Echo", "message": "hello", "seconds": 1}}
 SHELL_JOB = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "Say hello",
@@ -187,16 +203,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "caller's DMSS credentials (an Access-Key, or a Bearer token exchanged at DMSS for a job token), "
         "runs it and writes its state back to the entity. The address is URL-encoded as the DM web app sends "
         "it (`dmss%3A%2F%2FDS%2F%24id`); plain, encoded twice and `DS/$id` forms work too.",
-        "jobs (DM-Job)",
+        "DMJobs",
         params=(Param("job_dmss_id", "path", {"type": "string", "minLength": 1},
                       "the job entity's DMSS address: `dmss://DS/$id`, `DS/$id.attr`, `DS/RootPackage/Sub/Entity`",
-                      required=True, route_name="address", example="dmss://DS/$3f1c2b9e"),
+                      required=True, route_name="address", example=DMSS_EXAMPLE_ADDRESS),
                 IDEMPOTENCY_KEY),
         security=DMSS_CREDENTIALS,
         replies={**_started(m.StartJobResponse),
                  **errors("413", "502", "503",
                           e400="a malformed address, or the entity is not a Job or RecurringJob",
-                          e401="no DMSS credentials (Access-Key or Bearer), or DMSS refused them",
+                          e401="no DMSS credentials (Access-Key or Bearer), or DMSS refused them (without a "
+                               "valid function key the Functions host answers 401 itself, with an empty body)",
                           e403="DMSS refused access to the entity, or a local runner is disabled",
                           e404="DMSS has no entity at this address",
                           e409="a start with this Idempotency-Key is still in progress",
@@ -216,14 +233,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "get_job", "jobs/{uid}", "GET", "job_status", "A job's status, log and progress",
         "One table read; it never calls the runner. The starter may read it, and so may the job itself with "
         "its token. `percentage` is a fraction from 0 to 1.",
-        "jobs (DM-Job)", params=(JOB_UID,), security=JOB_OR_OWNER,
+        "DMJobs", params=(JOB_UID,), security=JOB_OR_OWNER,
         replies={"200": Reply("the job's status", m.StatusJobResponse), **errors("400", "403", "404", "503")}),
     Operation(
         "report_progress", "jobs/{uid}", "PUT", "update_job_progress", "Progress reported by the job itself",
         "What the job containers send with their own token (JOB_TOKEN or DMSS_TOKEN, as Bearer or Access-Key); "
         "takes no function key. `percentage` and `status` apply when not null; `logs` are appended, or replace "
         "the reported log with `overwrite_log=true`. A refused report stores nothing.",
-        "jobs (DM-Job)", auth_level="anonymous",
+        "DMJobs", auth_level="anonymous",
         params=(JOB_UID, Param("overwrite_log", "query", {"type": "boolean"},
                                "true: `logs` replace the reported log; false: they are appended", required=True)),
         body=Body((m.Progress,), "the job's progress",
@@ -241,7 +258,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Stops the job on its runner and marks it `removed`; harmless to repeat, and a finished job stays as it "
         "is. For a recurring job: no further runs (`stopRunning=true` also stops the runs going on). Only the "
         "starter may.",
-        "jobs (DM-Job)",
+        "DMJobs",
         params=(JOB_UID, Param("stopRunning", "query", {"type": "boolean", "default": False},
                                "a recurring job: stop its runs going on too")),
         replies={"200": Reply("stopped (or already ended)", m.DeleteJobResponse),
@@ -249,7 +266,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get_result", "jobs/{uid}/result", "GET", "job_result", "A finished job's result",
         "What the job wrote to $JOB_RESULT_FILE, or else the tail of its output. Only the starter may.",
-        "jobs (DM-Job)", params=(JOB_UID,),
+        "DMJobs", params=(JOB_UID,),
         replies={"200": Reply("the result", m.GetJobResultResponse),
                  **errors("400", "403", "404", "503", e409="the job has not finished yet")}),
     Operation(
