@@ -45,7 +45,10 @@ class Options:
 
 
 def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # a pipe or a file: tables as wide as they need, nothing cut off
+        console.width = max(console.width, 240)
+    return console
 
 
 def _err(message: str) -> None:
@@ -176,6 +179,10 @@ def logs(api: Api, uid: Uid,
 
 
 # ---- one job -----------------------------------------------------------------------------------------------
+def _lines(n: int) -> str:
+    return f"{n} line" if n == 1 else f"{n} lines"
+
+
 def _percent(value: Any) -> str:
     return f"{round(value * 100)}%" if isinstance(value, (int, float)) else "-"
 
@@ -194,7 +201,7 @@ def status(api: Api, uid: Uid, as_json: JsonFlag = False) -> None:
             ("kind", body.get("kind")), ("label", body.get("label")), ("runner", runner),
             ("started", body.get("started")), ("ended", body.get("ended")), ("triggered by", body.get("triggeredBy")),
             ("message", body.get("message")), ("output target", body.get("outputTarget")),
-            ("log", f"{len(body.get('log') or [])} lines (dmjob logs {body.get('uid')})")]
+            ("log", f"{_lines(len(body.get('log') or []))} (dmjob logs {body.get('uid')})")]
     schedule = body.get("schedule") or {}
     if schedule:
         rows += [("schedule", f"{schedule.get('cron')} ({schedule.get('timezone')}), {schedule.get('state')}"),
