@@ -2,6 +2,7 @@
 
 Each function parses its request, delegates to `shared/` and shapes the reply; the logic lives there.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,8 +47,13 @@ def _error(error: Exception) -> func.HttpResponse:
         return _reply(known.body(), known.status, known.headers)
     # the type and where it happened, never the message (it could hold a secret)
     log.error("unhandled %s at\n%s", type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
-    body = {"status": 500, "type": "InternalServerError", "message": "internal error; see the app's logs",
-            "debug": "", "data": None}
+    body = {
+        "status": 500,
+        "type": "InternalServerError",
+        "message": "internal error; see the app's logs",
+        "debug": "",
+        "data": None,
+    }
     return _reply(body, 500)
 
 
@@ -74,8 +80,14 @@ def _started(result: service.StartResult) -> func.HttpResponse:
 
 
 def _start_inline(req: func.HttpRequest, bridge: ClientOrchestrations) -> func.HttpResponse:
-    return _started(service.start_job(service.parse_json(req.get_body()), caller=caller_from_headers(req.headers),
-                                      orchestrations=bridge, idempotency_key=req.headers.get("Idempotency-Key")))
+    return _started(
+        service.start_job(
+            service.parse_json(req.get_body()),
+            caller=caller_from_headers(req.headers),
+            orchestrations=bridge,
+            idempotency_key=req.headers.get("Idempotency-Key"),
+        )
+    )
 
 
 @app.route(route="jobs", methods=["POST"])
@@ -97,34 +109,57 @@ async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpRespons
     def work():
         if not address.strip("/"):  # some hosts route POST /api/jobs here (an empty catch-all)
             return _start_inline(req, bridge)
-        result = start_from_address(address, req.headers, caller=caller_from_headers(req.headers),
-                                               orchestrations=bridge,
-                                               idempotency_key=req.headers.get("Idempotency-Key"))
+        result = start_from_address(
+            address,
+            req.headers,
+            caller=caller_from_headers(req.headers),
+            orchestrations=bridge,
+            idempotency_key=req.headers.get("Idempotency-Key"),
+        )
         return _started(result)
+
     return await run_sync(_answer, work)
 
 
 @app.route(route="jobs", methods=["GET"])
 def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda: service.list_jobs(req.params.get("status"), req.params.get("limit"),
-                                             req.params.get("continuationToken"), caller_from_headers(req.headers)))
+    return _answer(
+        lambda: service.list_jobs(
+            req.params.get("status"),
+            req.params.get("limit"),
+            req.params.get("continuationToken"),
+            caller_from_headers(req.headers),
+        )
+    )
 
 
 @app.route(route="jobs/{uid}", methods=["GET"])
 @app.durable_client_input(client_name="client")
 async def get_job(req: func.HttpRequest, client) -> func.HttpResponse:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
-    return await run_sync(_answer, lambda: service.get_job(req.route_params["uid"], caller_from_headers(req.headers),
-                                                           _job_token(req), wake=bridge.wake))
+    return await run_sync(
+        _answer,
+        lambda: service.get_job(
+            req.route_params["uid"], caller_from_headers(req.headers), _job_token(req), wake=bridge.wake
+        ),
+    )
 
 
 @app.route(route="jobs/{uid}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)  # jobs hold no key: token
 @app.durable_client_input(client_name="client")
 async def report_progress(req: func.HttpRequest, client) -> func.HttpResponse:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
-    return await run_sync(_answer, lambda: service.report_progress(
-        req.route_params["uid"], req.get_body(), req.params.get("overwrite_log"), caller_from_headers(req.headers),
-        _job_token(req), wake=bridge.wake))
+    return await run_sync(
+        _answer,
+        lambda: service.report_progress(
+            req.route_params["uid"],
+            req.get_body(),
+            req.params.get("overwrite_log"),
+            caller_from_headers(req.headers),
+            _job_token(req),
+            wake=bridge.wake,
+        ),
+    )
 
 
 @app.route(route="jobs/{uid}", methods=["DELETE"])
@@ -132,8 +167,12 @@ async def report_progress(req: func.HttpRequest, client) -> func.HttpResponse:
 async def stop_job(req: func.HttpRequest, client) -> func.HttpResponse:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
     stop_running = req.params.get("stopRunning", "false").lower() in ("true", "1", "yes")
-    return await run_sync(_answer, lambda: service.stop_job(req.route_params["uid"], caller_from_headers(req.headers),
-                                                            bridge, stop_running=stop_running))
+    return await run_sync(
+        _answer,
+        lambda: service.stop_job(
+            req.route_params["uid"], caller_from_headers(req.headers), bridge, stop_running=stop_running
+        ),
+    )
 
 
 @app.route(route="jobs/{uid}/result", methods=["GET"])
@@ -153,8 +192,11 @@ def schedule_resume(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="jobs/{uid}/schedule", methods=["GET"])
 def schedule_preview(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda: service.preview_schedule(req.route_params["uid"], req.params.get("next"),
-                                                    caller_from_headers(req.headers)))
+    return _answer(
+        lambda: service.preview_schedule(
+            req.route_params["uid"], req.params.get("next"), caller_from_headers(req.headers)
+        )
+    )
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -171,8 +213,9 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="docs/{*file}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # static HTML + JS
 def swagger_ui(req: func.HttpRequest) -> func.HttpResponse:
     answer = swagger.serve(req.route_params.get("file"), urllib.parse.urlsplit(req.url).path)
-    return func.HttpResponse(answer.body, status_code=answer.status, headers={**answer.headers,
-                                                                               "Content-Type": answer.content_type})
+    return func.HttpResponse(
+        answer.body, status_code=answer.status, headers={**answer.headers, "Content-Type": answer.content_type}
+    )
 
 
 # ---- orchestration ----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Shared set-up for benchmarks: a private Azurite and settings for the app under the local host."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,14 @@ def azurite_env(**settings: str):
     """Start Azurite on free ports and point the app's settings at it (unique table prefix)."""
     server = start_azurite()
     prefix = "b" + uuid.uuid4().hex[:8]
-    values = {"AzureWebJobsStorage": server.connection_string, "JOB_STORE_PREFIX": prefix,
-              "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h", "ENABLE_LOCAL_RUNNERS": "true",
-              "SCHEDULE_TICK": "0 * * * * *", **settings}
+    values = {
+        "AzureWebJobsStorage": server.connection_string,
+        "JOB_STORE_PREFIX": prefix,
+        "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h",
+        "ENABLE_LOCAL_RUNNERS": "true",
+        "SCHEDULE_TICK": "0 * * * * *",
+        **settings,
+    }
     previous = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

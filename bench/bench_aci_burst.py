@@ -3,18 +3,19 @@ container group creates per 5 minutes.
 
 Starts its own Azurite and serves the real `function_app.py` with the local host (`devhost.DevHost`) on a
 ManualClock, which also drives the ARM stand-in's simulated containers (tests/standins/arm.py: ACI's documented
-rates, 100 creates and 100 deletes per 5 minutes, 300 per hour, with Retry-After). The 150 jobs are POSTed concurrently over
-HTTP; each goes through its Durable orchestration: the start activity calls the real ACI runner and SDK, a 429
-becomes RetryLater and the orchestrator waits ARM's Retry-After on its durable timer (the job meanwhile shows
-`starting` with a message that says why), then polls with back-off until the job ends, and the finish activity
-keeps the log and result and deletes the group. The clock is moved with `host.advance(...)` until every job is
-final. None may fail for the quota.
+rates, 100 creates and 100 deletes per 5 minutes, 300 per hour, with Retry-After). The 150 jobs are POSTed
+concurrently over HTTP; each goes through its Durable orchestration: the start activity calls the real ACI runner
+and SDK, a 429 becomes RetryLater and the orchestrator waits ARM's Retry-After on its durable timer (the job
+meanwhile shows `starting` with a message that says why), then polls with back-off until the job ends, and the
+finish activity keeps the log and result and deletes the group. The clock is moved with `host.advance(...)` until
+every job is final. None may fail for the quota.
 
 Prints: completed, failed, 429s seen (RetryLater raised, Retry-After range), jobs whose start was delayed, groups
 left, ARM requests, max Durable history events of a job, simulated time, wall time (and where it went).
 
     python bench/bench_aci_burst.py [--jobs 150] [--run-seconds 60] [--step 60]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,6 +94,7 @@ class Spent:
                 with self.lock:
                     self.seconds[label] += time.perf_counter() - t0
                     self.calls[label] += 1
+
         setattr(owner, name, timed)
 
 
@@ -115,14 +117,28 @@ def main() -> int:
 
     manual = ManualClock()
     arm = ArmStandIn(clock=manual.now, start_delay=20.0).start()  # ACI's rates: 100 creates/deletes per 5 min
-    settings = {"AZURE_RESOURCE_MANAGER_URL": arm.url, "AZURE_SUBSCRIPTION_ID": "bench-sub",
-                "ACI_RESOURCE_GROUP": "bench-rg", "ACI_LOCATION": "norwayeast", "ACI_REGISTRY_SERVER": "",
-                "ACI_KEEP_FAILED_GROUPS": "false", "LOG_TAIL_LINES": "50",
-                "DM_JOB_URL": "http://127.0.0.1:0/api/jobs", "SCHEDULE_TICK": "0 * * * * *"}
+    settings = {
+        "AZURE_RESOURCE_MANAGER_URL": arm.url,
+        "AZURE_SUBSCRIPTION_ID": "bench-sub",
+        "ACI_RESOURCE_GROUP": "bench-rg",
+        "ACI_LOCATION": "norwayeast",
+        "ACI_REGISTRY_SERVER": "",
+        "ACI_KEEP_FAILED_GROUPS": "false",
+        "LOG_TAIL_LINES": "50",
+        "DM_JOB_URL": "http://127.0.0.1:0/api/jobs",
+        "SCHEDULE_TICK": "0 * * * * *",
+    }
     script = f"echo starting; sleep {args.run_seconds:g}; echo done"
-    body = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "bench",
-            "runner": {"type": ACI_TYPE, "name": "bench", "containerImage": "busybox:1.36",
-                       "customCommand": ["sh", "-c", script]}}
+    body = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "bench",
+        "runner": {
+            "type": ACI_TYPE,
+            "name": "bench",
+            "containerImage": "busybox:1.36",
+            "customCommand": ["sh", "-c", script],
+        },
+    }
 
     from devhost import DevHost
     from runners.registry import default_registry
@@ -143,8 +159,10 @@ def main() -> int:
     phases: dict[str, float] = {}
     throttled_view = None
     try:
-        with azurite_env(**settings) as azurite, \
-                DevHost(app_dir=ROOT, clock=manual, settings=settings, http_workers=64) as host:
+        with (
+            azurite_env(**settings) as azurite,
+            DevHost(app_dir=ROOT, clock=manual, settings=settings, http_workers=64) as host,
+        ):
             engine = host.engine
             spent.wrap(engine, "_run_orchestrator", "orchestrator replay (SDK)")
             spent.wrap(engine.store, "read_inbox", "engine: read inbox")
@@ -172,8 +190,9 @@ def main() -> int:
                 if uid not in probe.started:
                     view = http.get(f"{host.url}/api/jobs/{uid}", timeout=30).json()
                     assert view["status"] == "starting", view
-                    assert view["message"].startswith("waiting to start: ACI is throttling container group "
-                                                      "creation; retrying in "), view["message"]
+                    assert view["message"].startswith(
+                        "waiting to start: ACI is throttling container group creation; retrying in "
+                    ), view["message"]
                     throttled_view = view
                     break
 
@@ -183,6 +202,7 @@ def main() -> int:
             def counted_settle(idle_timeout):
                 stops[manual.now()] += 1
                 return original_settle(idle_timeout)
+
             host._settle = counted_settle
             mark = time.perf_counter()
             advances = 0
@@ -213,35 +233,53 @@ def main() -> int:
     print(f"failed             {len(failed)}")
     for view in failed[:5]:
         print(f"  {view['uid']}: {view['status']}: {view['message']}")
-    print(f"429s seen          {arm.counts['throttled']} on create (RetryLater raised {probe.retries}x; "
-          f"Retry-After {min(waits, default=0):g}..{max(waits, default=0):g} s), "
-          f"{arm.counts.get('delete_throttled', 0)} on delete")
+    print(
+        f"429s seen          {arm.counts['throttled']} on create (RetryLater raised {probe.retries}x; "
+        f"Retry-After {min(waits, default=0):g}..{max(waits, default=0):g} s), "
+        f"{arm.counts.get('delete_throttled', 0)} on delete"
+    )
     if throttled_view:
         print(f"throttled job      {throttled_view['status']}: {throttled_view['message']}")
     print(f"start delayed      {sum(1 for d in delays if d > 0)} jobs, max {max(delays, default=0):g} s")
     print(f"groups left        {len(arm.group_names())}")
-    kinds = Counter(f"{method} {'logs' if path.endswith('/logs') else path.rsplit('/', 1)[-1] if method == 'POST' else 'group'}"
-                    for method, path, _status in arm.requests)
-    print(f"ARM requests       {arm.counts['requests']} ({arm.counts['creates']} creates, "
-          f"{arm.counts['deletes']} deletes; " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + ")")
+    kinds = Counter(
+        f"{method} {'logs' if path.endswith('/logs') else path.rsplit('/', 1)[-1] if method == 'POST' else 'group'}"
+        for method, path, _status in arm.requests
+    )
+    print(
+        f"ARM requests       {arm.counts['requests']} ({arm.counts['creates']} creates, "
+        f"{arm.counts['deletes']} deletes; " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + ")"
+    )
     settle = spent.calls["runner.status"] - spent.calls["activity poll"] - spent.calls["activity finish"]
-    print(f"runner.status      {spent.calls['runner.status']} calls: {spent.calls['activity poll']} polls, "
-          f"{spent.calls['activity finish']} in finish, {settle} in start's settle loop")
-    print(f"max history events {max(s['max_history_events'] for s in stats)} "
-          f"(generations max {max(s['generations'] for s in stats)}, "
-          f"{sum(s['episodes'] for s in stats)} episodes in all)")
+    print(
+        f"runner.status      {spent.calls['runner.status']} calls: {spent.calls['activity poll']} polls, "
+        f"{spent.calls['activity finish']} in finish, {settle} in start's settle loop"
+    )
+    print(
+        f"max history events {max(s['max_history_events'] for s in stats)} "
+        f"(generations max {max(s['generations'] for s in stats)}, "
+        f"{sum(s['episodes'] for s in stats)} episodes in all)"
+    )
     print(f"simulated time     {simulated:.0f} s ({simulated / 60:.1f} min)")
     print(f"wall time          {wall:.2f} s")
     for name, seconds in phases.items():
         print(f"  {name:<40} {seconds:6.2f} s")
-    print(f"CPU                app process {cpu:.1f} s, Azurite {azurite_cpu:.1f} s "
-          f"(over {wall:.1f} s wall, {os.cpu_count()} CPUs)")
+    print(
+        f"CPU                app process {cpu:.1f} s, Azurite {azurite_cpu:.1f} s "
+        f"(over {wall:.1f} s wall, {os.cpu_count()} CPUs)"
+    )
     print("thread time in     (summed over threads)")
     for label in sorted(spent.seconds, key=spent.seconds.get, reverse=True):
         n = spent.calls[label]
-        print(f"  {label:<40} {spent.seconds[label]:6.1f} s in {n} calls ({1000 * spent.seconds[label] / n:.1f} ms each)")
-    ok = (completed == args.jobs and not arm.group_names() and throttled_view is not None
-          and all(s["runtime_status"] == "Completed" for s in stats))
+        print(
+            f"  {label:<40} {spent.seconds[label]:6.1f} s in {n} calls ({1000 * spent.seconds[label] / n:.1f} ms each)"
+        )
+    ok = (
+        completed == args.jobs
+        and not arm.group_names()
+        and throttled_view is not None
+        and all(s["runtime_status"] == "Completed" for s in stats)
+    )
     return 0 if ok else 1
 
 

@@ -11,6 +11,7 @@ With the simulated runner (a 10-minute job on the host's clock):
 
 Run: .venv/bin/python bench/bench_freshness.py [--jobs 8] [--readers 100] [--reader-seconds 600]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,11 @@ DURATION = 600.0
 
 
 def job(duration: float) -> dict:
-    return {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "fresh",
-            "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration}}
+    return {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "fresh",
+        "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration},
+    }
 
 
 class Bench:
@@ -90,9 +94,12 @@ class Bench:
         uid = self.start(duration)
         self.host.advance(duration)  # the runner ends now; the next backoff poll is up to 60 s away
         t0 = time.perf_counter()
-        self.http.put(f"{self.host.url}/api/jobs/{uid}?overwrite_log=false", timeout=30,
-                      json={"percentage": 1.0, "logs": "done", "status": "completed"},
-                      headers={"Authorization": f"Bearer {token_of(uid)}"})
+        self.http.put(
+            f"{self.host.url}/api/jobs/{uid}?overwrite_log=false",
+            timeout=30,
+            json={"percentage": 1.0, "logs": "done", "status": "completed"},
+            headers={"Authorization": f"Bearer {token_of(uid)}"},
+        )
         while not self.status(uid).get("ended") or self.status(uid).get("log") is None:
             if time.perf_counter() - t0 > 30:
                 return float("inf")
@@ -115,20 +122,28 @@ def main() -> None:
         bench = Bench(host, default_registry().get("JOBCORE:Simulated"))
         runs = [bench.lag_with_reader(DURATION + 1.3 * i) for i in range(args.jobs)]
         lags = [lag for lag, _ in runs]
-        print(f"10-minute job, a reader every 5 s ({args.jobs} jobs): end -> completed visible p50 "
-              f"{percentile(lags, 0.5):.1f} s, p95 {percentile(lags, 0.95):.1f} s; runner polls per job "
-              f"{statistics.median(p for _, p in runs):.0f} (goal: < 5 s; backoff alone: up to 60 s)")
+        print(
+            f"10-minute job, a reader every 5 s ({args.jobs} jobs): end -> completed visible p50 "
+            f"{percentile(lags, 0.5):.1f} s, p95 {percentile(lags, 0.95):.1f} s; runner polls per job "
+            f"{statistics.median(p for _, p in runs):.0f} (goal: < 5 s; backoff alone: up to 60 s)"
+        )
         polls, lag = bench.polls_without_reader(DURATION)
-        print(f"10-minute job, nobody reading: {polls} runner polls, finished {lag:.0f} s after its end "
-              "(the backoff's own figures)")
+        print(
+            f"10-minute job, nobody reading: {polls} runner polls, finished {lag:.0f} s after its end "
+            "(the backoff's own figures)"
+        )
         caused, median = bench.many_readers(args.readers, args.reader_seconds)
         windows = args.reader_seconds / 5
-        print(f"{args.readers} readers polling one running job every second for {args.reader_seconds} s: "
-              f"{caused} runner polls caused ({windows:.0f} freshness windows; goal <= one per window), "
-              f"status GET median {median:.1f} ms")
+        print(
+            f"{args.readers} readers polling one running job every second for {args.reader_seconds} s: "
+            f"{caused} runner polls caused ({windows:.0f} freshness windows; goal <= one per window), "
+            f"status GET median {median:.1f} ms"
+        )
         reports = [bench.own_report(120, lambda uid: store().get(uid).job_token) for _ in range(5)]
-        print(f"a job PUTting its own `completed`: finished after median {statistics.median(reports):.0f} ms "
-              f"(max {max(reports):.0f} ms; goal < 1 s)")
+        print(
+            f"a job PUTting its own `completed`: finished after median {statistics.median(reports):.0f} ms "
+            f"(max {max(reports):.0f} ms; goal < 1 s)"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Prints:
 
 Run: .venv/bin/python bench/bench_lifecycle.py [--jobs 20] [--gets 500]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,11 @@ import requests
 
 from _support import ROOT, azurite_env, percentile
 
-ECHO = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "bench",
-        "runner": {"type": "JOBCORE:Shell", "script": "echo hello"}}
+ECHO = {
+    "type": "dmss://WorkflowDS/Blueprints/Job",
+    "label": "bench",
+    "runner": {"type": "JOBCORE:Shell", "script": "echo hello"},
+}
 
 
 def post_to_completed(session: requests.Session, base: str) -> float:
@@ -48,8 +52,10 @@ def main() -> None:
         session = requests.Session()
         post_to_completed(session, host.url)  # warm-up: tables, containers, imports
         durations = [post_to_completed(session, host.url) for _ in range(args.jobs)]
-        print(f"POST -> completed (echo hello), {args.jobs} jobs: median {statistics.median(durations) * 1000:.0f} ms, "
-              f"p90 {percentile(durations, 0.9) * 1000:.0f} ms, max {max(durations) * 1000:.0f} ms")
+        print(
+            f"POST -> completed (echo hello), {args.jobs} jobs: median {statistics.median(durations) * 1000:.0f} ms, "
+            f"p90 {percentile(durations, 0.9) * 1000:.0f} ms, max {max(durations) * 1000:.0f} ms"
+        )
 
         uid = session.post(f"{host.url}/api/jobs", json=ECHO).json()["uid"]
         url = f"{host.url}/api/jobs/{uid}"
@@ -58,8 +64,10 @@ def main() -> None:
             t0 = time.perf_counter()
             assert session.get(url, timeout=30).status_code == 200
             latencies.append(time.perf_counter() - t0)
-        print(f"GET /api/jobs/{{uid}}, {args.gets} sequential: median {statistics.median(latencies) * 1000:.1f} ms, "
-              f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
+        print(
+            f"GET /api/jobs/{{uid}}, {args.gets} sequential: median {statistics.median(latencies) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+        )
 
         def one(_: int) -> int:
             try:
@@ -71,8 +79,10 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=200) as pool:
             codes = list(pool.map(one, range(200)))
         wall = time.perf_counter() - t0
-        print(f"200 concurrent GETs: {codes.count(200)} answered 200, {len(codes) - codes.count(200)} not; "
-              f"wall {wall * 1000:.0f} ms")
+        print(
+            f"200 concurrent GETs: {codes.count(200)} answered 200, {len(codes) - codes.count(200)} not; "
+            f"wall {wall * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

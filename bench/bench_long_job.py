@@ -7,6 +7,7 @@ day), the table writes the job caused, and the wall time.
 
 Run: .venv/bin/python bench/bench_long_job.py [--hours 24]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,11 @@ def main() -> None:
     from shared.jobs.store import TableJobStore
 
     seconds = args.hours * 3600
-    job = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "a day",
-           "runner": {"type": "JOBCORE:Simulated", "durationSeconds": seconds}}
+    job = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "a day",
+        "runner": {"type": "JOBCORE:Simulated", "durationSeconds": seconds},
+    }
     writes = {"n": 0}
     original_update = TableJobStore.update
 
@@ -51,8 +55,10 @@ def main() -> None:
         stats = host.engine.stats(uid)
     polls = runner.polls - polls_before
     print(f"{args.hours:g} h job on a replaced clock: status {body['status']}, wall {wall:.1f} s")
-    print(f"  history: max {stats['max_history_events']} events in one generation (goal <= 200), "
-          f"{stats['generations']} generations")
+    print(
+        f"  history: max {stats['max_history_events']} events in one generation (goal <= 200), "
+        f"{stats['generations']} generations"
+    )
     print(f"  runner polls: {polls} (goal < 1500; the old UI: {int(seconds / 2)})")
     print(f"  job-row writes: {writes['n']} (the old service wrote the store and DMSS on every poll)")
 

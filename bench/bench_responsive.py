@@ -16,6 +16,7 @@ latency (goal: median under 50 ms).
 
     python bench/bench_responsive.py [--jobs 10] [--block 20] [--measure 8] [--runs default,azure]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,16 +78,23 @@ def run(name: str, threads: str | None, args) -> dict:
     hang = Hang(runner, args.block)
     settings = {SETTING: threads} if threads else {}
     saved = os.environ.pop(SETTING, None)
-    job = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "bench",
-           "runner": {"type": SIMULATED, "durationSeconds": 1}}
+    job = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "bench",
+        "runner": {"type": SIMULATED, "durationSeconds": 1},
+    }
     try:
         with DevHost(app_dir=ROOT, settings=settings) as host:
             durable = (json.loads((ROOT / "host.json").read_text()).get("extensions") or {}).get("durableTask", {})
             http = requests.Session()
             probe = http.post(f"{host.url}/api/jobs", json=job, timeout=30).json()["uid"]
             with ThreadPoolExecutor(args.jobs) as pool:
-                codes = list(pool.map(lambda _: requests.post(f"{host.url}/api/jobs", json=job, timeout=60)
-                                      .status_code, range(args.jobs)))
+                codes = list(
+                    pool.map(
+                        lambda _: requests.post(f"{host.url}/api/jobs", json=job, timeout=60).status_code,
+                        range(args.jobs),
+                    )
+                )
             settle = time.monotonic() + 5
             while time.monotonic() < settle and hang.hanging < args.jobs + 1:
                 time.sleep(0.05)
@@ -108,13 +116,20 @@ def run(name: str, threads: str | None, args) -> dict:
                     time.sleep(args.every)
             hanging_seen = hang.most
             hang.release.set()
-            return {"name": name, "threads": host.worker.size, "cpus": os.cpu_count(),
-                    "activity_slots": durable.get("maxConcurrentActivityFunctions"),
-                    "orchestrator_slots": durable.get("maxConcurrentOrchestratorFunctions"),
-                    "posted": codes.count(202), "hanging": hanging_seen,
-                    "sync": {f.name: not f.is_async for f in host.functions.all},
-                    "figures": {kind: {"n": len(v), "median": statistics.median(v), "p95": percentile(v, 0.95),
-                                       "max": max(v)} for kind, v in latencies.items()}}
+            return {
+                "name": name,
+                "threads": host.worker.size,
+                "cpus": os.cpu_count(),
+                "activity_slots": durable.get("maxConcurrentActivityFunctions"),
+                "orchestrator_slots": durable.get("maxConcurrentOrchestratorFunctions"),
+                "posted": codes.count(202),
+                "hanging": hanging_seen,
+                "sync": {f.name: not f.is_async for f in host.functions.all},
+                "figures": {
+                    kind: {"n": len(v), "median": statistics.median(v), "p95": percentile(v, 0.95), "max": max(v)}
+                    for kind, v in latencies.items()
+                },
+            }
     finally:
         hang.release.set()
         runner.start = hang.original
@@ -134,16 +149,24 @@ def main() -> None:
     with azurite_env():
         for name in args.runs.split(","):
             out = run(name, configs[name], args)
-            print(f"{name:8s}: worker pool {out['threads']} threads ({SETTING}="
-                  f"{configs[name] or 'unset'}, {out['cpus']} cpus), activity slots {out['activity_slots']}, "
-                  f"orchestrator slots {out['orchestrator_slots']}; {out['posted']} jobs posted, "
-                  f"{out['hanging']} starts hanging {args.block:g} s", flush=True)
-            for kind, route, function in (("status", "GET /api/jobs/{uid}", "get_job"),
-                                          ("list", "GET /api/jobs?limit=1", "list_jobs")):
+            print(
+                f"{name:8s}: worker pool {out['threads']} threads ({SETTING}="
+                f"{configs[name] or 'unset'}, {out['cpus']} cpus), activity slots {out['activity_slots']}, "
+                f"orchestrator slots {out['orchestrator_slots']}; {out['posted']} jobs posted, "
+                f"{out['hanging']} starts hanging {args.block:g} s",
+                flush=True,
+            )
+            for kind, route, function in (
+                ("status", "GET /api/jobs/{uid}", "get_job"),
+                ("list", "GET /api/jobs?limit=1", "list_jobs"),
+            ):
                 f = out["figures"][kind]
                 pool = "worker pool" if out["sync"].get(function) else "async: loop's default executor"
-                print(f"          {route} ({function}, {pool}): median {f['median']:.1f} ms, p95 {f['p95']:.1f} "
-                      f"ms, max {f['max']:.1f} ms over {f['n']} GETs (goal: median < 50 ms)", flush=True)
+                print(
+                    f"          {route} ({function}, {pool}): median {f['median']:.1f} ms, p95 {f['p95']:.1f} "
+                    f"ms, max {f['max']:.1f} ms over {f['n']} GETs (goal: median < 50 ms)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ up to 100 rows per bucket), runs a warm-up tick, then ticks two minutes in which
 and prints for each: wall time, index rows and entities read, runs started. Beside it, the full-scan
 alternative: read every schedule record and pick the due ones (what a scheduler without the index must do).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,17 +58,32 @@ def main() -> None:
         records = []
         for cron in crons(args.schedules, args.due_percent):
             uid = str(uuid.uuid4())
-            entity = {"type": RECURRING_JOB_TYPE, "uid": uid, "status": "registered",
-                      "runner": {"type": RECURRING_JOB_HANDLER_TYPE},
-                      "applicationInput": {"type": JOB_TYPE, "runner": {"type": "dmss://WorkflowDS/Blueprints/Shell",
-                                                                       "script": "true"}},
-                      "schedule": {"type": CRON_JOB_TYPE, "cron": cron, "runs": []}}
-            records.append(JobRecord(uid=uid, kind="recurring", status=JobStatus.REGISTERED, entity=entity,
-                                     runner_type=RECURRING_JOB_HANDLER_TYPE))
+            entity = {
+                "type": RECURRING_JOB_TYPE,
+                "uid": uid,
+                "status": "registered",
+                "runner": {"type": RECURRING_JOB_HANDLER_TYPE},
+                "applicationInput": {
+                    "type": JOB_TYPE,
+                    "runner": {"type": "dmss://WorkflowDS/Blueprints/Shell", "script": "true"},
+                },
+                "schedule": {"type": CRON_JOB_TYPE, "cron": cron, "runs": []},
+            }
+            records.append(
+                JobRecord(
+                    uid=uid,
+                    kind="recurring",
+                    status=JobStatus.REGISTERED,
+                    entity=entity,
+                    runner_type=RECURRING_JOB_HANDLER_TYPE,
+                )
+            )
         t = time.perf_counter()
         operations.register_many(records, now=registered_at)
-        print(f"registered {len(records)} schedules in {time.perf_counter() - t:.1f} s "
-              f"(records in parallel, due index in batches of <= 100 per bucket)")
+        print(
+            f"registered {len(records)} schedules in {time.perf_counter() - t:.1f} s "
+            f"(records in parallel, due index in batches of <= 100 per bucket)"
+        )
 
         started: list[tuple[str, datetime]] = []
 
@@ -86,15 +102,15 @@ def main() -> None:
             now = registered_at.replace(second=5) + timedelta(minutes=minute)
             report = ticking.tick(now, start_run, None, status_of)
             assert not report.errors, report.errors
-            print(f"{report.now:<22}{report.due:>6}{report.started:>9}{report.read:>15}"
-                  f"{report.elapsed * 1000:>10.0f}")
+            print(f"{report.now:<22}{report.due:>6}{report.started:>9}{report.read:>15}{report.elapsed * 1000:>10.0f}")
 
         # the alternative without an index: read every schedule, pick the due ones
         now = registered_at.replace(second=5) + timedelta(minutes=3)
         t = time.perf_counter()
         read = due = 0
-        for row in store().jobs.query_entities("RowKey eq 'job' and kind eq 'recurring'",
-                                               select=["PartitionKey", "schedule"], results_per_page=1000):
+        for row in store().jobs.query_entities(
+            "RowKey eq 'job' and kind eq 'recurring'", select=["PartitionKey", "schedule"], results_per_page=1000
+        ):
             read += 1
             state = json.loads(row["schedule"])
             if state.get("nextFire") and state["nextFire"] <= iso(now):
@@ -103,12 +119,19 @@ def main() -> None:
         print(f"{'find due: full scan':<22}{due:>6}{'-':>9}{read:>15}{scan * 1000:>10.0f}")
         t = time.perf_counter()
         b = due_index.bucket(now)
-        found = len(list(due_index.due_table().query_entities(
-            f"PartitionKey ge '{b}' and PartitionKey le '{b}'", select=["RowKey"])))
+        found = len(
+            list(
+                due_index.due_table().query_entities(
+                    f"PartitionKey ge '{b}' and PartitionKey le '{b}'", select=["RowKey"]
+                )
+            )
+        )
         print(f"{'find due: index query':<22}{found:>6}{'-':>9}{found:>15}{(time.perf_counter() - t) * 1000:>10.0f}")
         report = ticking.tick(now, start_run, None, status_of)
-        print(f"{'indexed tick, same min':<22}{report.due:>6}{report.started:>9}{report.read:>15}"
-              f"{report.elapsed * 1000:>10.0f}")
+        print(
+            f"{'indexed tick, same min':<22}{report.due:>6}{report.started:>9}{report.read:>15}"
+            f"{report.elapsed * 1000:>10.0f}"
+        )
         print()
         print(f"runs started: {len(started)}, distinct: {len(set(started))}")
     finally:

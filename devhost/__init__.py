@@ -10,6 +10,7 @@ clock tests can drive. It is for local runs and tests only; production runs on t
         requests.post(host.url + "/api/...")
         host.advance(60)
 """
+
 from .host import DevHost
 
 __all__ = ["DevHost"]

@@ -2,6 +2,7 @@
 
 Local/test host only (production runs on the real Functions host). Prints the HTTP routes like `func start`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", default=None, help="stable id: a restart with the same id resumes at once")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("azure", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app_dir = Path(args.app_dir).resolve()
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     others = [f for f in host.functions.all if f.trigger_type != "httpTrigger"]
     for info in others:
         print(f"        {info.name}: {info.trigger_type}")
-    for name, errors in host.function_errors.items():    # left out, as the real host leaves them out
+    for name, errors in host.function_errors.items():  # left out, as the real host leaves them out
         print(f"        {name}: refused: {'; '.join(errors)}")
     print("\nPress Ctrl+C to stop.", flush=True)
     done = threading.Event()

@@ -26,6 +26,7 @@ JSON *string* holding JSON text (`json=json.dumps(value)`: encoded twice).
   engine does the same; a plain JSON body (curl) arrives as its value.
 * Start of an existing instance id: replaced when finished, refused with 500 while it runs (engine.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,9 +53,10 @@ def client_binding(port: int, hub: str, connection: str = "Storage") -> dict:
         "taskHubName": hub,
         "creationUrls": {
             "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]",
-            "createAndWaitOnNewInstancePostUri":
+            "createAndWaitOnNewInstancePostUri": (
                 f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}"
-                f"&pollingInterval={{intervalInSeconds}}",
+                f"&pollingInterval={{intervalInSeconds}}"
+            ),
         },
         "managementUrls": {
             "id": "INSTANCEID",
@@ -187,11 +189,13 @@ class DurableApi:
         try:
             instance_id = await self._call(self.engine.start_new, name, instance_id, text)
         except UnknownOrchestrator as exc:
-            return web.json_response({"Message": "One or more of the arguments submitted is incorrect",
-                                      "ExceptionMessage": str(exc)}, status=400)
-        except InstanceExists as exc:   # OrchestrationAlreadyExistsException: the HTTP API's catch-all 500
+            return web.json_response(
+                {"Message": "One or more of the arguments submitted is incorrect", "ExceptionMessage": str(exc)},
+                status=400,
+            )
+        except InstanceExists as exc:  # OrchestrationAlreadyExistsException: the HTTP API's catch-all 500
             return _error(500, "Something went wrong while processing your request", exc)
-        except ValueError as exc:       # invalid instance id: an ArgumentException, 400
+        except ValueError as exc:  # invalid instance id: an ArgumentException, 400
             return _error(400, "One or more of the arguments submitted is incorrect", exc)
         payload = management_payload(self.binding, instance_id)
         body = {"id": instance_id, **{k: v for k, v in payload.items() if k != "id"}}
@@ -216,8 +220,14 @@ class DurableApi:
 
     async def _list(self, q) -> web.Response:
         created_from, created_to, statuses = self._filters(q)
-        items = await self._call(self.engine.list_status, created_from, created_to, statuses,
-                                 q.get("instanceIdPrefix"), q.get("showInput", "").lower() == "true")
+        items = await self._call(
+            self.engine.list_status,
+            created_from,
+            created_to,
+            statuses,
+            q.get("instanceIdPrefix"),
+            q.get("showInput", "").lower() == "true",
+        )
         return web.json_response(items)
 
     async def _purge_by(self, q) -> web.Response:

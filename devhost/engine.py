@@ -36,6 +36,7 @@ episode; `call_activity_with_retry`, sub-orchestrations and entities are not sup
 a clear message). Lease times and functionTimeout use wall time; orchestration time (timers,
 `current_utc_datetime`) uses the clock.
 """
+
 from __future__ import annotations
 
 import json
@@ -91,7 +92,7 @@ class _Owned:
     state: dict
     etag: str
     history: list = field(default_factory=list)
-    running: set = field(default_factory=set)      # activity sequence ids in flight here
+    running: set = field(default_factory=set)  # activity sequence ids in flight here
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -139,10 +140,21 @@ def _json_or_none(text: str | None) -> Any:
 class Engine:
     """Drives the orchestrations of one function app; thread-safe; see module docstring."""
 
-    def __init__(self, store: Store, functions: FunctionIndex, clock, *, worker_id: str | None = None,
-                 lease_seconds: float = 30.0, poll_interval: float = 1.0, activity_workers: int = 16,
-                 orchestrator_workers: int = 4, client_binding: Callable[[], str] | None = None,
-                 on_timer_armed: Callable[[], None] | None = None, worker: WorkerPool | None = None):
+    def __init__(
+        self,
+        store: Store,
+        functions: FunctionIndex,
+        clock,
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        activity_workers: int = 16,
+        orchestrator_workers: int = 4,
+        client_binding: Callable[[], str] | None = None,
+        on_timer_armed: Callable[[], None] | None = None,
+        worker: WorkerPool | None = None,
+    ):
         self.store = store
         self.functions = functions
         self.clock = clock
@@ -204,9 +216,11 @@ class Engine:
     # ---- client operations (used by the HTTP API and by tests directly) -------------------------------------
     def start_new(self, name: str, instance_id: str | None = None, input_text: str | None = None) -> str:
         if name not in self._orchestrators:
-            raise UnknownOrchestrator(f"The function '{name}' doesn't exist, is disabled, or is not an "
-                                      f"orchestrator function. Additional info: devhost knows "
-                                      f"{sorted(self._orchestrators)}")
+            raise UnknownOrchestrator(
+                f"The function '{name}' doesn't exist, is disabled, or is not an "
+                f"orchestrator function. Additional info: devhost knows "
+                f"{sorted(self._orchestrators)}"
+            )
         instance_id = instance_id or uuid.uuid4().hex
         if any(c in instance_id for c in "/\\#?") or any(ord(c) < 32 for c in instance_id):
             raise ValueError("instance id may not contain / \\ # ? or control characters")
@@ -216,15 +230,28 @@ class Engine:
         if existing is not None:
             old, etag = existing
             if old.get("runtimeStatus") in ACTIVE:
-                raise InstanceExists(f"An Orchestration instance with the status {old.get('runtimeStatus')} "
-                                     f"already exists.")
+                raise InstanceExists(
+                    f"An Orchestration instance with the status {old.get('runtimeStatus')} already exists."
+                )
             generation = int(old.get("generation", 0)) + 1
         state = {
-            "PartitionKey": instance_id, "RowKey": STATE_RK, "name": name, "runtimeStatus": "Pending",
-            "createdTime": h.ts(now), "lastUpdatedTime": h.ts(now), "generation": generation,
-            "executionId": uuid.uuid4().hex, "episode": 0, "historyEvents": 0, "maxHistoryEvents": 0,
-            "generations": 1, "episodes": 0, "timers": "{}", "leaseOwner": self.engine_id,
-            "leaseWorker": self.worker_id, "leaseUntil": time.time() + self.lease_seconds,
+            "PartitionKey": instance_id,
+            "RowKey": STATE_RK,
+            "name": name,
+            "runtimeStatus": "Pending",
+            "createdTime": h.ts(now),
+            "lastUpdatedTime": h.ts(now),
+            "generation": generation,
+            "executionId": uuid.uuid4().hex,
+            "episode": 0,
+            "historyEvents": 0,
+            "maxHistoryEvents": 0,
+            "generations": 1,
+            "episodes": 0,
+            "timers": "{}",
+            "leaseOwner": self.engine_id,
+            "leaseWorker": self.worker_id,
+            "leaseUntil": time.time() + self.lease_seconds,
         }
         self.store.pack(state, "input", input_text, instance_id)
         if existing is None:
@@ -252,19 +279,27 @@ class Engine:
 
     def _status_json(self, state: dict, show_history: bool = False, show_input: bool = True) -> dict:
         out = {
-            "name": state.get("name"), "instanceId": state["PartitionKey"],
+            "name": state.get("name"),
+            "instanceId": state["PartitionKey"],
             "runtimeStatus": state.get("runtimeStatus"),
             "input": self.store.unpack(state, "input") if show_input else None,
             "customStatus": _json_or_none(self.store.unpack(state, "customStatus")),
             "output": _json_or_none(self.store.unpack(state, "output")),
-            "createdTime": _iso_z(state.get("createdTime")), "lastUpdatedTime": _iso_z(state.get("lastUpdatedTime")),
+            "createdTime": _iso_z(state.get("createdTime")),
+            "lastUpdatedTime": _iso_z(state.get("lastUpdatedTime")),
         }
         if show_history:
             out["historyEvents"] = self.store.read_history(state["PartitionKey"], int(state.get("generation", 1)))
         return out
 
-    def list_status(self, created_from: datetime | None = None, created_to: datetime | None = None,
-                    statuses: set[str] | None = None, prefix: str | None = None, show_input: bool = False) -> list:
+    def list_status(
+        self,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        statuses: set[str] | None = None,
+        prefix: str | None = None,
+        show_input: bool = False,
+    ) -> list:
         out = []
         for state in self.store.list_states():
             if statuses and state.get("runtimeStatus") not in statuses:
@@ -285,10 +320,13 @@ class Engine:
         if got is None:
             raise NotFound(instance_id)
         s = got[0]
-        return {"history_events": int(s.get("historyEvents", 0)),
-                "max_history_events": int(s.get("maxHistoryEvents", 0)),
-                "generations": int(s.get("generations", 1)), "episodes": int(s.get("episodes", 0)),
-                "runtime_status": s.get("runtimeStatus")}
+        return {
+            "history_events": int(s.get("historyEvents", 0)),
+            "max_history_events": int(s.get("maxHistoryEvents", 0)),
+            "generations": int(s.get("generations", 1)),
+            "episodes": int(s.get("episodes", 0)),
+            "runtime_status": s.get("runtimeStatus"),
+        }
 
     def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
         self._send(instance_id, {"kind": "event", "name": name, "input": input_text})
@@ -313,8 +351,7 @@ class Engine:
         self.store.delete_instance(instance_id)
         return 1
 
-    def purge_by(self, created_from: datetime | None, created_to: datetime | None,
-                 statuses: set[str] | None) -> int:
+    def purge_by(self, created_from: datetime | None, created_to: datetime | None, statuses: set[str] | None) -> int:
         wanted = (statuses or TERMINAL) & TERMINAL
         return sum(self.purge(s["instanceId"]) for s in self.list_status(created_from, created_to, wanted))
 
@@ -377,7 +414,7 @@ class Engine:
             self.tracker.inc()
         try:
             self._orch_pool.submit(self._drive, instance_id)
-        except RuntimeError:   # pool shut down
+        except RuntimeError:  # pool shut down
             with self._queue_lock:
                 self._queued.discard(instance_id)
             self.tracker.dec()
@@ -435,8 +472,14 @@ class Engine:
     @staticmethod
     def _snapshot(inst: _Owned) -> episode.Snapshot:
         state = inst.state
-        return episode.Snapshot(inst.id, state.get("name"), state.get("runtimeStatus"), state.get("executionId"),
-                                json.loads(state.get("timers") or "{}"), inst.history)
+        return episode.Snapshot(
+            inst.id,
+            state.get("name"),
+            state.get("runtimeStatus"),
+            state.get("executionId"),
+            json.loads(state.get("timers") or "{}"),
+            inst.history,
+        )
 
     def _drain(self, inst: _Owned, step: episode.Drain) -> bool:
         if step.consumed:
@@ -466,16 +509,22 @@ class Engine:
         inst.running.difference_update(step.completed)
         input_text = self.store.unpack(inst.state, "input")
         opened = episode.open_episode(step, input_text, now)
-        result = self._run_orchestrator(step.snapshot.name, inst.id, input_text,
-                                        episode.replay_history(inst.history, opened))
+        result = self._run_orchestrator(
+            step.snapshot.name, inst.id, input_text, episode.replay_history(inst.history, opened)
+        )
         outcome = episode.conclude(step, opened, result, now)
         return self._apply(inst, outcome, now)
 
     def _apply(self, inst: _Owned, outcome: episode.Outcome, now: datetime) -> bool:
         """Commit a run episode, then start what it scheduled; True if another episode should follow at once."""
         state = inst.state
-        new_state = dict(state, runtimeStatus=outcome.status, lastUpdatedTime=h.ts(now),
-                         timers=json.dumps(outcome.timers), episodes=int(state.get("episodes", 0)) + 1)
+        new_state = dict(
+            state,
+            runtimeStatus=outcome.status,
+            lastUpdatedTime=h.ts(now),
+            timers=json.dumps(outcome.timers),
+            episodes=int(state.get("episodes", 0)) + 1,
+        )
         if outcome.custom_status is not None:
             self.store.pack(new_state, "customStatus", outcome.custom_status, inst.id)
         if outcome.output is not None:
@@ -485,9 +534,13 @@ class Engine:
         if outcome.continued:
             self._next_generation(inst.id, new_state, outcome.continue_input)
         if outcome.dropped:
-            log.info("instance %s continued as new: %d event(s) raised but not consumed are discarded (%s), as "
-                     "the Durable extension discards them", inst.id, len(outcome.dropped),
-                     ", ".join(m["name"] for m in outcome.dropped))
+            log.info(
+                "instance %s continued as new: %d event(s) raised but not consumed are discarded (%s), as "
+                "the Durable extension discards them",
+                inst.id,
+                len(outcome.dropped),
+                ", ".join(m["name"] for m in outcome.dropped),
+            )
         self._commit(inst, new_state, [row], outcome.consumed)
         if outcome.continued:
             inst.history = []
@@ -577,21 +630,28 @@ class Engine:
             info = self._activities.get(name)
             try:
                 if info is None:
-                    raise LookupError(f"The function '{name}' doesn't exist, is disabled, or is not an activity "
-                                      f"function.")
-                value = ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_text or "null"),
-                                                        trigger_metadata=None)
+                    raise LookupError(
+                        f"The function '{name}' doesn't exist, is disabled, or is not an activity function."
+                    )
+                value = ActivityTriggerConverter.decode(
+                    meta.Datum(type="json", value=input_text or "null"), trigger_metadata=None
+                )
                 values = {info.trigger.get("name"): value}
                 client = info.binding("durableClient")
                 if client:
                     values[client["name"]] = self.client_binding()
                 result = self.worker.invoke(info, build_kwargs(info, values))
                 encoded = ActivityTriggerConverter.encode(result, expected_type=None).value
-                message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": True,
-                           "result": encoded}
+                message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": True, "result": encoded}
             except Exception as exc:  # noqa: BLE001 - an activity failure becomes TaskFailed
-                message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": False,
-                           "reason": activity_failure_reason(name, exc), "details": traceback.format_exc()}
+                message = {
+                    "kind": "result",
+                    "executionId": execution_id,
+                    "taskId": seq,
+                    "ok": False,
+                    "reason": activity_failure_reason(name, exc),
+                    "details": traceback.format_exc(),
+                }
             if self._stop.is_set():
                 return
             message["at"] = h.ts(self.clock.now())
@@ -629,8 +689,9 @@ class Engine:
         same_worker = startup and state.get("leaseWorker") == self.worker_id and owner != self.engine_id
         if owner and not expired and not same_worker:
             return False
-        new_state = dict(state, leaseOwner=self.engine_id, leaseWorker=self.worker_id,
-                         leaseUntil=time.time() + self.lease_seconds)
+        new_state = dict(
+            state, leaseOwner=self.engine_id, leaseWorker=self.worker_id, leaseUntil=time.time() + self.lease_seconds
+        )
         try:
             etag = self.store.replace_state(new_state, etag)
         except Conflict:
@@ -646,10 +707,14 @@ class Engine:
     def _resume_work(self, inst: _Owned) -> None:
         """Re-run activities that were scheduled but have no result; wake the instance for anything pending."""
         with inst.lock:
-            done = {e.get("TaskScheduledId") for e in inst.history
-                    if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)}
-            pending_results = {m.get("taskId") for _, m in self.store.read_inbox(inst.id)
-                               if m.get("kind") == "result" and m.get("executionId") == inst.state.get("executionId")}
+            done = {
+                e.get("TaskScheduledId") for e in inst.history if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)
+            }
+            pending_results = {
+                m.get("taskId")
+                for _, m in self.store.read_inbox(inst.id)
+                if m.get("kind") == "result" and m.get("executionId") == inst.state.get("executionId")
+            }
             for e in inst.history:
                 if e["EventType"] == h.TASK_SCHEDULED and e["EventId"] not in done | pending_results:
                     self._start_activity(inst, inst.state["executionId"], e["EventId"], e["Name"], e.get("Input"))
@@ -657,8 +722,9 @@ class Engine:
         self._schedule(inst.id)
 
     def _scan_for_work(self, startup: bool = False) -> None:
-        for state in self.store.list_states("runtimeStatus ne 'Completed' and runtimeStatus ne 'Failed' and "
-                                            "runtimeStatus ne 'Terminated'"):
+        for state in self.store.list_states(
+            "runtimeStatus ne 'Completed' and runtimeStatus ne 'Failed' and runtimeStatus ne 'Terminated'"
+        ):
             if self._stop.is_set():
                 return
             got = self.store.get_state(state["PartitionKey"])
@@ -716,7 +782,8 @@ class Engine:
             rows = self.store.table.query_entities(
                 "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
                 parameters={"pk": instance_id, "lo": history_rk(generation, 0), "hi": history_rk(generation + 1, 0)},
-                select=["PartitionKey", "RowKey"])
+                select=["PartitionKey", "RowKey"],
+            )
             for row in rows:
                 self.store.table.delete_entity(row["PartitionKey"], row["RowKey"])
         except Exception:  # noqa: BLE001
@@ -730,10 +797,18 @@ def orchestration_context(history: list[dict], input_text: str | None, instance_
     in Listener/OutOfProcOrchestrationShim.cs), and the Azure Storage provider's timer limits as .NET TimeSpans
     (AzureStorageDurabilityProvider.cs: MaximumDelayTime 6 days, LongRunningTimerIntervalLength 3 days), so the
     SDK splits a timer longer than 6 days into 3-day timers (its LongTimerTask) exactly as in Azure."""
-    return {"history": history, "input": input_text, "instanceId": instance_id, "isReplaying": False,
-            "parentInstanceId": None, "upperSchemaVersion": 1, "upperSchemaVersionNew": 2,
-            "longRunningTimerIntervalDuration": "3.00:00:00", "maximumShortTimerDuration": "6.00:00:00",
-            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000}
+    return {
+        "history": history,
+        "input": input_text,
+        "instanceId": instance_id,
+        "isReplaying": False,
+        "parentInstanceId": None,
+        "upperSchemaVersion": 1,
+        "upperSchemaVersionNew": 2,
+        "longRunningTimerIntervalDuration": "3.00:00:00",
+        "maximumShortTimerDuration": "6.00:00:00",
+        "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+    }
 
 
 def activity_failure_reason(name: str, exc: BaseException) -> str:

@@ -25,6 +25,7 @@ One episode, phase by phase:
 `plan` chains phases 1-3 and says which of four things the engine has to do: `Drain`, `Terminate`, `Idle` or
 `Run` (then 4-6 around the orchestrator call).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,13 +39,17 @@ TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 # Bounds one commit: a table transaction holds at most 100 operations (state + history row + consumed + carried).
 MAX_MESSAGES_PER_EPISODE = 80
 
-Message = tuple[str, dict]                      # (inbox row key, message body)
-Activity = tuple[int, str, str | None]    # (sequence number, activity name, input JSON text)
+Message = tuple[str, dict]  # (inbox row key, message body)
+Activity = tuple[int, str, str | None]  # (sequence number, activity name, input JSON text)
 
-_UNSUPPORTED = {h.CALL_ACTIVITY_WITH_RETRY: "call_activity_with_retry",
-                h.CALL_SUB_ORCHESTRATOR: "call_sub_orchestrator",
-                h.CALL_SUB_ORCHESTRATOR_WITH_RETRY: "call_sub_orchestrator_with_retry",
-                h.CALL_ENTITY: "call_entity", h.SIGNAL_ENTITY: "signal_entity", h.CALL_HTTP: "call_http"}
+_UNSUPPORTED = {
+    h.CALL_ACTIVITY_WITH_RETRY: "call_activity_with_retry",
+    h.CALL_SUB_ORCHESTRATOR: "call_sub_orchestrator",
+    h.CALL_SUB_ORCHESTRATOR_WITH_RETRY: "call_sub_orchestrator_with_retry",
+    h.CALL_ENTITY: "call_entity",
+    h.SIGNAL_ENTITY: "signal_entity",
+    h.CALL_HTTP: "call_http",
+}
 
 
 @dataclass
@@ -55,18 +60,18 @@ class Snapshot:
     name: str
     status: str
     execution_id: str
-    timers: dict[str, str] = field(default_factory=dict)    # armed timers: sequence number (text) -> fire time
+    timers: dict[str, str] = field(default_factory=dict)  # armed timers: sequence number (text) -> fire time
     history: list[dict] = field(default_factory=list)
 
 
 # ---- phase 1: inbox triage ------------------------------------------------------------------------------------
 @dataclass
 class Triage:
-    status: str                                               # after suspend/resume requests
+    status: str  # after suspend/resume requests
     consumed: list[str] = field(default_factory=list)
     control_events: list[dict] = field(default_factory=list)  # ExecutionSuspended / ExecutionResumed
     deliverable: list[Message] = field(default_factory=list)
-    terminate: dict | None = None                             # the terminate request, if one came
+    terminate: dict | None = None  # the terminate request, if one came
 
 
 def triage(status: str, execution_id: str, messages: list[Message], now: datetime) -> Triage:
@@ -88,7 +93,7 @@ def triage(status: str, execution_id: str, messages: list[Message], now: datetim
             out.consumed.append(rk)
             _toggle(out, kind, msg.get("reason"), now)
         elif kind == "result" and msg.get("executionId") != execution_id:
-            out.consumed.append(rk)     # a result for an execution that no longer exists: nobody waits for it
+            out.consumed.append(rk)  # a result for an execution that no longer exists: nobody waits for it
         else:
             out.deliverable.append((rk, msg))
     return out
@@ -122,8 +127,7 @@ def select_batch(deliverable: list[Message], timers: dict[str, str], now: dateti
     return batch
 
 
-def _in_time_order(deliverable: list[Message], timers: dict[str, str],
-                   now: datetime) -> list[tuple[str | None, dict]]:
+def _in_time_order(deliverable: list[Message], timers: dict[str, str], now: datetime) -> list[tuple[str | None, dict]]:
     candidates: list[tuple[datetime, int, str | None, dict]] = []
     for order, (rk, msg) in enumerate(deliverable):
         candidates.append((h.parse_ts(msg.get("at") or h.ts(now)), order, rk, msg))
@@ -140,8 +144,8 @@ def _in_time_order(deliverable: list[Message], timers: dict[str, str],
 class Delivery:
     events: list[dict] = field(default_factory=list)
     consumed: list[str] = field(default_factory=list)
-    fired: list[str] = field(default_factory=list)        # timers that fired (sequence numbers as text)
-    completed: list[int] = field(default_factory=list)    # activities with a result (sequence numbers)
+    fired: list[str] = field(default_factory=list)  # timers that fired (sequence numbers as text)
+    completed: list[int] = field(default_factory=list)  # activities with a result (sequence numbers)
 
 
 def deliver(batch: list[tuple[str | None, dict]], now: datetime) -> Delivery:
@@ -184,7 +188,7 @@ class Terminate:
 
     events: list[dict]
     consumed: list[str]
-    output: str             # JSON text of the reason
+    output: str  # JSON text of the reason
     status: str = "Terminated"
 
 
@@ -195,7 +199,7 @@ class Idle:
     status: str
     events: list[dict]
     consumed: list[str]
-    more: bool              # whether another episode should follow at once
+    more: bool  # whether another episode should follow at once
 
 
 @dataclass
@@ -206,9 +210,9 @@ class Run:
     control_events: list[dict]
     new_events: list[dict]
     consumed: list[str]
-    timers: dict[str, str]      # still armed (the fired ones removed)
-    completed: list[int]        # activities whose result this episode delivers
-    inbox_left: int             # inbox messages this episode leaves for the next
+    timers: dict[str, str]  # still armed (the fired ones removed)
+    completed: list[int]  # activities whose result this episode delivers
+    inbox_left: int  # inbox messages this episode leaves for the next
 
     @property
     def starting(self) -> bool:
@@ -228,13 +232,20 @@ def plan(snapshot: Snapshot, messages: list[Message], now: datetime) -> Plan:
     if triaged.status == "Suspended":
         return Idle(triaged.status, triaged.control_events, triaged.consumed, more=False)
     batch = select_batch(triaged.deliverable, snapshot.timers, now)
-    if not batch and snapshot.history:      # a first episode runs with nothing delivered: ExecutionStarted
+    if not batch and snapshot.history:  # a first episode runs with nothing delivered: ExecutionStarted
         return Idle(triaged.status, triaged.control_events, triaged.consumed, more=bool(triaged.deliverable))
     delivery = deliver(batch, now)
     consumed = triaged.consumed + delivery.consumed
     timers = {seq: at for seq, at in snapshot.timers.items() if seq not in delivery.fired}
-    return Run(snapshot, triaged.control_events, delivery.events, consumed, timers, delivery.completed,
-               inbox_left=len(messages) - len(consumed))
+    return Run(
+        snapshot,
+        triaged.control_events,
+        delivery.events,
+        consumed,
+        timers,
+        delivery.completed,
+        inbox_left=len(messages) - len(consumed),
+    )
 
 
 def terminate(triaged: Triage, now: datetime) -> Terminate:
@@ -269,12 +280,12 @@ def replay_history(history: list[dict], episode_events: list[dict]) -> list[dict
 # ---- phase 5: the orchestrator's actions ----------------------------------------------------------------------
 @dataclass
 class Actions:
-    events: list[dict] = field(default_factory=list)          # TaskScheduled / TimerCreated, new ones only
+    events: list[dict] = field(default_factory=list)  # TaskScheduled / TimerCreated, new ones only
     activities: list[Activity] = field(default_factory=list)
     timers: dict[str, str] = field(default_factory=dict)
     continued: bool = False
     continue_input: Any = None
-    unsupported: str | None = None                            # the first action devhost can not carry out
+    unsupported: str | None = None  # the first action devhost can not carry out
 
 
 def interpret(actions: list, known: list[dict], timers: dict[str, str], now: datetime) -> Actions:
@@ -322,17 +333,17 @@ def _timer(out: Actions, seq: int, action: dict, known: bool, now: datetime) -> 
 class Outcome:
     """Everything a run episode commits, and the work it leaves."""
 
-    events: list[dict]                  # appended to the generation's history
+    events: list[dict]  # appended to the generation's history
     consumed: list[str]
-    status: str                         # Running, Completed or Failed
-    timers: dict[str, str]              # armed after the episode
-    activities: list[Activity]          # to start after the commit
+    status: str  # Running, Completed or Failed
+    timers: dict[str, str]  # armed after the episode
+    activities: list[Activity]  # to start after the commit
     inbox_left: int
-    output: str | None = None           # JSON text once finished; None leaves it as it was
-    custom_status: str | None = None    # JSON text when the orchestrator set one; None leaves it as it was
-    continued: bool = False             # continue_as_new: the engine starts the next generation
-    continue_input: Any = None          # the next generation's input (JSON text)
-    dropped: list[dict] = field(default_factory=list)   # events continue_as_new discards (no wait consumed them)
+    output: str | None = None  # JSON text once finished; None leaves it as it was
+    custom_status: str | None = None  # JSON text when the orchestrator set one; None leaves it as it was
+    continued: bool = False  # continue_as_new: the engine starts the next generation
+    continue_input: Any = None  # the next generation's input (JSON text)
+    dropped: list[dict] = field(default_factory=list)  # events continue_as_new discards (no wait consumed them)
 
     @property
     def finished(self) -> bool:
@@ -352,9 +363,17 @@ def conclude(run: Run, episode_events: list[dict], result: dict, now: datetime) 
     error = result.get("error")
     if error is None:
         error = acts.unsupported
-    out = Outcome(events, list(run.consumed), "Running", acts.timers, acts.activities, run.inbox_left,
-                  custom_status=json.dumps(result["custom_status"]) if "custom_status" in result else None,
-                  continued=acts.continued and error is None, continue_input=acts.continue_input)
+    out = Outcome(
+        events,
+        list(run.consumed),
+        "Running",
+        acts.timers,
+        acts.activities,
+        run.inbox_left,
+        custom_status=json.dumps(result["custom_status"]) if "custom_status" in result else None,
+        continued=acts.continued and error is None,
+        continue_input=acts.continue_input,
+    )
     if error is not None:
         _finish(out, "Failed", json.dumps(f"Orchestrator function '{snap.name}' failed: {error}"), now)
     elif result.get("isDone") and acts.continued:
@@ -379,5 +398,7 @@ def carried_events(history: list[dict], actions: list) -> list[dict]:
     orchestrator continues as new is lost (azure-functions-durable-extension issue #1676; the Python SDK's
     `continue_as_new` has no `preserve_unprocessed_events`). Events still in the inbox (sent after the
     episode's batch) are delivered to the new generation, as queued messages are in Azure."""
-    return [{"kind": "event", "name": e["Name"], "input": e.get("Input"), "at": e["Timestamp"]}
-            for e in h.unconsumed_events(history, actions)]
+    return [
+        {"kind": "event", "name": e["Name"], "input": e.get("Input"), "at": e["Timestamp"]}
+        for e in h.unconsumed_events(history, actions)
+    ]

@@ -5,6 +5,7 @@ bindings from `get_dict_repr()` and calls `get_user_function()` with one keyword
 (plus `context` if the function declares it). `async def` functions run on the shared event loop; plain `def`
 functions run in a thread pool, so a slow sync function never blocks the server.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -156,7 +157,7 @@ def build_kwargs(info: FunctionInfo, values: dict[str, Any]) -> dict[str, Any]:
     kwargs = {name: value for name, value in values.items() if name in params}
     if "context" in params and "context" not in kwargs:
         kwargs["context"] = InvocationContext(info.name)
-    for b in info.bindings:   # unsupported input bindings: pass None rather than failing the call
+    for b in info.bindings:  # unsupported input bindings: pass None rather than failing the call
         name = b.get("name")
         if b.get("direction", "").upper() == "IN" and name in params and name not in kwargs:
             kwargs[name] = None
@@ -175,5 +176,4 @@ async def call_async(info: FunctionInfo, kwargs: dict[str, Any], executor) -> An
     if info.is_async:
         return await info.func(**kwargs)
     ctx = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(
-        executor, functools.partial(ctx.run, info.func, **kwargs))
+    return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(ctx.run, info.func, **kwargs))

@@ -7,6 +7,7 @@ timers on `TimerId`, external events on `Name`, and reads payloads from `Result`
 this execution, append-only, compound WhenAny/WhenAll actions nested); `flatten_actions` gives each atomic
 action the sequence number the SDK gave its task, which is what completions must carry.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -44,8 +45,15 @@ WHEN_ANY = 11
 WHEN_ALL = 12
 
 # Action types whose task gets a sequence number from the SDK (external events are keyed by name instead).
-_NUMBERED = {CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB_ORCHESTRATOR, CALL_SUB_ORCHESTRATOR_WITH_RETRY,
-             CREATE_TIMER, CALL_ENTITY, CALL_HTTP}
+_NUMBERED = {
+    CALL_ACTIVITY,
+    CALL_ACTIVITY_WITH_RETRY,
+    CALL_SUB_ORCHESTRATOR,
+    CALL_SUB_ORCHESTRATOR_WITH_RETRY,
+    CREATE_TIMER,
+    CALL_ENTITY,
+    CALL_HTTP,
+}
 _FIRE_AND_FORGET = {CONTINUE_AS_NEW_ACTION, SIGNAL_ENTITY}
 
 
@@ -73,10 +81,15 @@ def orchestrator_completed(when: datetime) -> dict:
     return event(ORCHESTRATOR_COMPLETED, when)
 
 
-def execution_started(when: datetime, name: str, input_text: str | None, instance_id: str,
-                      execution_id: str) -> dict:
-    return event(EXECUTION_STARTED, when, Name=name, Input=input_text, Version="",
-                 OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id})
+def execution_started(when: datetime, name: str, input_text: str | None, instance_id: str, execution_id: str) -> dict:
+    return event(
+        EXECUTION_STARTED,
+        when,
+        Name=name,
+        Input=input_text,
+        Version="",
+        OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
+    )
 
 
 def task_scheduled(when: datetime, task_id: int, name: str, input_text: str | None) -> dict:
@@ -127,7 +140,7 @@ def flatten_actions(actions: list) -> Iterator[tuple[int | None, dict]]:
             yield None, action
 
     for group in actions or []:
-        for action in (group if isinstance(group, list) else [group]):
+        for action in group if isinstance(group, list) else [group]:
             yield from walk(action)
 
 
@@ -152,7 +165,7 @@ def unconsumed_events(history: list[dict], actions: list) -> list[dict]:
             continue
         wait["matched"] = True
         if any(completed_at.get(s, len(history)) < index for s in wait["siblings"] or []):
-            left.append(e)      # went to an abandoned wait
+            left.append(e)  # went to an abandoned wait
     return left
 
 
@@ -178,7 +191,7 @@ def _waits(actions: list) -> list[dict]:
             waits.append({"name": action.get("externalEventName"), "siblings": any_group, "matched": False})
 
     for group in actions or []:
-        for action in (group if isinstance(group, list) else [group]):
+        for action in group if isinstance(group, list) else [group]:
             walk(action, None)
     return waits
 

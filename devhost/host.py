@@ -18,6 +18,7 @@ Process-wide state, and what it means for several hosts in one process:
 Two hosts over one storage work both in one process (distinct `worker_id`s) and in separate processes; each
 instance is driven by one engine at a time (leases).
 """
+
 from __future__ import annotations
 
 import json
@@ -52,10 +53,21 @@ log = logging.getLogger("devhost")
 class DevHost:
     """A local Functions host for one app directory. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, app_dir: str | Path = ".", module: str = "function_app", port: int = 0, clock=None,
-                 settings: dict[str, Any] | None = None, worker_id: str | None = None, *,
-                 lease_seconds: float = 30.0, poll_interval: float = 1.0, host_workers: int = 32,
-                 function_timeout: float | None = None, http_workers: int | None = None):
+    def __init__(
+        self,
+        app_dir: str | Path = ".",
+        module: str = "function_app",
+        port: int = 0,
+        clock=None,
+        settings: dict[str, Any] | None = None,
+        worker_id: str | None = None,
+        *,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        host_workers: int = 32,
+        function_timeout: float | None = None,
+        http_workers: int | None = None,
+    ):
         self.app_dir = Path(app_dir).resolve()
         self.module = module
         self.requested_port = port
@@ -69,7 +81,7 @@ class DevHost:
         self.host_workers = http_workers or host_workers
         self.function_timeout_override = function_timeout
         self.worker: WorkerPool | None = None
-        self.function_errors: dict[str, list[str]] = {}   # functions the host refused, with why
+        self.function_errors: dict[str, list[str]] = {}  # functions the host refused, with why
         self.port: int | None = None
         self.engine: Engine | None = None
         self.store: Store | None = None
@@ -93,7 +105,7 @@ class DevHost:
         try:
             return self._start()
         except BaseException:
-            self._started = True      # let stop() undo whatever was set up
+            self._started = True  # let stop() undo whatever was set up
             self.stop(release_leases=True)
             raise
 
@@ -110,8 +122,13 @@ class DevHost:
         self.functions = self._indexed(FunctionIndex.from_app(app))
         self.router = Router(prefix if prefix is not None else "api")
         for info in self.functions.of_type("httpTrigger"):
-            self.router.add(info.name, info.trigger.get("route"), info.trigger.get("methods"),
-                            info.trigger.get("authLevel", "function"), handler=info)
+            self.router.add(
+                info.name,
+                info.trigger.get("route"),
+                info.trigger.get("methods"),
+                info.trigger.get("authLevel", "function"),
+                handler=info,
+            )
 
         # The worker's one pool for every sync function; the host's own pool for its storage work.
         self.worker = WorkerPool(thread_count(), self._function_timeout(host_json))
@@ -121,33 +138,48 @@ class DevHost:
         self._server = HttpServer(self.router, None, self.worker, self.client_binding_json, keys)
         self.port = self._server.bind(self.requested_port)
 
-        needs_engine = bool(self.functions.orchestrators() or self.functions.activities()
-                            or any(f.binding("durableClient") for f in self.functions.all))
+        needs_engine = bool(
+            self.functions.orchestrators()
+            or self.functions.activities()
+            or any(f.binding("durableClient") for f in self.functions.all)
+        )
         if needs_engine:
             connection = os.environ.get("AzureWebJobsStorage", "")
             prefix_setting = os.environ.get("JOB_ORCHESTRATION_STORE_PREFIX") or "devhost"
             durable = extensions.get("durableTask") or {}
             cpus = os.cpu_count() or 1
             self.store = Store(connection, prefix_setting)
-            self.engine = Engine(self.store, self.functions, self.clock, worker_id=self.worker_id,
-                                 lease_seconds=self.lease_seconds, poll_interval=self.poll_interval,
-                                 activity_workers=int(durable.get("maxConcurrentActivityFunctions") or 10 * cpus),
-                                 orchestrator_workers=int(durable.get("maxConcurrentOrchestratorFunctions")
-                                                          or 10 * cpus),
-                                 client_binding=self.client_binding_json, on_timer_armed=self._wake.set,
-                                 worker=self.worker)
+            self.engine = Engine(
+                self.store,
+                self.functions,
+                self.clock,
+                worker_id=self.worker_id,
+                lease_seconds=self.lease_seconds,
+                poll_interval=self.poll_interval,
+                activity_workers=int(durable.get("maxConcurrentActivityFunctions") or 10 * cpus),
+                orchestrator_workers=int(durable.get("maxConcurrentOrchestratorFunctions") or 10 * cpus),
+                client_binding=self.client_binding_json,
+                on_timer_armed=self._wake.set,
+                worker=self.worker,
+            )
             self._server.durable = DurableApi(self.engine, self.binding, self._executor)
             self.engine.start()
         tracker = self.engine.tracker if self.engine else _NullTracker()
         timer_fns = self.functions.of_type("timerTrigger")
-        self.triggers = TimerTriggers(timer_fns, self.clock, tracker, store=self.store,
-                                      client_binding=self.client_binding_json,
-                                      owner=self.worker_id or "devhost", worker=self.worker)
+        self.triggers = TimerTriggers(
+            timer_fns,
+            self.clock,
+            tracker,
+            store=self.store,
+            client_binding=self.client_binding_json,
+            owner=self.worker_id or "devhost",
+            worker=self.worker,
+        )
         if not self.manual:
             self._scheduler = threading.Thread(target=self._schedule_loop, name="devhost-scheduler", daemon=True)
             self._scheduler.start()
         elif self.triggers.next_due() is not None and self.triggers.next_due() <= self.clock.now():
-            self.triggers.fire_due()      # runOnStartup
+            self.triggers.fire_due()  # runOnStartup
         shared_loop.run(self._server.start(), 30)
         self._started = True
         return self
@@ -244,8 +276,14 @@ class DevHost:
         return self.engine.wait_idle(timeout)
 
     def _next_due(self):
-        candidates = [t for t in (self.engine.next_timer_due() if self.engine else None,
-                                  self.triggers.next_due() if self.triggers else None) if t is not None]
+        candidates = [
+            t
+            for t in (
+                self.engine.next_timer_due() if self.engine else None,
+                self.triggers.next_due() if self.triggers else None,
+            )
+            if t is not None
+        ]
         return min(candidates) if candidates else None
 
     def fire_due(self) -> None:

@@ -23,6 +23,7 @@ itself rejects (a header with CR, LF or NUL, a bad Content-Length, a header past
 the app's JSON error body `{"status", "type", "message", "debug", "data"}`, where Kestrel and the host answer
 with an empty body.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,7 +50,7 @@ log = logging.getLogger("devhost.http")
 MAX_LINE = 8 * 1024
 MAX_HEADERS = 100
 MAX_FIELD = 32 * 1024
-MAX_BODY = 100 * 1024 * 1024      # the Functions host's limit on an HTTP trigger's request body
+MAX_BODY = 100 * 1024 * 1024  # the Functions host's limit on an HTTP trigger's request body
 
 
 def error_body(status: int, kind: str, message: str) -> dict[str, Any]:
@@ -94,10 +95,14 @@ def to_http_request(request: web.BaseRequest, body: bytes, route_params: dict[st
     path = "/".join(decode_segment(s) for s in request.rel_url.raw_path.split("/"))
     query = request.rel_url.raw_query_string
     url = f"{request.scheme}://{request.host}{path}" + (f"?{query}" if query else "")
-    return func.HttpRequest(method=request.method.upper(), url=url, headers=rpc_headers(request),
-                            params=rpc_query(request),
-                            route_params={k: v for k, v in route_params.items() if v is not None},
-                            body=body if has_body(request) else b"")
+    return func.HttpRequest(
+        method=request.method.upper(),
+        url=url,
+        headers=rpc_headers(request),
+        params=rpc_query(request),
+        route_params={k: v for k, v in route_params.items() if v is not None},
+        body=body if has_body(request) else b"",
+    )
 
 
 def to_web_response(result: Any) -> web.Response:
@@ -119,13 +124,14 @@ def to_web_response(result: Any) -> web.Response:
 class _JsonErrors(RequestHandler):
     """aiohttp's protocol handler with the JSON error body for requests it cannot parse."""
 
-    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         if request.writer.output_size > 0:
             return super().handle_error(request, status, exc, message)
         kind, text = "BadRequest", message or "the request could not be parsed"
         if isinstance(exc, LineTooLong):
-            if f"more than {MAX_LINE} bytes" in str(exc):      # the request line (the parser names no part)
+            if f"more than {MAX_LINE} bytes" in str(exc):  # the request line (the parser names no part)
                 status, kind = 414, "UriTooLong"
             else:
                 status, kind = 431, "RequestHeaderFieldsTooLarge"
@@ -147,13 +153,19 @@ class _Server(web.Server):
 class HttpServer:
     """Serves one app on 127.0.0.1:port (0 picks a free port)."""
 
-    def __init__(self, router: Router, durable: DurableApi | None, worker: WorkerPool, client_binding_json,
-                 keys: Keys | None = None):
+    def __init__(
+        self,
+        router: Router,
+        durable: DurableApi | None,
+        worker: WorkerPool,
+        client_binding_json,
+        keys: Keys | None = None,
+    ):
         self.router = router
         self.durable = durable
         self.worker = worker
         self.client_binding_json = client_binding_json
-        self.keys = keys            # None: keys are not enforced (like `func start`)
+        self.keys = keys  # None: keys are not enforced (like `func start`)
         self.runner: web.BaseRunner | None = None
         self.port: int | None = None
 
@@ -167,12 +179,19 @@ class HttpServer:
         return self.port
 
     def _request(self, message, payload, protocol, writer, task) -> web.BaseRequest:
-        return web.BaseRequest(message, payload, protocol, writer, task, asyncio.get_running_loop(),
-                               client_max_size=MAX_BODY)
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, asyncio.get_running_loop(), client_max_size=MAX_BODY
+        )
 
     async def start(self) -> int:
-        server = _Server(self.dispatch, request_factory=self._request, max_line_size=MAX_LINE,
-                         max_field_size=MAX_FIELD, max_headers=MAX_HEADERS, access_log=None)
+        server = _Server(
+            self.dispatch,
+            request_factory=self._request,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_FIELD,
+            max_headers=MAX_HEADERS,
+            access_log=None,
+        )
         self.runner = web.ServerRunner(server, handle_signals=False)
         await self.runner.setup()
         site = web.SockSite(self.runner, self._sock, backlog=1024)
@@ -192,15 +211,16 @@ class HttpServer:
         if raw_path.startswith(BASE_PATH + "/") or raw_path == BASE_PATH:
             if self.durable is None:
                 return error_response(404, "NotFound", "this app has no Durable functions")
-            return await self.durable.handle(request, raw_path[len(BASE_PATH):])
+            return await self.durable.handle(request, raw_path[len(BASE_PATH) :])
         if raw_path.rstrip("/") == "/admin/host/status":
             return web.json_response({"state": "Running", "version": "devhost"})
         route, values = self.router.resolve(request.method, raw_path)
         if route is None:
             return error_response(404, "NotFound", f"no function answers {request.method} {raw_path}")
         info: FunctionInfo = route.handler
-        if self.keys is not None and not authorized(self.keys, route.auth_level, info.name, request.headers,
-                                                    request.query):
+        if self.keys is not None and not authorized(
+            self.keys, route.auth_level, info.name, request.headers, request.query
+        ):
             return web.Response(status=401)
         body = await request.read()
         trigger = info.binding("httpTrigger") or {}

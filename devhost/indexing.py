@@ -25,6 +25,7 @@ and by the bindings' extensions:
   extension's CronSchedule.TryCreate parses it); a TimeSpan schedule works only on an App Service plan, not on
   Flex Consumption, so it is refused here too.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -40,9 +41,9 @@ _SETTING = re.compile(r"%([^%]+)%")
 
 @dataclass(frozen=True)
 class Problem:
-    function: str | None      # None: the whole app is refused
+    function: str | None  # None: the whole app is refused
     message: str
-    by: str                   # "worker" or "host"
+    by: str  # "worker" or "host"
 
     def __str__(self) -> str:
         where = f"function '{self.function}'" if self.function else "the app"
@@ -63,8 +64,9 @@ def find_app(module: Any) -> FunctionRegister:
         value = getattr(module, name, None)
         if isinstance(value, FunctionRegister):
             if found is not None and value is not found:
-                raise ValueError(f"More than one {found.__class__.__name__} or other top level function app "
-                                 f"instances are defined.")
+                raise ValueError(
+                    f"More than one {found.__class__.__name__} or other top level function app instances are defined."
+                )
             found = value
     if found is None:
         raise ValueError("Could not find top level function app instances in function_app.py.")
@@ -146,13 +148,17 @@ def host_problems(functions: Iterable[Indexed], settings: Mapping[str, str | Non
             if message:
                 problems.append(Problem(f.name, message, "host"))
             elif f.name in http:
-                problems.append(Problem(f.name, f"The function or proxy name '{f.name}' must be unique within "
-                                                "the function app.", "host"))
+                problems.append(
+                    Problem(
+                        f.name, f"The function or proxy name '{f.name}' must be unique within the function app.", "host"
+                    )
+                )
             else:
                 http[f.name] = trigger
         elif f.name in seen_names:
-            problems.append(Problem(f.name, f"The function name '{f.name}' must be unique within the function app.",
-                                    "host"))
+            problems.append(
+                Problem(f.name, f"The function name '{f.name}' must be unique within the function app.", "host")
+            )
         seen_names.add(f.name)
     return problems
 
@@ -178,8 +184,10 @@ def _setting_problems(f: Indexed, defined: set[str]) -> list[str]:
                 continue
             for name in _SETTING.findall(value):
                 if name not in defined:
-                    out.append(f"'{b.get('name')}.{key}': '%{name}%' does not resolve to a value: no app setting "
-                               f"{name} is defined")
+                    out.append(
+                        f"'{b.get('name')}.{key}': '%{name}%' does not resolve to a value: no app setting "
+                        f"{name} is defined"
+                    )
     return out
 
 
@@ -191,32 +199,42 @@ def _timer_problems(f: Indexed, settings: Mapping[str, str | None]) -> list[str]
         schedule = str(b.get("schedule") or "")
         names = _SETTING.findall(schedule)
         if any(settings.get(name) is None for name in names):
-            continue            # unknown setting (reported above) or a value not known here
+            continue  # unknown setting (reported above) or a value not known here
         resolved = _SETTING.sub(lambda m: str(settings[m.group(1)]), schedule)
         out.extend(ncrontab_problems(resolved))
     return out
 
 
 # ---- NCRONTAB (seconds minutes hours days months days-of-week), as NCrontab parses it ----------------------
-_FIELDS = (("seconds", 0, 59, None), ("minutes", 0, 59, None), ("hours", 0, 23, None), ("days", 1, 31, None),
-           ("months", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
-           ("days of week", 0, 6, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")))
+_FIELDS = (
+    ("seconds", 0, 59, None),
+    ("minutes", 0, 59, None),
+    ("hours", 0, 23, None),
+    ("days", 1, 31, None),
+    ("months", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    ("days of week", 0, 6, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
 
 
 def ncrontab_problems(expression: str) -> list[str]:
     """Why NCrontab (IncludingSeconds) would not parse `expression`; empty if it would."""
     tokens = expression.split()
     if len(tokens) != 6:
-        hint = " (a TimeSpan schedule works on an App Service plan only)" if re.fullmatch(r"[\d.:]+", expression) \
-            else ""
-        return [f"'{expression}' is not a valid CRON expression: it needs 6 components (seconds, minutes, hours, "
-                f"days, months, days of week){hint}"]
+        hint = (
+            " (a TimeSpan schedule works on an App Service plan only)" if re.fullmatch(r"[\d.:]+", expression) else ""
+        )
+        return [
+            f"'{expression}' is not a valid CRON expression: it needs 6 components (seconds, minutes, hours, "
+            f"days, months, days of week){hint}"
+        ]
     out = []
     for token, (label, low, high, names) in zip(tokens, _FIELDS):
         for part in token.split(","):
             if not _valid_part(part, low, high, names):
-                out.append(f"'{expression}' is not a valid CRON expression: '{part}' in the {label} field "
-                           f"(values {low}-{high})")
+                out.append(
+                    f"'{expression}' is not a valid CRON expression: '{part}' in the {label} field "
+                    f"(values {low}-{high})"
+                )
     return out
 
 

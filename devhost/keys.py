@@ -17,6 +17,7 @@ Keys are read from a JSON file named by `DEVHOST_KEYS_FILE`, in the shape `az fu
 `"functions": {"<function name>": {"<key name>": "<value>"}}` for per-function keys; and from the settings
 `DEVHOST_MASTER_KEY` and `DEVHOST_FUNCTION_KEY` (a host function key named "default").
 """
+
 from __future__ import annotations
 
 import hmac
@@ -33,7 +34,7 @@ ANONYMOUS, FUNCTION, SYSTEM, ADMIN = "anonymous", "function", "system", "admin"
 @dataclass
 class Keys:
     master: str | None = None
-    host: dict[str, str] = field(default_factory=dict)            # host-level function keys
+    host: dict[str, str] = field(default_factory=dict)  # host-level function keys
     system: dict[str, str] = field(default_factory=dict)
     functions: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -76,8 +77,9 @@ def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str |
     return query.get(QUERY) or None
 
 
-def authorized(keys: Keys, auth_level: str, function_name: str, headers: Mapping[str, str],
-               query: Mapping[str, str]) -> bool:
+def authorized(
+    keys: Keys, auth_level: str, function_name: str, headers: Mapping[str, str], query: Mapping[str, str]
+) -> bool:
     level = str(auth_level or FUNCTION).lower()
     if level == ANONYMOUS:
         return True

@@ -5,6 +5,7 @@ aiohttp `ClientSession` (and an `asyncio.Lock`) bound to the loop it was first u
 process would get "Event loop is closed" / "attached to a different loop". So the aiohttp servers of all hosts,
 every `async def` function and every SDK client call run on this loop, which lives as long as the process.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -19,6 +19,7 @@ Local/test host only: production runs on the real Functions host. What is copied
   or an unused optional parameter is not passed at all (the host drops null route values:
   src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs, PopulateHttpRouteDataAsParams).
 """
+
 from __future__ import annotations
 
 import re
@@ -44,6 +45,7 @@ def _parses(kind: Callable[[str], Any]) -> Callable[[str], bool]:
             return True
         except ValueError:
             return False
+
     return check
 
 
@@ -53,6 +55,7 @@ def _is_datetime(v: str) -> bool:
 
 def _integer_in(kind: str, args: list[str]) -> Callable[[str], bool]:
     """`min(n)`, `max(n)`, `range(a,b)` on integers; a malformed bound fails the match, not the host's start."""
+
     def check(v: str) -> bool:
         if not re.fullmatch(r"-?\d+", v):
             return False
@@ -62,6 +65,7 @@ def _integer_in(kind: str, args: list[str]) -> Callable[[str], bool]:
         if kind == "max":
             return n <= int(args[0])
         return int(args[0]) <= n <= int(args[1])
+
     return check
 
 
@@ -73,13 +77,15 @@ def _length(args: list[str]) -> Callable[[str], bool]:
 
 # Constraints without an argument, and builders of those with one (from the text between the parentheses).
 _SIMPLE: dict[str, Callable[[str], bool]] = {
-    "int": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**31 <= int(v) < 2**31,
-    "long": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -2**63 <= int(v) < 2**63,
+    "int": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -(2**31) <= int(v) < 2**31,
+    "long": lambda v: bool(re.fullmatch(r"-?\d+", v)) and -(2**63) <= int(v) < 2**63,
     "bool": lambda v: v.lower() in ("true", "false"),
     "guid": _parses(uuid.UUID),
     "alpha": lambda v: bool(re.fullmatch(r"[A-Za-z]+", v)),
     "datetime": _is_datetime,
-    "decimal": _parses(float), "double": _parses(float), "float": _parses(float),
+    "decimal": _parses(float),
+    "double": _parses(float),
+    "float": _parses(float),
     "required": lambda v: v != "",
 }
 _WITH_ARGS: dict[str, Callable[[list[str], str], Callable[[str], bool]]] = {
@@ -139,8 +145,13 @@ class _Param:
             name, default = name.split("=", 1)
         if name.endswith("?"):
             name, optional = name[:-1], True
-        return cls(name=name, optional=optional or default is not None or catch_all, catch_all=catch_all,
-                   default=default, checks=[_constraint(c) for c in parts[1:]])
+        return cls(
+            name=name,
+            optional=optional or default is not None or catch_all,
+            catch_all=catch_all,
+            default=default,
+            checks=[_constraint(c) for c in parts[1:]],
+        )
 
     def accepts(self, value: str) -> bool:
         return all(check(value) for check in self.checks)
@@ -148,9 +159,9 @@ class _Param:
 
 @dataclass
 class _Segment:
-    literal: str | None = None          # a plain literal segment
-    param: _Param | None = None         # a whole-segment parameter
-    regex: re.Pattern | None = None     # a complex segment like `{a}.{b}`
+    literal: str | None = None  # a plain literal segment
+    param: _Param | None = None  # a whole-segment parameter
+    regex: re.Pattern | None = None  # a complex segment like `{a}.{b}`
     params: list = field(default_factory=list)
 
     @property
@@ -174,7 +185,7 @@ class RouteTemplate:
     def __init__(self, template: str):
         self.template = template.strip("/")
         self.segments: list[_Segment] = []
-        for raw in (self.template.split("/") if self.template else []):
+        for raw in self.template.split("/") if self.template else []:
             whole = _PARAM.fullmatch(raw)
             if whole:
                 self.segments.append(_Segment(param=_Param.parse(whole.group(1))))
@@ -183,7 +194,7 @@ class RouteTemplate:
                 pattern = ""
                 pos = 0
                 for m in _PARAM.finditer(raw):
-                    pattern += re.escape(raw[pos:m.start()])
+                    pattern += re.escape(raw[pos : m.start()])
                     p = _Param.parse(m.group(1))
                     params.append(p)
                     pattern += f"(?P<{re.sub(r'[^A-Za-z0-9_]', '_', p.name)}>.+?)"
@@ -244,7 +255,7 @@ class RouteTemplate:
 class Route:
     function_name: str
     template: RouteTemplate
-    methods: set[str] | None      # None: any method
+    methods: set[str] | None  # None: any method
     auth_level: str
     order: int
     handler: Any = None
@@ -260,11 +271,18 @@ class Router:
         self.prefix = prefix.strip("/")
         self.routes: list[Route] = []
 
-    def add(self, function_name: str, template: str | None, methods, auth_level: str = "function",
-            handler: Any = None) -> Route:
+    def add(
+        self, function_name: str, template: str | None, methods, auth_level: str = "function", handler: Any = None
+    ) -> Route:
         methods_set = {m.upper() for m in methods} if methods else None
-        route = Route(function_name, RouteTemplate(template if template is not None else function_name),
-                      methods_set, str(auth_level).lower(), len(self.routes), handler)
+        route = Route(
+            function_name,
+            RouteTemplate(template if template is not None else function_name),
+            methods_set,
+            str(auth_level).lower(),
+            len(self.routes),
+            handler,
+        )
         self.routes.append(route)
         return route
 
@@ -282,9 +300,9 @@ class Router:
         segments = path.split("/") if path else []
         if self.prefix:
             prefix_segments = self.prefix.split("/")
-            if [s.lower() for s in segments[:len(prefix_segments)]] != [s.lower() for s in prefix_segments]:
+            if [s.lower() for s in segments[: len(prefix_segments)]] != [s.lower() for s in prefix_segments]:
                 return None
-            segments = segments[len(prefix_segments):]
+            segments = segments[len(prefix_segments) :]
         return segments
 
     def resolve(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, Any] | None]:

@@ -8,6 +8,7 @@ host restores what it changed when it stops.
 The settings the local host itself reads (not the app's: those are declared in shared/platform/settings.py) are
 declared in `HOST_SETTINGS` below, with what each does.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ HOST_SETTINGS: dict[str, str] = {
     "DEVHOST_MASTER_KEY": "the master key (Admin level), when keys are enforced",
     "DEVHOST_FUNCTION_KEY": "a host function key named `default` (Function level), when keys are enforced",
     "PYTHON_THREADPOOL_THREAD_COUNT": "threads of the worker's pool for sync functions (the Python worker's "
-                                      "setting; default min(32, cpu + 4))",
+    "setting; default min(32, cpu + 4))",
 }
 _TRUE = {"1", "true", "yes", "on"}
 

@@ -15,6 +15,7 @@ Strings over ~30k characters go to the blob container `<prefix>-payloads` and th
 table property holds at most 64 KiB. A second table `<prefix>locks` holds one row per timer-triggered function
 so that only one host fires each occurrence (ETag-conditional claim, as two schedulers would agree in Azure).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -30,8 +31,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
-INLINE_LIMIT = 30_000      # characters kept inline in one table property
-CHUNKS_PER_ROW = 14        # history JSON split over d0..d13 before it spills to a blob
+INLINE_LIMIT = 30_000  # characters kept inline in one table property
+CHUNKS_PER_ROW = 14  # history JSON split over d0..d13 before it spills to a blob
 STATE_RK = "state"
 
 
@@ -122,8 +123,9 @@ class Store:
 
     def replace_state(self, entity: dict, etag: str) -> str:
         try:
-            meta = self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
-                                            match_condition=MatchConditions.IfNotModified)
+            meta = self.table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
         except (HttpResponseError, ResourceNotFoundError) as exc:
             if getattr(exc, "status_code", None) in (404, 409, 412):
                 raise Conflict(str(exc)) from exc
@@ -134,12 +136,18 @@ class Store:
         flt = f"RowKey eq '{STATE_RK}'" + (f" and ({query_filter})" if query_filter else "")
         return [dict(e) for e in self.table.query_entities(flt, parameters=parameters or {})]
 
-    def commit_episode(self, state: dict, etag: str, history_rows: Iterable[dict],
-                       consumed_inbox: Iterable[str]) -> str:
+    def commit_episode(
+        self, state: dict, etag: str, history_rows: Iterable[dict], consumed_inbox: Iterable[str]
+    ) -> str:
         """One atomic, ETag-conditional transaction: state update + new history rows + consumed inbox rows."""
         pk = state["PartitionKey"]
-        ops: list = [("update", state, {"mode": UpdateMode.REPLACE, "etag": etag,
-                                        "match_condition": MatchConditions.IfNotModified})]
+        ops: list = [
+            (
+                "update",
+                state,
+                {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified},
+            )
+        ]
         ops += [("create", row) for row in history_rows]
         ops += [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in consumed_inbox]
         if len(ops) > 100:
@@ -157,21 +165,26 @@ class Store:
     # ---- history ----------------------------------------------------------------------------------------------
     def history_row(self, instance_id: str, generation: int, episode: int, events: list[dict]) -> dict:
         text = json.dumps(events, separators=(",", ":"))
-        row: dict[str, Any] = {"PartitionKey": instance_id, "RowKey": history_rk(generation, episode),
-                               "count": len(events)}
+        row: dict[str, Any] = {
+            "PartitionKey": instance_id,
+            "RowKey": history_rk(generation, episode),
+            "count": len(events),
+        }
         if len(text) > INLINE_LIMIT * CHUNKS_PER_ROW:
             name = f"{instance_id}/h-{uuid.uuid4().hex}"
             self.container.upload_blob(name, text.encode("utf-8"), overwrite=True)
             row["blob"] = name
         else:
             for i in range(0, max(1, len(text)), INLINE_LIMIT):
-                row[f"d{i // INLINE_LIMIT}"] = text[i:i + INLINE_LIMIT]
+                row[f"d{i // INLINE_LIMIT}"] = text[i : i + INLINE_LIMIT]
         return row
 
     def read_history(self, instance_id: str, generation: int) -> list[dict]:
         lo, hi = history_rk(generation, 0), history_rk(generation + 1, 0)
-        rows = self.table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-                                         parameters={"pk": instance_id, "lo": lo, "hi": hi})
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": instance_id, "lo": lo, "hi": hi},
+        )
         events: list[dict] = []
         for row in sorted(rows, key=lambda r: r["RowKey"]):
             if row.get("blob"):
@@ -190,8 +203,9 @@ class Store:
         return rk
 
     def read_inbox(self, instance_id: str) -> list[tuple[str, dict]]:
-        rows = self.table.query_entities("PartitionKey eq @pk and RowKey ge 'q' and RowKey lt 'r'",
-                                         parameters={"pk": instance_id})
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and RowKey ge 'q' and RowKey lt 'r'", parameters={"pk": instance_id}
+        )
         out = []
         for row in sorted(rows, key=lambda r: r["RowKey"]):
             out.append((row["RowKey"], json.loads(self.unpack(dict(row), "body"))))
@@ -202,13 +216,17 @@ class Store:
         return {r["PartitionKey"] for r in rows}
 
     def delete_instance(self, instance_id: str) -> None:
-        rows = list(self.table.query_entities("PartitionKey eq @pk", parameters={"pk": instance_id},
-                                              select=["PartitionKey", "RowKey"]))
+        rows = list(
+            self.table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": instance_id}, select=["PartitionKey", "RowKey"]
+            )
+        )
         for i in range(0, len(rows), 100):
-            chunk = rows[i:i + 100]
+            chunk = rows[i : i + 100]
             try:
-                self.table.submit_transaction([("delete", {"PartitionKey": r["PartitionKey"],
-                                                           "RowKey": r["RowKey"]}) for r in chunk])
+                self.table.submit_transaction(
+                    [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in chunk]
+                )
             except (TableTransactionError, HttpResponseError):
                 for r in chunk:
                     try:
@@ -237,9 +255,12 @@ class Store:
             if entity.get("last", "") >= occurrence:
                 return False
             try:
-                self.locks.update_entity({"PartitionKey": pk, "RowKey": rk, "last": occurrence, "owner": owner},
-                                         mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],
-                                         match_condition=MatchConditions.IfNotModified)
+                self.locks.update_entity(
+                    {"PartitionKey": pk, "RowKey": rk, "last": occurrence, "owner": owner},
+                    mode=UpdateMode.REPLACE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
                 return True
             except HttpResponseError:
                 continue

@@ -7,6 +7,7 @@ the real host's singleton lock keeps timer triggers from running twice). Failure
 If the clock jumped over several occurrences (a sleeping laptop, a long `advance` step) the function runs once
 with `past_due=True`, as with `useMonitor`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,10 +48,19 @@ def parse_schedule(expression: str) -> str:
 class TimerTriggers:
     """All timer-triggered functions of the app; `fire_due()` runs what is due on the clock."""
 
-    def __init__(self, functions: list[FunctionInfo], clock, tracker, store=None, owner: str = "devhost",
-                 workers: int = 4, client_binding=None, worker=None):
+    def __init__(
+        self,
+        functions: list[FunctionInfo],
+        clock,
+        tracker,
+        store=None,
+        owner: str = "devhost",
+        workers: int = 4,
+        client_binding=None,
+        worker=None,
+    ):
         self.clock = clock
-        self.worker = worker        # the worker's pool (worker.py); None: call in the timer thread
+        self.worker = worker  # the worker's pool (worker.py); None: call in the timer thread
         self.client_binding = client_binding or (lambda: "{}")
         self.tracker = tracker
         self.store = store
@@ -75,7 +85,7 @@ class TimerTriggers:
                 continue
             scheduled = s.next_fire
             following = s.after(scheduled)
-            past_due = following <= now          # at least one later occurrence was missed as well
+            past_due = following <= now  # at least one later occurrence was missed as well
             s.next_fire = s.after(now) if past_due else following
             if self.store is not None and not s.run_on_startup:
                 try:
@@ -84,11 +94,13 @@ class TimerTriggers:
                 except Exception:  # noqa: BLE001 - storage trouble must not stop the schedule
                     log.exception("timer claim for %s failed; firing anyway", s.info.name)
             s.run_on_startup = False
-            status = {"Last": (s.last or scheduled).isoformat(), "Next": s.next_fire.isoformat(),
-                      "LastUpdated": now.isoformat()}
+            status = {
+                "Last": (s.last or scheduled).isoformat(),
+                "Next": s.next_fire.isoformat(),
+                "LastUpdated": now.isoformat(),
+            }
             s.last = scheduled
-            request = TimerRequest(past_due=past_due, schedule_status=status,
-                                        schedule={"AdjustForDST": True})
+            request = TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True})
             self.tracker.inc()
             try:
                 self._pool.submit(self._run, s.info, request)

@@ -22,6 +22,7 @@ FunctionTimeoutException message; the worker's thread is not freed by that (Pyth
 real host then restarts the worker process (azure-functions-host
 src/WebJobs.Script.WebHost/WebScriptHostExceptionHandler.cs), which this host cannot do: see README.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,7 @@ from .functions import FunctionInfo, call_async, call_sync
 log = logging.getLogger("devhost.worker")
 
 THREAD_COUNT_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
-DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0     # Flex Consumption's default functionTimeout (30 minutes)
+DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0  # Flex Consumption's default functionTimeout (30 minutes)
 
 
 def thread_count(env: dict[str, str] | None = None) -> int | None:
@@ -50,8 +51,10 @@ def thread_count(env: dict[str, str] | None = None) -> int | None:
         log.warning("%s must be an integer", THREAD_COUNT_SETTING)
         return None
     if count < 1:
-        log.warning("%s must be set to a value between 1 and sys.maxint. Reverting to default value for "
-                    "max_workers", THREAD_COUNT_SETTING)
+        log.warning(
+            "%s must be set to a value between 1 and sys.maxint. Reverting to default value for max_workers",
+            THREAD_COUNT_SETTING,
+        )
         return None
     return count
 
@@ -82,8 +85,9 @@ class FunctionTimeout(Exception):
     """The host's FunctionTimeoutException (azure-webjobs-sdk FunctionExecutor: this exact message)."""
 
     def __init__(self, timeout: float, function_name: str):
-        super().__init__(f"Timeout value of {format_timespan(timeout)} was exceeded by function: "
-                         f"Functions.{function_name}")
+        super().__init__(
+            f"Timeout value of {format_timespan(timeout)} was exceeded by function: Functions.{function_name}"
+        )
 
 
 class WorkerPool:

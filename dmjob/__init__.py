@@ -7,4 +7,5 @@
 
 Installed as a console script by pyproject.toml (`pip install .`), or run as `python -m dmjob`.
 """
+
 __version__ = "2.0.0"  # the API's version (shared/openapi API_VERSION)

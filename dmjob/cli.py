@@ -4,6 +4,7 @@ Exit codes: 0 done (for `start --wait`/`--follow` and `logs --follow`: the job c
 was removed; 2 a usage error; 3 the API refused (its message and status are printed); 4 the API could not be
 reached; 130 interrupted. Replies go to stdout (`--json`: the API's JSON as it came), errors to stderr.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -23,8 +24,13 @@ from dmjob import __version__
 from dmjob.client import Api, Credentials, DmjobError, api_base, azure_cli_token
 from dmjob.follow import Follower
 
-app = typer.Typer(name="dmjob", help="Start and follow jobs of the DM Job API (Azure Functions).",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="dmjob",
+    help="Start and follow jobs of the DM Job API (Azure Functions).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 STATUSES = ("registered", "not started", "starting", "running", "failed", "completed", "removed", "unknown")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON reply instead of a summary.")]
@@ -61,6 +67,7 @@ def _emit(body: Any) -> None:
 
 def command(func: Callable[..., Any]) -> Callable[..., Any]:
     """A command: its Api opened from the global options; DmjobError printed and turned into its exit code."""
+
     @wraps(func)
     def run(ctx: typer.Context, *args: Any, **kwargs: Any) -> Any:
         api = None
@@ -95,18 +102,35 @@ def _version(value: bool) -> None:
 @app.callback()
 def options(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option("--url", envvar="DMJOB_URL", help="The app: http://localhost:7071, "
-                                     "https://<app>.azurewebsites.net (or its .../api).")] = "http://localhost:7071",
-    key: Annotated[Optional[str], typer.Option("--key", envvar="DMJOB_KEY", show_default=False,
-                                               help="A function key (sent as x-functions-key).")] = None,
-    token: Annotated[Optional[str], typer.Option("--token", envvar="DMJOB_TOKEN", show_default=False,
-                                                 help="A bearer token (Entra ID).")] = None,
-    az_resource: Annotated[Optional[str], typer.Option(
-        "--az-resource", envvar="DMJOB_AZ_RESOURCE", show_default=False,
-        help="Get the bearer token from the Azure CLI for this resource (api://<client id>).")] = None,
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            envvar="DMJOB_URL",
+            help="The app: http://localhost:7071, https://<app>.azurewebsites.net (or its .../api).",
+        ),
+    ] = "http://localhost:7071",
+    key: Annotated[
+        Optional[str],
+        typer.Option("--key", envvar="DMJOB_KEY", show_default=False, help="A function key (sent as x-functions-key)."),
+    ] = None,
+    token: Annotated[
+        Optional[str],
+        typer.Option("--token", envvar="DMJOB_TOKEN", show_default=False, help="A bearer token (Entra ID)."),
+    ] = None,
+    az_resource: Annotated[
+        Optional[str],
+        typer.Option(
+            "--az-resource",
+            envvar="DMJOB_AZ_RESOURCE",
+            show_default=False,
+            help="Get the bearer token from the Azure CLI for this resource (api://<client id>).",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for one API call.")] = 30.0,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Base URL, function key and token come from the flags or from DMJOB_URL, DMJOB_KEY, DMJOB_TOKEN."""
     ctx.obj = Options(url, key, token, az_resource, timeout)
@@ -138,18 +162,17 @@ def _finish(final: dict, as_json: bool) -> None:
 def start(
     api: Api,
     file: Annotated[str, typer.Argument(help="A Job or RecurringJob entity (JSON); - reads stdin.")],
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end: exit 0 only if it completed.")]
-    = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end: exit 0 only if it completed.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Wait, and show its log as it grows.")] = False,
-    idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", help="Start it once only.")]
-    = None,
+    idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", help="Start it once only.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start a job from an entity file."""
     started = api.start(_read_entity(file), idempotency_key)
     if not (wait or follow) or started.get("status") == "registered":
-        _emit(started) if as_json else _out().print(f"{started['uid']} {started['status']}: {started['message']}",
-                                                     markup=False)
+        _emit(started) if as_json else _out().print(
+            f"{started['uid']} {started['status']}: {started['message']}", markup=False
+        )
         return
     if not as_json:
         _out().print(f"{started['uid']} {started['status']}: {started['message']}", markup=False)
@@ -159,10 +182,14 @@ def start(
 
 @app.command()
 @command
-def logs(api: Api, uid: Uid,
-         follow: Annotated[bool, typer.Option("--follow", "-f", help="Show new lines until the job ends; exit 0 "
-                                                                      "only if it completed.")] = False,
-         as_json: JsonFlag = False) -> None:
+def logs(
+    api: Api,
+    uid: Uid,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Show new lines until the job ends; exit 0 only if it completed.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Show a job's log (the tail the app keeps)."""
     if follow and not as_json:
         final = Follower(api, uid, _out(), show_log=True, show_progress=False).run()
@@ -197,15 +224,26 @@ def status(api: Api, uid: Uid, as_json: JsonFlag = False) -> None:
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     runner = (body.get("runner") or {}).get("type")
-    rows = [("uid", body.get("uid")), ("status", body.get("status")), ("progress", _percent(body.get("percentage"))),
-            ("kind", body.get("kind")), ("label", body.get("label")), ("runner", runner),
-            ("started", body.get("started")), ("ended", body.get("ended")), ("triggered by", body.get("triggeredBy")),
-            ("message", body.get("message")), ("output target", body.get("outputTarget")),
-            ("log", f"{_lines(len(body.get('log') or []))} (dmjob logs {body.get('uid')})")]
+    rows = [
+        ("uid", body.get("uid")),
+        ("status", body.get("status")),
+        ("progress", _percent(body.get("percentage"))),
+        ("kind", body.get("kind")),
+        ("label", body.get("label")),
+        ("runner", runner),
+        ("started", body.get("started")),
+        ("ended", body.get("ended")),
+        ("triggered by", body.get("triggeredBy")),
+        ("message", body.get("message")),
+        ("output target", body.get("outputTarget")),
+        ("log", f"{_lines(len(body.get('log') or []))} (dmjob logs {body.get('uid')})"),
+    ]
     schedule = body.get("schedule") or {}
     if schedule:
-        rows += [("schedule", f"{schedule.get('cron')} ({schedule.get('timezone')}), {schedule.get('state')}"),
-                 ("next fire", schedule.get("nextFireLocal") or schedule.get("nextFire"))]
+        rows += [
+            ("schedule", f"{schedule.get('cron')} ({schedule.get('timezone')}), {schedule.get('state')}"),
+            ("next fire", schedule.get("nextFireLocal") or schedule.get("nextFire")),
+        ]
     for name, value in rows:
         if value not in (None, ""):
             table.add_row(name, str(value))
@@ -214,10 +252,14 @@ def status(api: Api, uid: Uid, as_json: JsonFlag = False) -> None:
 
 @app.command()
 @command
-def stop(api: Api, uid: Uid,
-         stop_running: Annotated[bool, typer.Option("--stop-running", help="A recurring job: stop its runs going "
-                                                                         "on too.")] = False,
-         as_json: JsonFlag = False) -> None:
+def stop(
+    api: Api,
+    uid: Uid,
+    stop_running: Annotated[
+        bool, typer.Option("--stop-running", help="A recurring job: stop its runs going on too.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Stop a job (a recurring job: no further runs)."""
     body = api.stop(uid, stop_running)
     _emit(body) if as_json else _out().print(f"{body.get('status')}: {body.get('response')}", markup=False)
@@ -225,10 +267,12 @@ def stop(api: Api, uid: Uid,
 
 @app.command()
 @command
-def result(api: Api, uid: Uid,
-           output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file.")]
-           = None,
-           as_json: JsonFlag = False) -> None:
+def result(
+    api: Api,
+    uid: Uid,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Fetch a finished job's result."""
     body = api.result(uid)
     text = body.get("result") or ""
@@ -248,13 +292,15 @@ def result(api: Api, uid: Uid,
 # ---- many jobs, schedules ----------------------------------------------------------------------------------
 @app.command("list")
 @command
-def list_jobs(api: Api,
-              status: Annotated[Optional[str], typer.Option("--status", "-s", help="Only jobs with this status: "
-                                                             + ", ".join(STATUSES) + ".")] = None,
-              limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many.")] = 50,
-              page: Annotated[Optional[str], typer.Option("--page", help="The continuation token of a previous "
-                                                                         "list.")] = None,
-              as_json: JsonFlag = False) -> None:
+def list_jobs(
+    api: Api,
+    status: Annotated[
+        Optional[str], typer.Option("--status", "-s", help="Only jobs with this status: " + ", ".join(STATUSES) + ".")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many.")] = 50,
+    page: Annotated[Optional[str], typer.Option("--page", help="The continuation token of a previous list.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """List jobs, newest first."""
     body = api.list(status, limit, page)
     if as_json:
@@ -262,8 +308,9 @@ def list_jobs(api: Api,
         return
     table = Table("uid", "status", "kind", "created", "label")
     for job in body.get("jobs") or []:
-        table.add_row(job.get("uid"), job.get("status"), job.get("kind") or "", job.get("created") or "",
-                      job.get("label") or "")
+        table.add_row(
+            job.get("uid"), job.get("status"), job.get("kind") or "", job.get("created") or "", job.get("label") or ""
+        )
     console = _out()
     console.print(table)
     if body.get("continuationToken"):
@@ -279,20 +326,30 @@ def _here(utc: str) -> str:
 
 @app.command()
 @command
-def schedule(api: Api, uid: Uid,
-             count: Annotated[int, typer.Option("--next", "-n", min=1, max=100, help="How many fire times.")] = 5,
-             as_json: JsonFlag = False) -> None:
+def schedule(
+    api: Api,
+    uid: Uid,
+    count: Annotated[int, typer.Option("--next", "-n", min=1, max=100, help="How many fire times.")] = 5,
+    as_json: JsonFlag = False,
+) -> None:
     """Show a recurring job's next fire times: UTC, the schedule's zone and this machine's."""
     body = api.schedule(uid, count)
     if as_json:
         _emit(body)
         return
     zone = body.get("timezone") or "local"
-    table = Table("#", "UTC", f"{zone}", "weekday", "this machine",
-                  title=f"{body.get('cron')} in {zone} ({body.get('weekdayDialect')} weekdays), {body.get('state')}")
+    table = Table(
+        "#",
+        "UTC",
+        f"{zone}",
+        "weekday",
+        "this machine",
+        title=f"{body.get('cron')} in {zone} ({body.get('weekdayDialect')} weekdays), {body.get('state')}",
+    )
     for n, fire in enumerate(body.get("fireTimes") or [], start=1):
-        table.add_row(str(n), fire.get("utc", ""), fire.get("local", ""), fire.get("weekday", ""),
-                      _here(fire.get("utc", "")))
+        table.add_row(
+            str(n), fire.get("utc", ""), fire.get("local", ""), fire.get("weekday", ""), _here(fire.get("utc", ""))
+        )
     _out().print(table)
 
 

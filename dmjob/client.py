@@ -3,6 +3,7 @@
 Credentials go in headers only (`x-functions-key`, `Authorization: Bearer`), never in a URL, and never into
 anything this module prints or raises: an error names the method, the path and the API's own message.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -59,8 +60,12 @@ def azure_cli_token(resource: str) -> str:
     if az is None:
         raise DmjobError("--az-resource needs the Azure CLI (az), which is not on PATH", exit_code=2)
     try:
-        done = subprocess.run([az, "account", "get-access-token", "--resource", resource, "--query",
-                               "accessToken", "-o", "tsv"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [az, "account", "get-access-token", "--resource", resource, "--query", "accessToken", "-o", "tsv"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise DmjobError(f"az account get-access-token did not run ({type(error).__name__})") from None
     token = done.stdout.strip()
@@ -95,8 +100,11 @@ def _error_of(response: httpx.Response) -> ApiRefused:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return ApiRefused(response.status_code, body["message"], str(body.get("type") or ""), body)
     if response.status_code == 401 and not response.content:
-        return ApiRefused(401, "the app refused the call: a missing or wrong function key (--key / DMJOB_KEY) "
-                               "or token (--token / DMJOB_TOKEN)")
+        return ApiRefused(
+            401,
+            "the app refused the call: a missing or wrong function key (--key / DMJOB_KEY) "
+            "or token (--token / DMJOB_TOKEN)",
+        )
     text = response.text.strip()[:300] or response.reason_phrase or "no message"
     return ApiRefused(response.status_code, text)
 
@@ -108,11 +116,21 @@ def _segment(uid: str) -> str:
 class Api:
     """The DM Job API at `base` (ending in /api)."""
 
-    def __init__(self, base: str, credentials: Credentials, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        base: str,
+        credentials: Credentials,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.base = base
-        self._http = httpx.Client(base_url=base, timeout=timeout, transport=transport,
-                                  headers={"User-Agent": USER_AGENT, **credentials.headers()})
+        self._http = httpx.Client(
+            base_url=base,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, **credentials.headers()},
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -121,8 +139,9 @@ class Api:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
-            raise Unreachable(f"cannot reach the API at {self.base} ({type(error).__name__}: "
-                              f"{str(error)[:200]})") from None
+            raise Unreachable(
+                f"cannot reach the API at {self.base} ({type(error).__name__}: {str(error)[:200]})"
+            ) from None
         if response.status_code >= 400:
             raise _error_of(response)
         try:

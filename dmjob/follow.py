@@ -5,6 +5,7 @@ are those after the longest overlap of the tail shown last with the new one. On 
 (percentage, a fraction from 0 to 1, shown in %) and the status sit under the log; elsewhere (a pipe, a file, CI)
 each change of status or progress is one line.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,7 +23,7 @@ FIRST_INTERVAL, MAX_INTERVAL, GROWTH = 0.25, 2.0, 1.5
 def new_lines(shown: list[str], tail: list[str]) -> list[str]:
     """The lines of `tail` after what `shown` (the tail shown last) already had."""
     if tail[: len(shown)] == shown:
-        return tail[len(shown):]
+        return tail[len(shown) :]
     for overlap in range(min(len(shown), len(tail)), 0, -1):
         if shown[-overlap:] == tail[:overlap]:
             return tail[overlap:]
@@ -37,8 +38,16 @@ def _percent(status: dict) -> str:
 class Follower:
     """Polls a job's status until it ends, showing what changed."""
 
-    def __init__(self, api: Api, uid: str, console: Console, *, show_log: bool, show_progress: bool,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        api: Api,
+        uid: str,
+        console: Console,
+        *,
+        show_log: bool,
+        show_progress: bool,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.api, self.uid, self.console = api, uid, console
         self.show_log, self.show_progress, self.sleep = show_log, show_progress, sleep
         self._shown: list[str] = []
@@ -62,8 +71,13 @@ class Follower:
 
     def run(self) -> dict:
         live = self.show_progress and self.console.is_terminal
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                   TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=self.console, transient=False, disable=not live) as progress:
             task = progress.add_task("starting", total=1.0)
             interval, last = FIRST_INTERVAL, None
@@ -72,8 +86,11 @@ class Follower:
                 self._print_log(status, progress if live else None)
                 if live:
                     fraction = status.get("percentage")
-                    progress.update(task, description=str(status.get("status")),
-                                    completed=fraction if isinstance(fraction, (int, float)) else 0.0)
+                    progress.update(
+                        task,
+                        description=str(status.get("status")),
+                        completed=fraction if isinstance(fraction, (int, float)) else 0.0,
+                    )
                 else:
                     self._say(status)
                 if status.get("status") in FINAL:

@@ -10,6 +10,7 @@ A job uses it with `"runner": {"type": "dmss://Example/Blueprints/Echo", "messag
 it "runs" for `seconds` on the app clock, logs `message`, and returns it as the result. All its state is in the
 handle (JSON, no secrets), so any instance of the app can carry on polling after a restart.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,13 +36,19 @@ class EchoRunner(Runner):
         try:
             EchoConfig.model_validate(config)
         except ValidationError as error:
-            raise ConfigError("Echo runner: " + "; ".join(
-                f"runner.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
+            raise ConfigError(
+                "Echo runner: "
+                + "; ".join(f"runner.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            ) from None
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         config = EchoConfig.model_validate(job.config)
-        return {"uid": job.uid, "message": config.message, "until": clock.now().timestamp() + config.seconds,
-                "stopped": False}
+        return {
+            "uid": job.uid,
+            "message": config.message,
+            "until": clock.now().timestamp() + config.seconds,
+            "stopped": False,
+        }
 
     def status(self, handle: dict[str, Any]) -> RunnerStatus:
         if clock.now().timestamp() < handle["until"]:

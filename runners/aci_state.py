@@ -13,6 +13,7 @@ azure-docs container-instances/container-state.md):
     (Normal) while ACI retries (container-instances-troubleshooting.md), provisioning staying Creating;
   - a stopped group recycles its containers and keeps no container state (container-instances-stop-start.md).
 """
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,13 @@ def explaining_event(group: Any, container: Any) -> Optional[Any]:
 def _pull_failure(view: Any, detail: str) -> str:
     """ACI's words for an image it cannot pull, or "" (a Warning event Failed about the pull; or a detailStatus
     such as ErrImagePull/ImagePullBackOff, which the spec's examples do not show but Kubernetes uses)."""
-    failures = [e for e in _events(view) if (e.type or "").lower() == "warning" and
-                (e.name or "").lower() in ("failed", "err", "errimagepull") and _PULL_FAILURE.search(e.message or "")]
+    failures = [
+        e
+        for e in _events(view)
+        if (e.type or "").lower() == "warning"
+        and (e.name or "").lower() in ("failed", "err", "errimagepull")
+        and _PULL_FAILURE.search(e.message or "")
+    ]
     if failures:
         return max(enumerate(failures), key=lambda pair: (_when(pair[1]), pair[0]))[1].message
     if re.search(r"ErrImage|ImagePull", detail):
@@ -132,9 +138,14 @@ def map_group(group: Any) -> dict[str, Any]:
     if seen.group_state == "Stopped":
         return {"state": JobStatus.FAILED, "message": "stopped (container group stopped)"}
     if seen.repair:
-        return {"state": JobStatus.STARTING, "message": seen.repair + (f", container {seen.state.lower()}"
-                                                                      if seen.state else "")}
+        return {
+            "state": JobStatus.STARTING,
+            "message": seen.repair + (f", container {seen.state.lower()}" if seen.state else ""),
+        }
     if seen.state in ("Waiting", "Pending") or seen.provisioning in ("Pending", "Creating", "Succeeded", "Updating"):
-        return {"state": JobStatus.STARTING, "message": f"container group {seen.provisioning.lower() or 'pending'}"
-                + (f", container {seen.state.lower()}" if seen.state else "")}
+        return {
+            "state": JobStatus.STARTING,
+            "message": f"container group {seen.provisioning.lower() or 'pending'}"
+            + (f", container {seen.state.lower()}" if seen.state else ""),
+        }
     return {"state": JobStatus.UNKNOWN, "message": f"container group state {seen.provisioning or 'unknown'}"}

@@ -34,6 +34,7 @@ The ARM client is the real `ContainerInstanceManagementClient`, created once per
 the SDK's own retries off (the orchestrator owns waiting, on its replaceable clock). Plain-http endpoints are
 allowed only on loopback (the test stand-in).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -55,8 +56,7 @@ from shared.jobs.status import JobStatus
 from shared.platform import clock, settings
 
 from .aci_state import map_group
-from .base import (ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks,
-                   no_secrets_in_errors)
+from .base import ConfigError, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks, no_secrets_in_errors
 from .config import parse_config
 from .container_config import ContainerConfig, split_command
 from .output import Memo, log_tail_lines
@@ -74,6 +74,7 @@ _NAME_OK = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 # --- names -------------------------------------------------------------------------------------------------
+
 
 def _dns_label(value: str, max_length: int) -> str:
     label = re.sub(r"[^a-z0-9-]+", "-", value.lower())
@@ -99,6 +100,7 @@ def container_name(name: Optional[str]) -> str:
 
 # --- configuration -----------------------------------------------------------------------------------------
 
+
 class AzureContainerConfig(ContainerConfig):
     @model_validator(mode="after")
     def _aci_limits(self) -> "AzureContainerConfig":
@@ -106,11 +108,13 @@ class AzureContainerConfig(ContainerConfig):
         if cpu < ACI_MIN_CPU or cpu > ACI_MAX_CPU:
             raise ValueError(
                 f"computeResource.cpu {cpu:g} is outside what ACI allows for a Linux container group "
-                f"({ACI_MIN_CPU:g} to {ACI_MAX_CPU:g} vCPU)")
+                f"({ACI_MIN_CPU:g} to {ACI_MAX_CPU:g} vCPU)"
+            )
         if memory < ACI_MIN_MEMORY_GB or memory > ACI_MAX_MEMORY_GB:
             raise ValueError(
                 f"computeResource.memory {memory:g} GB is outside what ACI allows for a Linux container group "
-                f"({ACI_MIN_MEMORY_GB:g} to {ACI_MAX_MEMORY_GB:g} GB)")
+                f"({ACI_MIN_MEMORY_GB:g} to {ACI_MAX_MEMORY_GB:g} GB)"
+            )
         if abs(memory * 10 - round(memory * 10)) > 1e-6:
             raise ValueError(f"computeResource.memory {memory:g} GB: ACI takes memory in steps of 0.1 GB")
         return self
@@ -142,6 +146,7 @@ class OmniaClassicConfig(AzureContainerConfig):
 
 
 # --- Retry-After -------------------------------------------------------------------------------------------
+
 
 def retry_after_seconds(headers: Any, default: float) -> float:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date, relative to the app clock); default when
@@ -182,8 +187,11 @@ def _arm_error(error: HttpResponseError) -> tuple[str, str]:
 def _transient(error: Exception, action: str) -> Optional[RetryLater]:
     """429 / 5xx / network trouble -> RetryLater with a message that says why."""
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return RetryLater(f"Azure Resource Manager not reachable while trying to {action}; retrying in "
-                          f"{DEFAULT_5XX_RETRY_SECONDS:g} s", DEFAULT_5XX_RETRY_SECONDS)
+        return RetryLater(
+            f"Azure Resource Manager not reachable while trying to {action}; retrying in "
+            f"{DEFAULT_5XX_RETRY_SECONDS:g} s",
+            DEFAULT_5XX_RETRY_SECONDS,
+        )
     if not isinstance(error, HttpResponseError):
         return None
     status = error.status_code or 0
@@ -196,8 +204,7 @@ def _transient(error: Exception, action: str) -> Optional[RetryLater]:
     if status >= 500:
         wait = retry_after_seconds(headers, DEFAULT_5XX_RETRY_SECONDS)
         code, _message = _arm_error(error)
-        return RetryLater(f"ACI answered HTTP {status} ({code}) when asked to {action}; retrying in {wait:g} s",
-                          wait)
+        return RetryLater(f"ACI answered HTTP {status} ({code}) when asked to {action}; retrying in {wait:g} s", wait)
     if status == 409:
         code, message = _arm_error(error)
         if "quota" in code.lower() or "quota" in message.lower():
@@ -240,6 +247,7 @@ def resource_group_missing(error: ResourceNotFoundError) -> bool:
 
 # --- credentials -------------------------------------------------------------------------------------------
 
+
 def default_credential() -> Any:
     # Imported here, not at the top: azure.identity (and msal under it) costs start-up time on every cold start,
     # and only a host that runs ACI jobs without an injected credential needs it.
@@ -257,6 +265,7 @@ def _registry_of(image: str) -> str:
 
 
 # --- the runners -------------------------------------------------------------------------------------------
+
 
 class AzureContainerRunner(Runner):
     type_names = ("dmss://WorkflowDS/Blueprints/AzureContainer",)
@@ -297,7 +306,9 @@ class AzureContainerRunner(Runner):
                 if self._credential is None:
                     self._credential = default_credential()
                 client = ContainerInstanceManagementClient(
-                    self._credential, subscription, base_url=base_url,
+                    self._credential,
+                    subscription,
+                    base_url=base_url,
                     credential_scopes=[base_url + "/.default"],
                     retry_total=0,  # the orchestrator waits (RetryLater), not the SDK with time.sleep
                 )
@@ -314,8 +325,9 @@ class AzureContainerRunner(Runner):
     def _where(self) -> tuple[str, str]:
         subscription = settings.get("AZURE_SUBSCRIPTION_ID")
         resource_group = settings.get("ACI_RESOURCE_GROUP")
-        missing = [n for n, v in (("AZURE_SUBSCRIPTION_ID", subscription), ("ACI_RESOURCE_GROUP", resource_group))
-                   if not v]
+        missing = [
+            n for n, v in (("AZURE_SUBSCRIPTION_ID", subscription), ("ACI_RESOURCE_GROUP", resource_group)) if not v
+        ]
         if missing:
             raise RunnerError(f"the service is not configured for ACI jobs: set {', '.join(missing)}")
         return subscription, resource_group
@@ -332,16 +344,21 @@ class AzureContainerRunner(Runner):
 
     def _handle(self, cfg: AzureContainerConfig, job: JobSpec) -> dict[str, Any]:
         subscription, resource_group = self._where()
-        return {"subscription": subscription, "resourceGroup": resource_group, "group": group_name(job.uid),
-                "container": container_name(cfg.name)}
+        return {
+            "subscription": subscription,
+            "resourceGroup": resource_group,
+            "group": group_name(job.uid),
+            "container": container_name(cfg.name),
+        }
 
     def _existing(self, handle: dict[str, Any], uid: str) -> bool:
         """The job's container group exists (GET, never PUT: a PUT on an existing group may restart it)."""
         name, resource_group = handle["group"], handle["resourceGroup"]
         try:
             with arm_errors("look up the container group", f"ACI refused to look up container group {name}"):
-                existing = self._client(handle["subscription"]).container_groups.get(resource_group, name,
-                                                                                     **self._call_options())
+                existing = self._client(handle["subscription"]).container_groups.get(
+                    resource_group, name, **self._call_options()
+                )
         except ResourceNotFoundError as error:
             if resource_group_missing(error):
                 raise self._no_resource_group(name, resource_group) from None
@@ -370,8 +387,9 @@ class AzureContainerRunner(Runner):
         client = self._client(handle["subscription"])
         try:
             with arm_errors("create the container group", f"ACI refused container group {name}"):
-                client.container_groups.begin_create_or_update(resource_group, name, group, polling=False,
-                                                               **self._call_options())
+                client.container_groups.begin_create_or_update(
+                    resource_group, name, group, polling=False, **self._call_options()
+                )
         except ResourceNotFoundError as error:  # the resource group went between the two calls
             code, message = _arm_error(error)
             if code == "ResourceGroupNotFound":
@@ -380,8 +398,10 @@ class AzureContainerRunner(Runner):
 
     @staticmethod
     def _no_resource_group(name: str, resource_group: str) -> RunnerError:
-        return RunnerError(f"ACI cannot create container group {name}: resource group {resource_group} does not exist "
-                           "(ResourceGroupNotFound); ACI_RESOURCE_GROUP must name an existing resource group")
+        return RunnerError(
+            f"ACI cannot create container group {name}: resource group {resource_group} does not exist "
+            "(ResourceGroupNotFound); ACI_RESOURCE_GROUP must name an existing resource group"
+        )
 
     def status(self, handle: dict[str, Any]) -> RunnerStatus:
         # A job seen finished stays finished (restart policy Never): answer from memory, without asking ARM
@@ -401,15 +421,17 @@ class AzureContainerRunner(Runner):
                 return captured["status"]
             message = f"container group {handle['group']} no longer exists"
             if resource_group_missing(error):
-                message += (f": its resource group {handle['resourceGroup']} was not found (ResourceGroupNotFound; "
-                            "deleted with everything in it?)")
+                message += (
+                    f": its resource group {handle['resourceGroup']} was not found (ResourceGroupNotFound; "
+                    "deleted with everything in it?)"
+                )
             return RunnerStatus(JobStatus.FAILED, message=message)
         fields = map_group(group)
         lines: list[str] = []
         if fields["state"] in (JobStatus.COMPLETED, JobStatus.FAILED):
             # the copy `stop` captured, if any: a stopped group keeps no container state (its view has no container
             # instance view left), so its log is only what was kept before the stop
-            lines = self._capture(handle).splitlines()[-log_tail_lines():]
+            lines = self._capture(handle).splitlines()[-log_tail_lines() :]
         elif self._container_started(group):
             lines = self._fetch_logs(handle, tail=log_tail_lines()).splitlines()
         status = RunnerStatus(log=lines, **fields)
@@ -438,7 +460,7 @@ class AzureContainerRunner(Runner):
         text = self.logs(handle)
         if not text:
             return None
-        return "\n".join(text.splitlines()[-log_tail_lines():])
+        return "\n".join(text.splitlines()[-log_tail_lines() :])
 
     def cleanup(self, handle: dict[str, Any]) -> None:
         client = self._client(handle["subscription"])
@@ -454,8 +476,7 @@ class AzureContainerRunner(Runner):
                 pass
         try:
             with arm_errors("delete the container group", f"ACI refused to delete container group {handle['group']}"):
-                client.container_groups.begin_delete(handle["resourceGroup"], handle["group"], polling=False,
-                                                     **options)
+                client.container_groups.begin_delete(handle["resourceGroup"], handle["group"], polling=False, **options)
         except ResourceNotFoundError:
             pass  # already gone (alone, or with its resource group: ResourceGroupNotFound)
 
@@ -502,7 +523,8 @@ class AzureContainerRunner(Runner):
         identity_id = settings.get("ACI_JOB_IDENTITY_ID")
         if identity_id:
             identity = aci.ContainerGroupIdentity(
-                type="UserAssigned", user_assigned_identities={identity_id: aci.UserAssignedIdentities()})
+                type="UserAssigned", user_assigned_identities={identity_id: aci.UserAssignedIdentities()}
+            )
             return [aci.ImageRegistryCredential(server=registry, identity=identity_id)], identity
         username, password = settings.get("ACI_REGISTRY_USERNAME"), settings.get("ACI_REGISTRY_PASSWORD")
         if username and password:
@@ -545,11 +567,15 @@ class OmniaClassicRunner(AzureContainerRunner):
     def _extra_checks(self, cfg: AzureContainerConfig) -> None:
         assert isinstance(cfg, OmniaClassicConfig)
         if not (cfg.subnetId or settings.get("OMNIA_SUBNET_ID")):
-            raise ConfigError("Omnia classic jobs run in a delegated subnet: give runner.subnetId "
-                              "(or ask the operator to set OMNIA_SUBNET_ID)")
+            raise ConfigError(
+                "Omnia classic jobs run in a delegated subnet: give runner.subnetId "
+                "(or ask the operator to set OMNIA_SUBNET_ID)"
+            )
         if cfg.logAnalyticsWorkspaceResourceId and not self._workspace():
-            raise ConfigError("runner.logAnalyticsWorkspaceResourceId needs the service's Log Analytics settings "
-                              "(OMNIA_LOG_ANALYTICS_WORKSPACE_ID and OMNIA_LOG_ANALYTICS_WORKSPACE_KEY)")
+            raise ConfigError(
+                "runner.logAnalyticsWorkspaceResourceId needs the service's Log Analytics settings "
+                "(OMNIA_LOG_ANALYTICS_WORKSPACE_ID and OMNIA_LOG_ANALYTICS_WORKSPACE_KEY)"
+            )
 
     @staticmethod
     def _workspace() -> Optional[tuple[str, str]]:
@@ -565,9 +591,14 @@ class OmniaClassicRunner(AzureContainerRunner):
         group.containers[0].ports = [aci.ContainerPort(port=OMNIA_PRIVATE_PORT, protocol="TCP")]
         workspace = self._workspace()
         if workspace:
-            group.diagnostics = aci.ContainerGroupDiagnostics(log_analytics=aci.LogAnalytics(
-                workspace_id=workspace[0], workspace_key=workspace[1], log_type="ContainerInstanceLogs",
-                workspace_resource_id=cfg.logAnalyticsWorkspaceResourceId or None))
+            group.diagnostics = aci.ContainerGroupDiagnostics(
+                log_analytics=aci.LogAnalytics(
+                    workspace_id=workspace[0],
+                    workspace_key=workspace[1],
+                    log_type="ContainerInstanceLogs",
+                    workspace_resource_id=cfg.logAnalyticsWorkspaceResourceId or None,
+                )
+            )
         return group
 
 

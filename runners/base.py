@@ -13,6 +13,7 @@ restarting) anything. `find` is that look-up alone: it never launches, so the co
 whose handle was lost. `stop` and `cleanup` reach everything the job has on the runner; `cleanup` may be called
 again after it succeeded, and raises RetryLater (never a plain RunnerError) when the runner is throttling.
 """
+
 from __future__ import annotations
 
 import threading

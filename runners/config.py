@@ -3,6 +3,7 @@
 Every runner that validates with pydantic goes through `parse_config`, so a 422 reads the same whatever the
 runner: `invalid runner configuration: runner.<path>: <why>; ...` (the paths and reasons, never the values).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,6 +26,6 @@ def parse_config(model: type[BaseModel], config: dict[str, Any]) -> Any:
             path = ".".join(str(p) for p in item.get("loc", ()) if p not in ("ContainerImage", "str"))
             message = item.get("msg", "invalid")
             if message.startswith("Value error, "):
-                message = message[len("Value error, "):]
+                message = message[len("Value error, ") :]
             problems.append(f"runner.{path}: {message}" if path else f"runner: {message}")
         raise ConfigError("invalid runner configuration: " + "; ".join(problems)) from None

@@ -7,6 +7,7 @@
   - `name`, `label`: informational; `environmentVariables`: resolved by the core into the job's environment.
 Unknown attributes are kept (`extra="allow"`): runners subclass `ContainerConfig` to add their own.
 """
+
 from __future__ import annotations
 
 import re

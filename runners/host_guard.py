@@ -22,6 +22,7 @@ private temporary directory) and over a PID namespace (`unshare --pid`: needs ro
 namespaces, which some distributions turn off, and a script's pids, `$$` and `$!`, would no longer be the
 host's, which scripts and this service's tests use to report their processes).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -61,9 +62,12 @@ def protect_host() -> bool:
         if _protected is None:
             _protected = _set_non_dumpable()
             if not _protected:
-                log.warning("shell jobs can read this app's environment (its secrets included) through "
-                            "/proc/<pid>/environ or ptrace: this platform (%s) cannot make the app's process "
-                            "non-dumpable", sys.platform)
+                log.warning(
+                    "shell jobs can read this app's environment (its secrets included) through "
+                    "/proc/<pid>/environ or ptrace: this platform (%s) cannot make the app's process "
+                    "non-dumpable",
+                    sys.platform,
+                )
         return _protected
 
 
@@ -72,15 +76,25 @@ def _probe_setpriv() -> list[str]:
     works = False
     if path:
         try:
-            works = subprocess.run([path, *SETPRIV_OPTIONS, "true"], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+            works = (
+                subprocess.run(
+                    [path, *SETPRIV_OPTIONS, "true"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=10,
+                ).returncode
+                == 0
+            )
         except (OSError, subprocess.SubprocessError):
             works = False
     if works:
         return [path, *SETPRIV_OPTIONS]
-    log.warning("the app runs as root and setpriv (util-linux) %s: shell scripts run as root with every "
-                "capability and can read the app's environment through /proc/<pid>/environ",
-                "does not work here" if path else "is not installed")
+    log.warning(
+        "the app runs as root and setpriv (util-linux) %s: shell scripts run as root with every "
+        "capability and can read the app's environment through /proc/<pid>/environ",
+        "does not work here" if path else "is not installed",
+    )
     return []
 
 

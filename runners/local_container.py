@@ -23,6 +23,7 @@ process (the engine answers 409 for the name) takes the winner's container.
 The Container entity itself (image, command, resources) is `runners.container_config`, shared with the Azure
 container runners.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,6 +65,7 @@ class LocalContainerConfig(ContainerConfig):
 
 
 # --- the runner --------------------------------------------------------------------------------------------
+
 
 def container_name(uid: str) -> str:
     safe = re.sub(r"[^a-zA-Z0-9_.-]+", "-", uid).strip("-.") or "job"
@@ -218,12 +220,15 @@ class LocalContainerRunner(Runner):
         text = self._log_text(container)
         fields = map_container_state(state)
         if killed:
-            fields = {"state": JobStatus.FAILED, "message": "stopped: container killed and removed",
-                      "exit_code": state.get("ExitCode")}
+            fields = {
+                "state": JobStatus.FAILED,
+                "message": "stopped: container killed and removed",
+                "exit_code": state.get("ExitCode"),
+            }
         snapshot = {
             "log": text,
             "result": self._read_result(container),
-            "status": RunnerStatus(log=text.splitlines()[-log_tail_lines():], **fields),
+            "status": RunnerStatus(log=text.splitlines()[-log_tail_lines() :], **fields),
         }
         self._ended.put(handle["container"], snapshot)
         self._remove_quietly(container.id)

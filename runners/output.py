@@ -5,6 +5,7 @@ bounded, thread-safe map from a job's container (or group) name to what was capt
 it (the full log, the result, the final status): ACI keeps 16 KB of log after a group stops and nothing once it
 is deleted; a removed local container keeps nothing.
 """
+
 from __future__ import annotations
 
 import threading

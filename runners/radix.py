@@ -31,6 +31,7 @@ logs/result: the scheduler API has neither; logs are the scheduler's status mess
 Scheduler errors {"status", "message", "reason", "code"} are reported with their message; 5xx, 429 and connection
 errors are RetryLater, on every call (cleanup included).
 """
+
 from __future__ import annotations
 
 import json
@@ -71,6 +72,7 @@ STATE_MAP = {
 
 
 # --- configuration -----------------------------------------------------------------------------------------
+
 
 class OnExitCodes(BaseModel):
     """radix-job-scheduler models/common/failurepolicy.go FailurePolicyRuleOnExitCodes (CRD limits from
@@ -145,6 +147,7 @@ class RadixConfig(BaseModel):
 
 # --- reading the scheduler's job status --------------------------------------------------------------------
 
+
 def _time(value: Any) -> Optional[datetime]:
     if not value or not isinstance(value, str):
         return None
@@ -196,21 +199,27 @@ def _failure(job: dict[str, Any], pods: list[dict[str, Any]], limit: Optional[in
     last = terminated[-1] if terminated else None
     code = last.get("exitCode") if last is not None else None
     attempts = f" after {len(pods)} attempts" if len(pods) > 1 else ""
-    detail = "; ".join(t for t in (str(job.get("message") or ""),
-                                   str((last or {}).get("statusMessage") or "").replace("\n", " ")) if t)
+    detail = "; ".join(
+        t for t in (str(job.get("message") or ""), str((last or {}).get("statusMessage") or "").replace("\n", " ")) if t
+    )
     if _deadline_named(job, pods) or _killed_at_limit(job, last, limit):
         text = "time limit exceeded" + (f" ({limit} s)" if limit else "")
         if code in KILLED_EXIT_CODES:
             text += f": killed with exit code {code}"
     elif last is not None and str(last.get("reason") or "") == "OOMKilled":
-        text = (f"ran out of memory (OOMKilled, exit code {code}){attempts}: raise the memory of the job "
-                "component (resources.limits.memory)")
+        text = (
+            f"ran out of memory (OOMKilled, exit code {code}){attempts}: raise the memory of the job "
+            "component (resources.limits.memory)"
+        )
     elif code is not None:
         text = f"failed with exit code {code}{attempts}"
     else:
         text = f"failed{attempts}"
-    return {"state": JobStatus.FAILED, "message": f"Radix job {text}" + (f": {detail}" if detail else ""),
-            "exit_code": code}
+    return {
+        "state": JobStatus.FAILED,
+        "message": f"Radix job {text}" + (f": {detail}" if detail else ""),
+        "exit_code": code,
+    }
 
 
 def _retrying(job: dict[str, Any], pods: list[dict[str, Any]], backoff_limit: Optional[int]) -> dict[str, Any]:
@@ -218,13 +227,16 @@ def _retrying(job: dict[str, Any], pods: list[dict[str, Any]], backoff_limit: Op
     last = terminated[-1] if terminated else {}
     reason = f" ({last['reason']})" if last.get("reason") else ""
     limit = f", backoffLimit {backoff_limit}" if backoff_limit is not None else ""
-    text = (f"Radix job retrying: attempt {len(pods)} failed with exit code {last.get('exitCode')}{reason}; "
-            f"Kubernetes starts the next attempt{limit}")
+    text = (
+        f"Radix job retrying: attempt {len(pods)} failed with exit code {last.get('exitCode')}{reason}; "
+        f"Kubernetes starts the next attempt{limit}"
+    )
     return {"state": JobStatus.RUNNING, "message": text[:1000], "exit_code": None}
 
 
-def map_radix_status(job: dict[str, Any], time_limit: Optional[int] = None,
-                     backoff_limit: Optional[int] = None) -> dict[str, Any]:
+def map_radix_status(
+    job: dict[str, Any], time_limit: Optional[int] = None, backoff_limit: Optional[int] = None
+) -> dict[str, Any]:
     """A scheduler job status body (radix-job-scheduler models/v1/job_status.go) -> RunnerStatus fields."""
     raw = str(job.get("status") or "")
     status = raw.lower()
@@ -264,14 +276,17 @@ def _scheduler_error(response: requests.Response) -> str:
         body = None
     if isinstance(body, dict) and body.get("message"):
         reason = body.get("reason") or ""
-        return f"{body['message']}" + (f" ({reason}, HTTP {response.status_code})" if reason
-                                      else f" (HTTP {response.status_code})")
+        return f"{body['message']}" + (
+            f" ({reason}, HTTP {response.status_code})" if reason else f" (HTTP {response.status_code})"
+        )
     return f"HTTP {response.status_code} {response.reason or ''}".strip()
 
 
 def _unreachable(error: Exception, where: str = "") -> RetryLater:
-    return RetryLater(f"Radix job scheduler{where} not reachable ({type(error).__name__}); retrying in "
-                      f"{RETRY_SECONDS:g} s", RETRY_SECONDS)
+    return RetryLater(
+        f"Radix job scheduler{where} not reachable ({type(error).__name__}); retrying in {RETRY_SECONDS:g} s",
+        RETRY_SECONDS,
+    )
 
 
 def _transient(response: requests.Response) -> Optional[RetryLater]:
@@ -312,8 +327,10 @@ class RadixRunner(Runner):
         try:
             return template.format(jobName=cfg.jobName, schedulerPort=cfg.schedulerPort).rstrip("/")
         except (KeyError, IndexError, ValueError) as error:
-            raise RunnerError(f"RADIX_SCHEDULER_URL_TEMPLATE is invalid ({type(error).__name__}): use "
-                              "{jobName} and {schedulerPort}") from None
+            raise RunnerError(
+                f"RADIX_SCHEDULER_URL_TEMPLATE is invalid ({type(error).__name__}): use "
+                "{jobName} and {schedulerPort}"
+            ) from None
 
     def validate(self, config: dict[str, Any]) -> None:
         parse_config(RadixConfig, config)
@@ -335,8 +352,13 @@ class RadixRunner(Runner):
 
     @staticmethod
     def _handle(base: str, name: str, cfg: RadixConfig, job: JobSpec) -> dict[str, Any]:
-        handle: dict[str, Any] = {"scheduler": base, "name": name, "jobName": cfg.jobName, "jobId": job.uid,
-                                  "timeLimitSeconds": int(job.time_limit_seconds)}
+        handle: dict[str, Any] = {
+            "scheduler": base,
+            "name": name,
+            "jobName": cfg.jobName,
+            "jobId": job.uid,
+            "timeLimitSeconds": int(job.time_limit_seconds),
+        }
         if cfg.backoffLimit is not None:
             handle["backoffLimit"] = cfg.backoffLimit
         return handle
@@ -356,8 +378,15 @@ class RadixRunner(Runner):
             jobs = response.json()
         except ValueError:
             raise RunnerError("Radix job scheduler answered a job list that is not JSON") from None
-        found = [j for j in jobs if isinstance(j, dict) and j.get("jobId") == job_id and not j.get("batchName")
-                 and j.get("name")] if isinstance(jobs, list) else []
+        found = (
+            [
+                j
+                for j in jobs
+                if isinstance(j, dict) and j.get("jobId") == job_id and not j.get("batchName") and j.get("name")
+            ]
+            if isinstance(jobs, list)
+            else []
+        )
         # oldest first; `created` stays null until the job has a pod, so those are the newest
         return sorted(found, key=lambda j: (j.get("created") is None, str(j.get("created") or ""), str(j["name"])))
 
@@ -397,8 +426,11 @@ class RadixRunner(Runner):
     def status(self, handle: dict[str, Any]) -> RunnerStatus:
         response = self._request("GET", self._job_url(handle))
         if response.status_code == 404:
-            return RunnerStatus(JobStatus.FAILED, message=f"Radix job {handle['name']} is no longer known to its "
-                                "scheduler (it keeps only the last 10 finished jobs): outcome unknown")
+            return RunnerStatus(
+                JobStatus.FAILED,
+                message=f"Radix job {handle['name']} is no longer known to its "
+                "scheduler (it keeps only the last 10 finished jobs): outcome unknown",
+            )
         retry = _transient(response)
         if retry:
             raise retry
@@ -408,8 +440,9 @@ class RadixRunner(Runner):
             body = response.json()
         except ValueError:
             raise RunnerError("Radix job scheduler answered a job status that is not JSON") from None
-        fields = map_radix_status(body if isinstance(body, dict) else {}, handle.get("timeLimitSeconds"),
-                                  handle.get("backoffLimit"))
+        fields = map_radix_status(
+            body if isinstance(body, dict) else {}, handle.get("timeLimitSeconds"), handle.get("backoffLimit")
+        )
         return RunnerStatus(log=[fields["message"]], **fields)
 
     def stop(self, handle: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ Open to new runners without editing the core: besides the built-ins listed here,
 setting JOB_RUNNER_MODULES. Each such module exposes `RUNNERS` (a list of Runner classes) or a
 `register(registry)` function. Runners are created once and kept: the old service re-created handlers per call.
 """
+
 from __future__ import annotations
 
 import importlib

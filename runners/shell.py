@@ -28,6 +28,7 @@ that. Where the platform cannot do this (no prctl, no setpriv), jobs still run a
 script can read. The script is not sandboxed otherwise: it runs as the app's OS user and can read what that
 user can (see README, "Jobs and their environment").
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -67,10 +68,10 @@ LAUNCH_WAIT_STEPS = 200  # x 50 ms: how long a wrapper waits for its launch reco
 # Run the script only once the launch record names this launch; give up at once when it names another one
 # (a later start took over), or after LAUNCH_WAIT_STEPS x 50 ms without a record (its host died).
 _WRAPPER = (
-    f'for ((i = 0; i < {LAUNCH_WAIT_STEPS}; i++)); do t=; read -r t rest 2>/dev/null <{LAUNCH_FILE}; '
+    f"for ((i = 0; i < {LAUNCH_WAIT_STEPS}; i++)); do t=; read -r t rest 2>/dev/null <{LAUNCH_FILE}; "
     f'[ "$t" = "${LAUNCH_MARKER}" ] && break; [ -n "$t" ] && exit 0; sleep 0.05; done; '
     f'[ "$t" = "${LAUNCH_MARKER}" ] || exit 0; '
-    'bash ./script.sh >output.log 2>&1; code=$?; echo $code > exit_code.tmp; mv exit_code.tmp exit_code'
+    "bash ./script.sh >output.log 2>&1; code=$?; echo $code > exit_code.tmp; mv exit_code.tmp exit_code"
 )
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 
@@ -101,6 +102,7 @@ def _tail_lines(path: Path, limit_bytes: int = TAIL_BYTES) -> list[str]:
 
 
 # --- processes ---------------------------------------------------------------------------------------------
+
 
 def _stat(pid: int | str) -> list[str] | None:
     """/proc/<pid>/stat from field 3 (state) on, or None (gone, or no /proc)."""
@@ -190,6 +192,7 @@ def _kill_strays(launch_id: str) -> int:
 
 # --- the launch record and its lock ------------------------------------------------------------------------
 
+
 @contextmanager
 def _start_lock(workdir: Path) -> Iterator[None]:
     """Exclusive while one start looks for the launch record and launches; released when its holder dies."""
@@ -265,9 +268,15 @@ class ShellRunner(Runner):
         env[LAUNCH_MARKER] = launch_id
         host_guard.protect_host()
         try:
-            process = subprocess.Popen([*host_guard.script_prefix(), "bash", "-c", _WRAPPER], cwd=workdir, env=env,
-                                       start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                [*host_guard.script_prefix(), "bash", "-c", _WRAPPER],
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         except OSError as error:
             raise RunnerError(f"could not start bash: {error.strerror}") from None
         with self._lock:
@@ -306,13 +315,18 @@ class ShellRunner(Runner):
                 return RunnerStatus(JobStatus.RUNNING, log=log_lines)
             code = self._exit_code(workdir)  # it may have finished between the two checks
             if code is None:
-                return RunnerStatus(JobStatus.FAILED, log=log_lines, message="the script's processes ended without "
-                                                                             "an exit code (killed)")
+                return RunnerStatus(
+                    JobStatus.FAILED,
+                    log=log_lines,
+                    message="the script's processes ended without an exit code (killed)",
+                )
         if code == 0:
-            return RunnerStatus(JobStatus.COMPLETED, log=log_lines, exit_code=0, message="exit code 0",
-                                percentage=100.0)
-        return RunnerStatus(JobStatus.FAILED, log=log_lines, exit_code=code,
-                            message=f"the script failed with exit code {code}")
+            return RunnerStatus(
+                JobStatus.COMPLETED, log=log_lines, exit_code=0, message="exit code 0", percentage=100.0
+            )
+        return RunnerStatus(
+            JobStatus.FAILED, log=log_lines, exit_code=code, message=f"the script failed with exit code {code}"
+        )
 
     def _is_child_alive(self, pid: int) -> bool:
         with self._lock:

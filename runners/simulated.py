@@ -9,6 +9,7 @@ other runners do), are remembered in memory. Local-only, as it is no use in prod
 Config: `durationSeconds` (default 1), `exitCode` (default 0), `result` (text), `logLines` (lines per
 elapsed tenth of the run, default 1), `progress` (report progress, a fraction 0..1, default true).
 """
+
 from __future__ import annotations
 
 import threading
@@ -55,8 +56,11 @@ class SimulatedRunner(Runner):
         config = SimulatedConfig.model_validate(job.config)
         with self._lock:
             if job.uid not in self._started:
-                self._started[job.uid] = {"uid": job.uid, "startedAt": clock.now().timestamp(), **config.model_dump(
-                    include={"durationSeconds", "exitCode", "result", "logLines", "progress"})}
+                self._started[job.uid] = {
+                    "uid": job.uid,
+                    "startedAt": clock.now().timestamp(),
+                    **config.model_dump(include={"durationSeconds", "exitCode", "result", "logLines", "progress"}),
+                }
             return dict(self._started[job.uid])
 
     def find(self, job: JobSpec) -> dict[str, Any] | None:
@@ -85,8 +89,11 @@ class SimulatedRunner(Runner):
         if stopped:
             return RunnerStatus(JobStatus.FAILED, log=self._log(handle, fraction), message="stopped")
         if fraction < 1.0:
-            return RunnerStatus(JobStatus.RUNNING, log=self._log(handle, fraction),
-                                percentage=round(fraction, 3) if handle["progress"] else None)
+            return RunnerStatus(
+                JobStatus.RUNNING,
+                log=self._log(handle, fraction),
+                percentage=round(fraction, 3) if handle["progress"] else None,
+            )
         code = handle["exitCode"]
         state = JobStatus.COMPLETED if code == 0 else JobStatus.FAILED
         message = "exit code 0" if code == 0 else f"the job failed with exit code {code}"

@@ -10,6 +10,7 @@ default ("" when it has none). Secret settings never get a value here unless the
 development-only one (e.g. `UseDevelopmentStorage=true`). Copy the example to `local.settings.json` (ignored
 by git) and edit that.
 """
+
 from __future__ import annotations
 
 import argparse

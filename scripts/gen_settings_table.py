@@ -2,6 +2,7 @@
 
 `python scripts/gen_settings_table.py` rewrites README.md; `--check` exits 1 when the README is stale.
 """
+
 from __future__ import annotations
 
 import sys

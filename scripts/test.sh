@@ -16,6 +16,7 @@ fi
 if [ -f .work/podman.env ]; then
   set -a; . .work/podman.env; set +a
 fi
-# Lint (pyflakes, pycodestyle, complexity <= 15 for app code: ruff.toml) before the tests.
+# Lint (pyflakes, pycodestyle, complexity <= 15 for app code: ruff.toml) and the format check before the tests.
 .venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

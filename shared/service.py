@@ -6,6 +6,7 @@ other's operations: a recurring start registers its schedule as its launch, a re
 schedule's view, a recurring stop removes the schedule (and, if asked, stops its runs as a plain job is
 stopped).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,21 +25,53 @@ from shared.platform.errors import BadRequest
 from shared.schedules import operations as schedules
 from shared.schedules.policy import triggered_by as schedule_trigger
 
-__all__ = ["Orchestrations", "StartResult", "get_job", "get_result", "health", "list_jobs", "parse_json",
-           "preview_schedule", "report_progress", "resume_schedule", "start_job", "status_body", "stop_job",
-           "suspend_schedule"]
+__all__ = [
+    "Orchestrations",
+    "StartResult",
+    "get_job",
+    "get_result",
+    "health",
+    "list_jobs",
+    "parse_json",
+    "preview_schedule",
+    "report_progress",
+    "resume_schedule",
+    "start_job",
+    "status_body",
+    "stop_job",
+    "suspend_schedule",
+]
 
 
-def start_job(data: Any, *, caller: Caller | None, orchestrations: Orchestrations,
-              idempotency_key: str | None = None, triggered_by: str | None = None,
-              prepare: Prepare | None = None) -> StartResult:
+def start_job(
+    data: Any,
+    *,
+    caller: Caller | None,
+    orchestrations: Orchestrations,
+    idempotency_key: str | None = None,
+    triggered_by: str | None = None,
+    prepare: Prepare | None = None,
+) -> StartResult:
     """Validate, store and start a job (or register a recurring one)."""
     job = validate_job(data)
     if isinstance(job, RecurringJob):
-        return operations.start_job(job, caller=caller, launch=schedules.register, undo=schedules.unregister,
-                                    idempotency_key=idempotency_key, triggered_by=triggered_by, prepare=prepare)
-    return operations.start_job(job, caller=caller, launch=operations.orchestrated(orchestrations),
-                                idempotency_key=idempotency_key, triggered_by=triggered_by, prepare=prepare)
+        return operations.start_job(
+            job,
+            caller=caller,
+            launch=schedules.register,
+            undo=schedules.unregister,
+            idempotency_key=idempotency_key,
+            triggered_by=triggered_by,
+            prepare=prepare,
+        )
+    return operations.start_job(
+        job,
+        caller=caller,
+        launch=operations.orchestrated(orchestrations),
+        idempotency_key=idempotency_key,
+        triggered_by=triggered_by,
+        prepare=prepare,
+    )
 
 
 def status_body(record: JobRecord) -> dict[str, Any]:
@@ -48,22 +81,25 @@ def status_body(record: JobRecord) -> dict[str, Any]:
     return body
 
 
-def get_job(uid: str, caller: Caller | None = None, job_token: str | None = None, *,
-            wake: freshness.Wake | None = None) -> dict[str, Any]:
+def get_job(
+    uid: str, caller: Caller | None = None, job_token: str | None = None, *, wake: freshness.Wake | None = None
+) -> dict[str, Any]:
     record = get_record(uid)
     authorize(record, caller, "read", job_token)
     freshness.on_read(record, clock.now(), wake)
     return status_body(record)
 
 
-def stop_job(uid: str, caller: Caller | None, orchestrations: Orchestrations, *,
-             stop_running: bool = False) -> dict[str, Any]:
+def stop_job(
+    uid: str, caller: Caller | None, orchestrations: Orchestrations, *, stop_running: bool = False
+) -> dict[str, Any]:
     record = get_record(uid)
     authorize(record, caller, "stop")
     if record.kind != "recurring":
         return operations.stop_job(record, caller, orchestrations)
-    message = schedules.unregister(record.uid, stop_running=stop_running,
-                                   stop_run=lambda run_uid: _stop_run(run_uid, record.uid, orchestrations))
+    message = schedules.unregister(
+        record.uid, stop_running=stop_running, stop_run=lambda run_uid: _stop_run(run_uid, record.uid, orchestrations)
+    )
     record = operations.mark_removed(record.uid, caller, message)
     return {"status": record.status.value, "response": message}
 

@@ -1,4 +1,5 @@
 """Session-wide fixtures: one real Azurite for the whole run, a fresh table/blob prefix per test."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """shared/platform/identity.py: who the caller is, from Easy Auth headers, bearer claims or an access key."""
+
 from __future__ import annotations
 
 import base64
@@ -17,7 +18,11 @@ OID = "00000000-0000-0000-0000-0000000000aa"
 
 
 def principal_header(claims: list[dict], auth_typ: str = "aad", name_typ: str | None = None) -> str:
-    body = {"auth_typ": auth_typ, "claims": claims, "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}
+    body = {
+        "auth_typ": auth_typ,
+        "claims": claims,
+        "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+    }
     if name_typ:
         body["name_typ"] = name_typ
     return base64.b64encode(json.dumps(body).encode()).decode()
@@ -37,12 +42,14 @@ def assert_no_canary(caller: Caller) -> None:
 
 def test_easyauth_principal_headers():
     headers = {
-        "X-MS-CLIENT-PRINCIPAL": principal_header([
-            {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": OID},
-            {"typ": "preferred_username", "val": "ada@example.com"},
-            {"typ": "roles", "val": "Jobs.Run"},
-            {"typ": "roles", "val": "Jobs.Read"},
-        ]),
+        "X-MS-CLIENT-PRINCIPAL": principal_header(
+            [
+                {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": OID},
+                {"typ": "preferred_username", "val": "ada@example.com"},
+                {"typ": "roles", "val": "Jobs.Run"},
+                {"typ": "roles", "val": "Jobs.Read"},
+            ]
+        ),
         "X-MS-CLIENT-PRINCIPAL-ID": OID,
         "X-MS-CLIENT-PRINCIPAL-NAME": "ada@example.com",
         "Authorization": bearer({"oid": "someone-else", "preferred_username": "mallory@example.com"}),
@@ -62,16 +69,24 @@ def test_easyauth_header_names_are_case_insensitive():
 
 
 def test_easyauth_principal_only_uses_claims_and_name_typ():
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal_header(
-        [{"typ": "oid", "val": OID}, {"typ": "custom-name", "val": "Ada L."}], name_typ="custom-name")}
+    headers = {
+        "X-MS-CLIENT-PRINCIPAL": principal_header(
+            [{"typ": "oid", "val": OID}, {"typ": "custom-name", "val": "Ada L."}], name_typ="custom-name"
+        )
+    }
     caller = caller_from_headers(headers, source="easyauth")
     assert caller.id == OID and caller.name == "Ada L." and caller.source == "easyauth"
 
 
 def test_easyauth_service_principal_without_name_falls_back_to_appid():
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal_header(
-        [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": OID},
-         {"typ": "appid", "val": "11111111-2222-3333-4444-555555555555"}])}
+    headers = {
+        "X-MS-CLIENT-PRINCIPAL": principal_header(
+            [
+                {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": OID},
+                {"typ": "appid", "val": "11111111-2222-3333-4444-555555555555"},
+            ]
+        )
+    }
     caller = caller_from_headers(headers, source="easyauth")
     assert caller.id == OID
     assert caller.display == "11111111-2222-3333-4444-555555555555"
@@ -79,8 +94,9 @@ def test_easyauth_service_principal_without_name_falls_back_to_appid():
 
 def test_easyauth_ignores_bearer_claims():
     """In the cloud only Easy Auth's validated headers count: an unverified JWT is not an identity."""
-    caller = caller_from_headers({"Authorization": bearer({"oid": OID, "upn": "mallory@example.com"})},
-                                 source="easyauth")
+    caller = caller_from_headers(
+        {"Authorization": bearer({"oid": OID, "upn": "mallory@example.com"})}, source="easyauth"
+    )
     assert caller.source == "anonymous" and caller.display == "anonymous"
 
 
@@ -102,13 +118,20 @@ def test_oversized_header_is_ignored():
 # --- Bearer (unverified, local only) ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("claims, expected_id, expected_name", [
-    ({"oid": OID, "sub": "subject", "preferred_username": "ada@example.com", "name": "Ada"}, OID, "ada@example.com"),
-    ({"sub": "subject", "upn": "ada@corp.example"}, "subject", "ada@corp.example"),
-    ({"sub": "subject", "name": "Ada Lovelace"}, "subject", "Ada Lovelace"),
-    ({"oid": OID, "appid": "app-client-id"}, OID, "app-client-id"),
-    ({"sub": "subject"}, "subject", None),
-])
+@pytest.mark.parametrize(
+    "claims, expected_id, expected_name",
+    [
+        (
+            {"oid": OID, "sub": "subject", "preferred_username": "ada@example.com", "name": "Ada"},
+            OID,
+            "ada@example.com",
+        ),
+        ({"sub": "subject", "upn": "ada@corp.example"}, "subject", "ada@corp.example"),
+        ({"sub": "subject", "name": "Ada Lovelace"}, "subject", "Ada Lovelace"),
+        ({"oid": OID, "appid": "app-client-id"}, OID, "app-client-id"),
+        ({"sub": "subject"}, "subject", None),
+    ],
+)
 def test_bearer_claims(claims, expected_id, expected_name):
     caller = caller_from_headers({"Authorization": bearer(claims)}, source="bearer")
     assert (caller.id, caller.name, caller.source) == (expected_id, expected_name, "bearer")
@@ -122,15 +145,22 @@ def test_bearer_mode_ignores_easyauth_headers():
     assert caller.source == "anonymous"
 
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer not-a-jwt",
-    "Bearer a.b",
-    "Bearer a.%%%.c",
-    "Bearer " + base64.urlsafe_b64encode(b'{"alg":"none"}').decode() + "." + base64.urlsafe_b64encode(b"[1,2]").decode() + ".",
-    "Basic " + base64.b64encode(b"user:" + CANARY.encode()).decode(),
-    "Bearer ",
-    "",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer not-a-jwt",
+        "Bearer a.b",
+        "Bearer a.%%%.c",
+        "Bearer "
+        + base64.urlsafe_b64encode(b'{"alg":"none"}').decode()
+        + "."
+        + base64.urlsafe_b64encode(b"[1,2]").decode()
+        + ".",
+        "Basic " + base64.b64encode(b"user:" + CANARY.encode()).decode(),
+        "Bearer ",
+        "",
+    ],
+)
 def test_bearer_that_is_not_a_jwt_is_anonymous(authorization):
     caller = caller_from_headers({"Authorization": authorization}, source="bearer")
     assert caller.source == "anonymous"
@@ -146,8 +176,11 @@ def test_bearer_without_identity_claims_is_anonymous():
 
 
 def test_auto_prefers_easyauth_headers():
-    headers = {"X-MS-CLIENT-PRINCIPAL-ID": OID, "X-MS-CLIENT-PRINCIPAL-NAME": "ada@example.com",
-               "Authorization": bearer({"oid": "other", "upn": "other@example.com"})}
+    headers = {
+        "X-MS-CLIENT-PRINCIPAL-ID": OID,
+        "X-MS-CLIENT-PRINCIPAL-NAME": "ada@example.com",
+        "Authorization": bearer({"oid": "other", "upn": "other@example.com"}),
+    }
     assert caller_from_headers(headers, source="auto").source == "easyauth"
 
 
@@ -246,8 +279,11 @@ def test_repr_leaves_claims_out():
 def test_easyauth_headers_ignored_on_app_service_without_auth(monkeypatch):
     monkeypatch.setenv("WEBSITE_SITE_NAME", "func-api-test")
     monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
-    headers = {"X-MS-CLIENT-PRINCIPAL-ID": OID, "X-MS-CLIENT-PRINCIPAL-NAME": "spoofed@example.com",
-               "Access-Key": CANARY}
+    headers = {
+        "X-MS-CLIENT-PRINCIPAL-ID": OID,
+        "X-MS-CLIENT-PRINCIPAL-NAME": "spoofed@example.com",
+        "Access-Key": CANARY,
+    }
     caller = caller_from_headers(headers, source="easyauth")
     assert caller.source == "access-key"  # the spoofable headers are ignored, the key still identifies
     assert_no_canary(caller)

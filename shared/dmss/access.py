@@ -27,6 +27,7 @@ stored document (it has an `_id`), else the document its address starts from (`$
 the document the path names, looked up once by id. (DMSS sets ACLs recursively by default, so a contained
 entity behind a storage reference normally shares its parent's.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -124,8 +125,9 @@ class _Remembered:
             return
         with self._lock:
             if len(self._entries) >= MAX_REMEMBERED:
-                for stale in [k for k, (until, _) in self._entries.items() if until <= now] or \
-                        list(self._entries)[:MAX_REMEMBERED // 10]:
+                for stale in [k for k, (until, _) in self._entries.items() if until <= now] or list(self._entries)[
+                    : MAX_REMEMBERED // 10
+                ]:
                     del self._entries[stale]
             self._entries[key] = (now + timedelta(seconds=seconds), value)
 
@@ -173,8 +175,20 @@ def check(record: JobRecord, credential: Credential, level: str) -> None:
             _check_write(record, address, credential)
     except ApiError as refusal:
         if refusal.status in REMEMBERED_REFUSALS:
-            _answers.put(key, _Answer({"message": refusal.message, "status": refusal.status, "type": refusal.type,
-                                       "debug": refusal.debug, "data": refusal.data}), now, remember_seconds())
+            _answers.put(
+                key,
+                _Answer(
+                    {
+                        "message": refusal.message,
+                        "status": refusal.status,
+                        "type": refusal.type,
+                        "debug": refusal.debug,
+                        "data": refusal.data,
+                    }
+                ),
+                now,
+                remember_seconds(),
+            )
         log.info("DMSS refused %s on job %s (%s)", DMSS_LEVEL[level], record.uid, refusal.status)
         raise
     _answers.put(key, ALLOWED, now, remember_seconds())
@@ -185,9 +199,11 @@ def _check_write(record: JobRecord, address: str, credential: Credential) -> Non
     document = _acl_document(record, address, credential)
     acl = dmss.client().get_acl(document, credential=credential)
     if not has_access(acl, user, "WRITE"):
-        raise Forbidden("The requested operation requires 'WRITE' privileges",
-                        debug=f"DMSS's access control list of {document} gives the caller no WRITE",
-                        data={"address": address})
+        raise Forbidden(
+            "The requested operation requires 'WRITE' privileges",
+            debug=f"DMSS's access control list of {document} gives the caller no WRITE",
+            data={"address": address},
+        )
 
 
 def _acl_document(record: JobRecord, address: str, credential: Credential) -> str:
@@ -201,8 +217,7 @@ def _acl_document(record: JobRecord, address: str, credential: Credential) -> st
         document = dmss.client().get_document_as(head, 0, credential=credential)
         doc_id = document.get("_id") if isinstance(document, dict) else None
         if not isinstance(doc_id, str) or not doc_id:
-            raise BadGateway(f"DMSS gave the document at {head} without an _id: its access control list cannot "
-                             "be read")
+            raise BadGateway(f"DMSS gave the document at {head} without an _id: its access control list cannot be read")
         found = f"dmss://{parse_address(head).data_source}/${doc_id}"
         _documents.put((head,), found, now, max(remember_seconds(), 3600.0))
     return found
@@ -217,8 +232,10 @@ class DmssAccess:
             return False
         credential = getattr(caller, "credential", None)
         if credential is None:
-            raise Unauthorized(f"job {record.uid} belongs to the DMSS entity {address}: who may "
-                               f"{'read' if level == READ else 'stop or change'} it is DMSS's to say; send your "
-                               "DMSS credentials (Access-Key, or Authorization: Bearer)")
+            raise Unauthorized(
+                f"job {record.uid} belongs to the DMSS entity {address}: who may "
+                f"{'read' if level == READ else 'stop or change'} it is DMSS's to say; send your "
+                "DMSS credentials (Access-Key, or Authorization: Bearer)"
+            )
         check(record, credential, level)
         return True

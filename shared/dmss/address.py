@@ -24,6 +24,7 @@ document the reference sits in. `resolve_reference(job_address, "~.~.~.sce")` fo
 `dmss://DS/$doc.study.jobs[0]` (so the reference is at `$doc.study.jobs[0].applicationInput`) gives
 `dmss://DS/$doc.sce`.
 """
+
 from __future__ import annotations
 
 import re
@@ -158,7 +159,7 @@ def _parse_query(text: str, pos: int, raw: str) -> tuple[Item, int]:
     end = text.find(")", pos)
     if end < 0:
         raise _bad(raw, f"unclosed '(' at position {pos}")
-    body = text[pos + 1:end]
+    body = text[pos + 1 : end]
     if not body:
         raise _bad(raw, "empty query '()'")
     pairs: list[tuple[str, str]] = []
@@ -266,7 +267,7 @@ def parse_address(raw: str, *, default_data_source: str | None = None) -> DmssAd
     value = value.lstrip("/")
     m = _SCHEME_RE.match(value)
     if m:
-        value = value[m.end():]
+        value = value[m.end() :]
     elif "://" in value:
         raise _bad(raw, f"unknown protocol {value.split('://', 1)[0]!r} (only dmss:// is supported)")
     value = value.lstrip("/")
@@ -308,14 +309,16 @@ def _up(items: list[Item], position: DmssAddress, reference: str, count: int) ->
     if len(items) <= 1:
         raise BadRequest(
             f"Reference {reference!r} at {position} goes up {count} level(s), above the document root",
-            data={"reference": reference, "position": str(position)})
+            data={"reference": reference, "position": str(position)},
+        )
     last = items.pop()
     if last.kind in (INDEX, QUERY) and items and items[-1].kind == ATTR:
         items.pop()
     if not items:
         raise BadRequest(
             f"Reference {reference!r} at {position} goes up {count} level(s), above the document root",
-            data={"reference": reference, "position": str(position)})
+            data={"reference": reference, "position": str(position)},
+        )
 
 
 def resolve_relative(position: str | DmssAddress, reference_address: str) -> str:
@@ -330,8 +333,7 @@ def resolve_relative(position: str | DmssAddress, reference_address: str) -> str
     if value[0] == "^":
         rest = value[1:]
         base = pos.document
-        return str(DmssAddress(pos.data_source, base.items + parse_items(rest, reference_address,
-                                                                             continuation=True)))
+        return str(DmssAddress(pos.data_source, base.items + parse_items(rest, reference_address, continuation=True)))
     if value[0] == "~":
         items = list(pos.items)
         i = 0
@@ -345,8 +347,7 @@ def resolve_relative(position: str | DmssAddress, reference_address: str) -> str
             if value.startswith(".~", i):
                 i += 1  # the separator between two ~
         rest = value[i:]
-        return str(DmssAddress(pos.data_source,
-                               tuple(items) + parse_items(rest, reference_address, continuation=True)))
+        return str(DmssAddress(pos.data_source, tuple(items) + parse_items(rest, reference_address, continuation=True)))
     return str(parse_address(value, default_data_source=pos.data_source))
 
 

@@ -20,6 +20,7 @@
   error text is scrubbed of the token before it is used; exceptions are raised `from None` so the
   underlying `requests` exception (which holds the prepared request, headers included) is not chained.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,13 +34,27 @@ import requests
 
 from shared.platform import settings
 from shared.platform.identity import Credential
-from shared.platform.errors import (ApiError, BadGateway, BadRequest, Conflict, Forbidden, NotFound,
-    ServiceUnavailable, Unauthorized, ValidationFailed)
+from shared.platform.errors import (
+    ApiError,
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    ValidationFailed,
+)
 
 log = logging.getLogger(__name__)
 
 _STATUS_ERRORS: dict[int, type[ApiError]] = {
-    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 422: ValidationFailed,
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: ValidationFailed,
 }
 _MAX_MESSAGE = 500
 REDACTED = "***"
@@ -132,8 +147,7 @@ def _error_for(response: requests.Response, what: str, secrets: tuple[str, ...])
 class DmssClient:
     """Stateless apart from the shared session; safe from several threads. Holds no token."""
 
-    def __init__(self, url: str | None = None, timeout: float | None = None,
-                 session: requests.Session | None = None):
+    def __init__(self, url: str | None = None, timeout: float | None = None, session: requests.Session | None = None):
         self._url = url.rstrip("/") if url else None
         self._timeout = timeout
         self._session = session
@@ -155,23 +169,41 @@ class DmssClient:
 
     # --- transport ----------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, what: str, *, secrets: tuple[str, ...], headers: dict[str, str],
-                 params: dict[str, Any] | None = None, files: dict[str, Any] | None = None) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        secrets: tuple[str, ...],
+        headers: dict[str, str],
+        params: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+    ) -> requests.Response:
         timeout = self.timeout
         started = time.monotonic()
         failure: ApiError | None = None
         try:
-            response = self.session.request(method, self.url + path, headers=headers, params=params, files=files,
-                                            timeout=timeout, allow_redirects=False)
+            response = self.session.request(
+                method,
+                self.url + path,
+                headers=headers,
+                params=params,
+                files=files,
+                timeout=timeout,
+                allow_redirects=False,
+            )
         except requests.Timeout:
             log.warning("DMSS %s: no answer within %s s", what, _fmt_seconds(timeout))
-            failure = ServiceUnavailable(f"DMSS did not answer within {_fmt_seconds(timeout)} s",
-                                         debug=f"timeout on {what}")
+            failure = ServiceUnavailable(
+                f"DMSS did not answer within {_fmt_seconds(timeout)} s", debug=f"timeout on {what}"
+            )
         except requests.RequestException as exc:
             log.warning("DMSS %s: %s", what, type(exc).__name__)
             failure = ServiceUnavailable(
                 f"DMSS did not answer within {_fmt_seconds(timeout)} s (connection failed or dropped)",
-                debug=f"{type(exc).__name__} on {what}")
+                debug=f"{type(exc).__name__} on {what}",
+            )
         if failure is not None:
             # raised outside the except block: no __context__ pointing at the request (and its headers)
             raise failure
@@ -201,17 +233,28 @@ class DmssClient:
         if not 0 <= int(depth) <= 999:
             raise ValueError("depth must be within 0..999")
         what = f"GET {address}"
-        response = self._request("GET", self._documents_path(address), what, secrets=(token,),
-                                 headers=_auth_headers(token), params={"depth": int(depth)})
+        response = self._request(
+            "GET",
+            self._documents_path(address),
+            what,
+            secrets=(token,),
+            headers=_auth_headers(token),
+            params={"depth": int(depth)},
+        )
         return self._json(response, what)
 
     def update_document(self, address: str, data: Any, partial_update: bool = False, *, token: str) -> Any:
         """`PUT /api/documents/{address}?partial_update=..` with form field `data`; returns DMSS's `data`."""
         what = f"PUT {address}"
         response = self._request(
-            "PUT", self._documents_path(address), what, secrets=(token,), headers=_auth_headers(token),
+            "PUT",
+            self._documents_path(address),
+            what,
+            secrets=(token,),
+            headers=_auth_headers(token),
             params={"partial_update": "true" if partial_update else "false"},
-            files={"data": (None, json.dumps(data))})
+            files={"data": (None, json.dumps(data))},
+        )
         body = self._json(response, what)
         return body.get("data", body) if isinstance(body, dict) else body
 
@@ -219,8 +262,13 @@ class DmssClient:
         """`POST /api/documents/{address}` with form field `document`; returns the new `uid` (an address)."""
         what = f"POST {address}"
         response = self._request(
-            "POST", self._documents_path(address), what, secrets=(token,), headers=_auth_headers(token),
-            files={"document": (None, json.dumps(document))})
+            "POST",
+            self._documents_path(address),
+            what,
+            secrets=(token,),
+            headers=_auth_headers(token),
+            files={"document": (None, json.dumps(document))},
+        )
         body = self._json(response, what)
         uid = body.get("uid") if isinstance(body, dict) else body
         if not isinstance(uid, str) or not uid:
@@ -232,15 +280,22 @@ class DmssClient:
     def get_document_as(self, address: str, depth: int = 0, *, credential: Credential) -> Any:
         """`GET /api/documents/{address}?depth=N` with the caller's credential: DMSS's own READ check on it."""
         what = f"GET {address}"
-        response = self._request("GET", self._documents_path(address), what, secrets=(credential.secret(),),
-                                 headers=credential.headers(), params={"depth": int(depth)})
+        response = self._request(
+            "GET",
+            self._documents_path(address),
+            what,
+            secrets=(credential.secret(),),
+            headers=credential.headers(),
+            params={"depth": int(depth)},
+        )
         return self._json(response, what)
 
     def whoami(self, *, credential: Credential) -> dict[str, Any]:
         """`GET /api/whoami`: the caller as DMSS sees them, `{user_id, roles, scope, ...}`."""
         what = "GET /api/whoami"
-        response = self._request("GET", "/api/whoami", what, secrets=(credential.secret(),),
-                                 headers=credential.headers())
+        response = self._request(
+            "GET", "/api/whoami", what, secrets=(credential.secret(),), headers=credential.headers()
+        )
         body = self._json(response, what)
         if not isinstance(body, dict) or not isinstance(body.get("user_id"), str):
             raise BadGateway("DMSS answered GET /api/whoami without a user_id")
@@ -250,8 +305,13 @@ class DmssClient:
         """`GET /api/acl/{address}` (a document by id, `dmss://DS/$id`): its access control list
         `{owner, roles, users, others}`. DMSS answers it only to a caller who may read the document."""
         what = f"GET acl {address}"
-        response = self._request("GET", "/api/acl/" + quote(address, safe=""), what,
-                                 secrets=(credential.secret(),), headers=credential.headers())
+        response = self._request(
+            "GET",
+            "/api/acl/" + quote(address, safe=""),
+            what,
+            secrets=(credential.secret(),),
+            headers=credential.headers(),
+        )
         body = self._json(response, what)
         if not isinstance(body, dict):
             raise BadGateway(f"DMSS answered {what} with something that is not an access control list")
@@ -259,8 +319,14 @@ class DmssClient:
 
     def _token(self, headers: dict[str, str], ttl_seconds: int, scope: str, secret: str) -> str:
         what = "POST /api/token"
-        response = self._request("POST", "/api/token", what, secrets=(secret,), headers=headers,
-                                 params={"scope": scope, "time_to_live": int(ttl_seconds)})
+        response = self._request(
+            "POST",
+            "/api/token",
+            what,
+            secrets=(secret,),
+            headers=headers,
+            params={"scope": scope, "time_to_live": int(ttl_seconds)},
+        )
         token = (response.text or "").strip()
         if token.startswith('"'):
             try:
@@ -303,6 +369,7 @@ def client() -> DmssClient:
 
 
 # module-level shortcuts -------------------------------------------------------------------------------
+
 
 def get_document(address: str, depth: int = 1, *, token: str) -> Any:
     return client().get_document(address, depth, token=token)

@@ -19,6 +19,7 @@ The service (shared/service.py) wires these in; see the README (DMSS mode) for t
 
 No function here logs, returns in a message, or stores a token anywhere but the job's environment dict.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -133,13 +134,14 @@ def fetch_job_entity(address: str, token: str) -> tuple[dict[str, Any], str]:
     absolute = str(parse_address(address))
     entity = dmss.get_document(absolute, 1, token=token)
     if not isinstance(entity, dict):
-        raise BadRequest(f"The document at {absolute} is not an entity (a JSON object)",
-                         data={"address": absolute})
+        raise BadRequest(f"The document at {absolute} is not an entity (a JSON object)", data={"address": absolute})
     entity_type = entity.get("type")
     if not isinstance(entity_type, str) or normalise_type(entity_type) not in JOB_TYPES:
         raise BadRequest(
             f"The entity at {absolute} has type {entity_type!r}; a job must be of type {JOB_TYPE} or "
-            f"{RECURRING_JOB_TYPE}", data={"address": absolute, "type": entity_type})
+            f"{RECURRING_JOB_TYPE}",
+            data={"address": absolute, "type": entity_type},
+        )
     return entity, absolute
 
 
@@ -152,13 +154,13 @@ def input_address(address: str, entity: Mapping[str, Any]) -> str | None:
         return None
     value_type = value.get("type")
     is_reference = (isinstance(value_type, str) and normalise_type(value_type) == REFERENCE_TYPE) or (
-        "address" in value and "referenceType" in value)
+        "address" in value and "referenceType" in value
+    )
     job = parse_address(address)
     if is_reference:
         reference = value.get("address")
         if not isinstance(reference, str) or not reference.strip():
-            raise BadRequest(f"The applicationInput reference of {job} has no address",
-                             data={"address": str(job)})
+            raise BadRequest(f"The applicationInput reference of {job} has no address", data={"address": str(job)})
         return resolve_reference(str(job), reference)
     return str(job.attribute("applicationInput"))
 
@@ -207,12 +209,12 @@ def changed_attributes(last_written: Mapping[str, Any] | None, current: Mapping[
     """The writable attributes of `current` that differ from what was last written (so that a poll that
     changes nothing writes nothing)."""
     last = {k: _wire(v) for k, v in (last_written or {}).items()}
-    return {k: _wire(v) for k, v in current.items()
-            if k in WRITABLE_ATTRIBUTES and (k not in last or last[k] != _wire(v))}
+    return {
+        k: _wire(v) for k, v in current.items() if k in WRITABLE_ATTRIBUTES and (k not in last or last[k] != _wire(v))
+    }
 
 
-def write_back(address: str, token: str, changes: Mapping[str, Any], *,
-               entity_type: str | None = None) -> Any:
+def write_back(address: str, token: str, changes: Mapping[str, Any], *, entity_type: str | None = None) -> Any:
     """Write `changes` (a subset of WRITABLE_ATTRIBUTES; datetimes and statuses serialised) to the job entity
     with `PUT ...?partial_update=true`. Nothing else in the entity is sent, so unknown attributes are kept.
     `entity_type` (the entity's `type`, unchanged) is sent along when given, for DMSS versions that validate
@@ -251,8 +253,15 @@ def _retryable(error: ApiError) -> bool:
     return isinstance(error, (ServiceUnavailable, BadGateway)) or error.status in (408, 429)
 
 
-def deliver_result(output_target: str, token: str, result_entity: Mapping[str, Any], attempts: int = 5,
-                   backoff: float = 2.0, *, max_backoff: float = 60.0) -> str:
+def deliver_result(
+    output_target: str,
+    token: str,
+    result_entity: Mapping[str, Any],
+    attempts: int = 5,
+    backoff: float = 2.0,
+    *,
+    max_backoff: float = 60.0,
+) -> str:
     """Save `result_entity` at `output_target` with `POST /api/documents/{outputTarget}` (add):
 
     - a package: added to its content (needs a `name` unique in the package);
@@ -266,8 +275,11 @@ def deliver_result(output_target: str, token: str, result_entity: Mapping[str, A
     time up to `max_backoff`, via the app clock); 4xx answers are not retried. A retried POST whose first
     try reached DMSS can add the result twice (at-least-once). Returns the new document's uid (address).
     Raises ResultDeliveryFailed (502, or DMSS's 4xx status) naming the target and the last error."""
-    if not isinstance(result_entity, Mapping) or not isinstance(result_entity.get("type"), str) \
-            or not result_entity.get("type"):
+    if (
+        not isinstance(result_entity, Mapping)
+        or not isinstance(result_entity.get("type"), str)
+        or not result_entity.get("type")
+    ):
         raise BadRequest("The job's result must be a JSON object with a 'type'")
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
@@ -276,8 +288,10 @@ def deliver_result(output_target: str, token: str, result_entity: Mapping[str, A
     if not target.items and not is_root_package:
         raise ResultDeliveryFailed(
             f"Cannot deliver the result to {target}: a bare data source only takes root packages; set "
-            f"outputTarget to a package, a list attribute or an attribute", status=400,
-            data={"outputTarget": str(target)})
+            f"outputTarget to a package, a list attribute or an attribute",
+            status=400,
+            data={"outputTarget": str(target)},
+        )
     delay = max(0.0, float(backoff))
     last: ApiError | None = None
     for attempt in range(1, attempts + 1):
@@ -290,17 +304,19 @@ def deliver_result(output_target: str, token: str, result_entity: Mapping[str, A
             last = error
             if not _retryable(error):
                 raise ResultDeliveryFailed(
-                    f"Could not deliver the result to {target}: {error.message}", status=error.status,
-                    data={"outputTarget": str(target), "attempts": attempt}) from None
-            log.warning("result delivery to %s failed (attempt %d of %d): %s", target, attempt, attempts,
-                        error.message)
+                    f"Could not deliver the result to {target}: {error.message}",
+                    status=error.status,
+                    data={"outputTarget": str(target), "attempts": attempt},
+                ) from None
+            log.warning("result delivery to %s failed (attempt %d of %d): %s", target, attempt, attempts, error.message)
         if attempt < attempts:
             get_clock().sleep(min(delay, max_backoff))
             delay *= 2
     assert last is not None
     raise ResultDeliveryFailed(
         f"Could not deliver the result to {target} after {attempts} attempts: {last.message}",
-        data={"outputTarget": str(target), "attempts": attempts})
+        data={"outputTarget": str(target), "attempts": attempts},
+    )
 
 
 # --- tokens for schedules ---------------------------------------------------------------------------------
@@ -320,19 +336,23 @@ def renew_token_for_schedule(schedule_address: str | None = None, *, ttl_seconds
     where = f" (schedule {schedule_address})" if schedule_address else ""
     key = settings.get("DMSS_APP_ACCESS_KEY")
     if not key:
-        raise TokenRenewalImpossible(f"Cannot renew the DMSS token{where}: {NO_APP_CREDENTIALS}",
-                                     data={"schedule": schedule_address})
+        raise TokenRenewalImpossible(
+            f"Cannot renew the DMSS token{where}: {NO_APP_CREDENTIALS}", data={"schedule": schedule_address}
+        )
     ttl = ttl_seconds if ttl_seconds is not None else settings.get_int("DMSS_TOKEN_TTL_SECONDS")
     try:
         return dmss.renew_with_access_key(key, ttl, scope="WRITE")
     except Unauthorized as error:
         raise Unauthorized(
             f"Cannot renew the DMSS token{where}: DMSS refused the app's credentials (DMSS_APP_ACCESS_KEY): "
-            f"{error.message}", data={"schedule": schedule_address}) from None
+            f"{error.message}",
+            data={"schedule": schedule_address},
+        ) from None
 
 
-def call_with_token_renewal(call: Callable[[str], T], token: str, *,
-                            schedule_address: str | None = None) -> tuple[T, str]:
+def call_with_token_renewal(
+    call: Callable[[str], T], token: str, *, schedule_address: str | None = None
+) -> tuple[T, str]:
     """`call(token)`; on a DMSS 401 (expired/revoked token) get a new token with `renew_token_for_schedule`
     and call once more. Returns (result, the token that worked): store it for the schedule's next runs."""
     try:

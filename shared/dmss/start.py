@@ -11,6 +11,7 @@ editor means by "6 = every Sunday"), and the dialect is written into the entity'
 says what it means. Inline starts keep the app's default (SCHEDULE_WEEKDAY_DIALECT). The schedule is validated
 before anything is written: an hour 24 is a 422 naming the field, and DMSS is not touched.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,14 +47,17 @@ def old_schedule_meaning(entity: Mapping[str, Any]) -> tuple[dict[str, Any], dic
     return {**copy.deepcopy(dict(entity)), "schedule": {**copy.deepcopy(dict(schedule)), **changes}}, changes
 
 
-def start_from_address(address: str, headers: Mapping[str, str], *, caller: Any, orchestrations: Any,
-                       idempotency_key: str | None = None) -> service.StartResult:
+def start_from_address(
+    address: str, headers: Mapping[str, str], *, caller: Any, orchestrations: Any, idempotency_key: str | None = None
+) -> service.StartResult:
     if not address.strip("/"):
         raise BadRequest("a DMSS address is needed after /api/jobs/, e.g. /api/jobs/dmss%3A%2F%2FDS%2F%24id")
     token = dmss_jobs.credentials_from_request(headers)
     if token is None:
-        raise Unauthorized("starting a job from DMSS needs the caller's DMSS credentials: an Access-Key header "
-                           "or an Authorization: Bearer token")
+        raise Unauthorized(
+            "starting a job from DMSS needs the caller's DMSS credentials: an Access-Key header "
+            "or an Authorization: Bearer token"
+        )
     fetched, absolute = dmss_jobs.fetch_job_entity(address, token)
     entity, schedule_changes = old_schedule_meaning(fetched)
     if _is_recurring(entity):
@@ -74,12 +78,12 @@ def start_from_address(address: str, headers: Mapping[str, str], *, caller: Any,
         written.update(view)
         record.extra[WRITTEN] = view
         if schedule_changes:
-            dmss_jobs.write_schedule(absolute, token, schedule_changes,
-                                     schedule_type=entity["schedule"].get("type"))
+            dmss_jobs.write_schedule(absolute, token, schedule_changes, schedule_type=entity["schedule"].get("type"))
 
     try:
-        return service.start_job(entity, caller=caller, orchestrations=orchestrations,
-                                 idempotency_key=idempotency_key, prepare=prepare)
+        return service.start_job(
+            entity, caller=caller, orchestrations=orchestrations, idempotency_key=idempotency_key, prepare=prepare
+        )
     except Exception:
         if written:  # the entity already names a run that was then undone: put back what it said before
             _undo_write_back(absolute, token, fetched, written)
@@ -95,5 +99,4 @@ def _undo_write_back(address: str, token: str, entity: Mapping[str, Any], writte
     try:
         dmss_jobs.write_back(address, token, original, entity_type=entity.get("type"))
     except Exception as error:  # noqa: BLE001 - the start's own error is what the caller sees
-        log.warning("could not undo the write-back to %s after a failed start: %s", address,
-                    type(error).__name__)
+        log.warning("could not undo the write-back to %s after a failed start: %s", address, type(error).__name__)

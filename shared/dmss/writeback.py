@@ -5,6 +5,7 @@ reaches DMSS), and a finished job with an `outputTarget` has its result entity d
 backoff, before the entity is told `completed`; a delivery that keeps failing is shown in the job's message and
 log while the job's status stays what the job did.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,12 @@ WRITTEN = "dmssWritten"  # record.extra key: what DMSS last got, so only changes
 
 
 def dmss_view(record: JobRecord) -> dict[str, Any]:
-    return {"uid": record.uid, "status": record.status.value, "started": clock.iso(record.started),
-            "ended": clock.iso(record.ended)}
+    return {
+        "uid": record.uid,
+        "status": record.status.value,
+        "started": clock.iso(record.started),
+        "ended": clock.iso(record.ended),
+    }
 
 
 def _output_target(record: JobRecord) -> str | None:
@@ -64,8 +69,7 @@ class DmssWriteBack:
     def status_changed(self, record: JobRecord) -> None:
         if not (record.dmss_address and record.secret_token):
             return
-        if record.status == JobStatus.COMPLETED and "resultDelivered" not in record.extra \
-                and _output_target(record):
+        if record.status == JobStatus.COMPLETED and "resultDelivered" not in record.extra and _output_target(record):
             return  # finished() delivers the result first, then writes the final status
         self._write_changes(record)
 
@@ -96,12 +100,14 @@ class DmssWriteBack:
             return
         entity = _result_entity(result)
         if entity is None:
-            self._note(record.uid, f"result not delivered to {target}: the job's result is not a JSON entity with "
-                                   "a `type`")
+            self._note(
+                record.uid, f"result not delivered to {target}: the job's result is not a JSON entity with a `type`"
+            )
             return
         try:
-            dmss_jobs.deliver_result(target, record.secret_token, entity, attempts=self.delivery_attempts,
-                                     backoff=self.delivery_backoff)
+            dmss_jobs.deliver_result(
+                target, record.secret_token, entity, attempts=self.delivery_attempts, backoff=self.delivery_backoff
+            )
         except ApiError as error:
             self._note(record.uid, f"result delivery failed: {error.message}")
             return

@@ -6,6 +6,7 @@ may read or write the entity: a registered `Delegate` (shared.dmss.access, added
 those, asking the store with the caller's own credential. Without a delegate every job is owner-only. Token
 comparison is constant-time.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -50,12 +51,15 @@ def remove_delegate(delegate: Delegate) -> None:
 def _token_matches(record: JobRecord, presented: str | None) -> bool:
     if not presented:
         return False
-    return any(secret and hmac.compare_digest(presented.encode(), secret.encode())
-               for secret in (record.job_token, record.secret_token))
+    return any(
+        secret and hmac.compare_digest(presented.encode(), secret.encode())
+        for secret in (record.job_token, record.secret_token)
+    )
 
 
-def authorize(record: JobRecord, caller: Caller | None, action: str, job_token: str | None = None, *,
-              open_route: bool = False) -> None:
+def authorize(
+    record: JobRecord, caller: Caller | None, action: str, job_token: str | None = None, *, open_route: bool = False
+) -> None:
     """Who may touch a job (README "Who may do what").
 
     - The starter (same caller id) may read, stop, fetch the result and report progress.
@@ -68,8 +72,10 @@ def authorize(record: JobRecord, caller: Caller | None, action: str, job_token: 
         return
     caller_id = caller.id if caller is not None else None
     if caller_id is None and open_route:
-        raise Forbidden(f"reporting progress for job {record.uid} needs the job's token (JOB_TOKEN or its DMSS "
-                        "token as Access-Key or Bearer) or the starter's identity")
+        raise Forbidden(
+            f"reporting progress for job {record.uid} needs the job's token (JOB_TOKEN or its DMSS "
+            "token as Access-Key or Bearer) or the starter's identity"
+        )
     if (record.owner or None) == caller_id:
         return
     level = LEVELS.get(action)

@@ -5,6 +5,7 @@ Activities do the I/O the (replayed) orchestrator may not do; what a job's statu
 Durable history, which the management API can show: they carry the job uid and small facts only
 (`shared.jobs.outcomes`), never the job's environment or token, which activities read from the store themselves.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,9 +85,13 @@ def _start(uid: str) -> StartOutcome:
 def _spec(record: JobRecord) -> JobSpec:
     entity = load_entity(record)
     job = Job.model_validate(entity)
-    return JobSpec(uid=record.uid, config=job.runner.dump(), time_limit_seconds=time_limit(job), entity=entity,
-                   environment=environment.build(record.uid, job.runner.environmentVariables,
-                                                 service_environment(record)))
+    return JobSpec(
+        uid=record.uid,
+        config=job.runner.dump(),
+        time_limit_seconds=time_limit(job),
+        entity=entity,
+        environment=environment.build(record.uid, job.runner.environmentVariables, service_environment(record)),
+    )
 
 
 def _launch(runner: Runner, record: JobRecord, spec: JobSpec) -> dict[str, Any] | StartOutcome:
@@ -171,8 +176,9 @@ def _scrubbed(seen: RunnerStatus, secrets: list[str]) -> RunnerStatus:
     return dataclasses.replace(seen, message=environment.scrub_text(seen.message, secrets))
 
 
-def _read_final(uid: str, runner: Runner, handle: dict[str, Any], reason: str | None,
-                secrets: list[str]) -> _FinalRecord:
+def _read_final(
+    uid: str, runner: Runner, handle: dict[str, Any], reason: str | None, secrets: list[str]
+) -> _FinalRecord:
     final = _FinalRecord()
     final.seen = _scrubbed(runner.status(handle), secrets)
     full_log = "\n".join(environment.scrub(runner.logs(handle).splitlines(), secrets))
@@ -185,8 +191,7 @@ def _read_final(uid: str, runner: Runner, handle: dict[str, Any], reason: str | 
     return final
 
 
-def _release(record: JobRecord, handle: dict[str, Any], request: FinishRequest,
-             secrets: list[str]) -> _FinalRecord:
+def _release(record: JobRecord, handle: dict[str, Any], request: FinishRequest, secrets: list[str]) -> _FinalRecord:
     """Stop the job if it must end early and read what it left. A throttling runner gets `retry_after` set and
     nothing read, unless this is the last attempt."""
     uid = record.uid
@@ -271,8 +276,14 @@ def _finish(request: FinishRequest) -> FinishOutcome:
     tail = settings.get_int("LOG_TAIL_LINES")
     seen = final.seen
     lines = environment.scrub(seen.log[-tail:], secrets) if seen is not None else []
-    ending = transitions.Ending(reason=request.reason, seen=seen, problem=final.problem, log_ref=final.log_ref,
-                                result_ref=final.result_ref, lines=lines)
+    ending = transitions.Ending(
+        reason=request.reason,
+        seen=seen,
+        problem=final.problem,
+        log_ref=final.log_ref,
+        result_ref=final.result_ref,
+        lines=lines,
+    )
     record = store().update(request.uid, partial(transitions.finished, ending=ending, now=clock.now()))
     _forget_wakes(request.uid)
     hooks.finished(record, final.result_text)

@@ -10,14 +10,14 @@ readers on any number of instances agree. With nobody reading, nothing changes: 
 A progress report in which the job says it completed or failed wakes its orchestration at once, unthrottled
 (it happens once per job).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Callable
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, \
-    ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.jobs.record import JobRecord
@@ -56,8 +56,9 @@ def claim(uid: str, now: datetime, span: timedelta) -> bool:
     if now - existing["woken"] < span:
         return False
     try:
-        table.update_entity(row, mode=UpdateMode.REPLACE, etag=existing.metadata["etag"],
-                            match_condition=MatchConditions.IfNotModified)
+        table.update_entity(
+            row, mode=UpdateMode.REPLACE, etag=existing.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
         return True
     except (ResourceModifiedError, ResourceNotFoundError):
         return False  # another reader took this window

@@ -3,6 +3,7 @@
 Entities come from users and from DMSS and carry attributes this service does not know: every model keeps
 them (`extra="allow"`) so that an entity written back is the entity that came in, plus our changes.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -31,7 +32,7 @@ def normalise_type(value: str) -> str:
     """`JOBCORE:X` -> `dmss://WorkflowDS/Blueprints/X`; a bare `DS/Path` gains `dmss://`."""
     value = value.strip()
     if value.upper().startswith(JOBCORE_ALIAS):
-        return BLUEPRINTS + value[len(JOBCORE_ALIAS):].lstrip("/")
+        return BLUEPRINTS + value[len(JOBCORE_ALIAS) :].lstrip("/")
     if "://" not in value and "/" in value and ":" not in value:
         return "dmss://" + value.lstrip("/")
     return value

@@ -6,6 +6,7 @@ service's keys (its clients read them) plus a few of ours, and never an environm
 jobs reuse the start and read here; what is special about them lives in `shared.schedules` and `shared.service`
 puts the two together.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,12 +77,21 @@ def new_record(job: Job, uid: str, caller: Caller | None, triggered_by: str | No
     entity.update(uid=uid, status=status.value, started=clock.iso(now), triggeredBy=who)
     entity.pop("ended", None)
     extra = {"outputTarget": job.outputTarget} if job.outputTarget else {}
-    return JobRecord(extra=extra, uid=uid, kind="recurring" if isinstance(job, RecurringJob) else "job", status=status,
-                     job_token=secrets.token_urlsafe(32),
-                     entity=entity, runner_type=job.runner.type, label=job.label or job.name, triggered_by=who,
-                     owner=caller.id if caller is not None else None, started=now,
-                     time_limit_seconds=None if isinstance(job, RecurringJob) else time_limit(job),
-                     message="registered" if status == JobStatus.REGISTERED else "starting")
+    return JobRecord(
+        extra=extra,
+        uid=uid,
+        kind="recurring" if isinstance(job, RecurringJob) else "job",
+        status=status,
+        job_token=secrets.token_urlsafe(32),
+        entity=entity,
+        runner_type=job.runner.type,
+        label=job.label or job.name,
+        triggered_by=who,
+        owner=caller.id if caller is not None else None,
+        started=now,
+        time_limit_seconds=None if isinstance(job, RecurringJob) else time_limit(job),
+        message="registered" if status == JobStatus.REGISTERED else "starting",
+    )
 
 
 def _spill_entity(record: JobRecord) -> None:
@@ -90,9 +100,16 @@ def _spill_entity(record: JobRecord) -> None:
         record.entity = {}
 
 
-def start_job(job: Job, *, caller: Caller | None, launch: Launch, undo: Undo | None = None,
-              idempotency_key: str | None = None, triggered_by: str | None = None,
-              prepare: Prepare | None = None) -> StartResult:
+def start_job(
+    job: Job,
+    *,
+    caller: Caller | None,
+    launch: Launch,
+    undo: Undo | None = None,
+    idempotency_key: str | None = None,
+    triggered_by: str | None = None,
+    prepare: Prepare | None = None,
+) -> StartResult:
     """Store a validated job and launch it (`launch(record)`: start its orchestration, or register its schedule).
 
     `prepare(record)` may add to the record before it is stored (the DMSS mode adds the address and token). A
@@ -114,8 +131,7 @@ def start_job(job: Job, *, caller: Caller | None, launch: Launch, undo: Undo | N
         if isinstance(error, ApiError):
             raise
         log.warning("starting job %s failed: %s", uid, type(error).__name__)
-        raise ServiceUnavailable(f"the job could not be started ({type(error).__name__}); nothing was kept") \
-            from None
+        raise ServiceUnavailable(f"the job could not be started ({type(error).__name__}); nothing was kept") from None
     if record.kind == "recurring":
         return StartResult(uid, JobStatus.REGISTERED, f"recurring job {uid} registered")
     return StartResult(uid, JobStatus.STARTING, f"job {uid} is starting")
@@ -131,8 +147,10 @@ def _claim(caller: Caller | None, key: str, uid: str) -> StartResult | None:
     try:
         status = store().get(earlier).status
     except JobNotFound:  # claimed moments ago by a start that has not stored its job yet (or died doing so)
-        raise Conflict(f"a start with this Idempotency-Key is in progress (job {earlier}); ask again in a few "
-                       "seconds", headers={"Retry-After": "5"}) from None
+        raise Conflict(
+            f"a start with this Idempotency-Key is in progress (job {earlier}); ask again in a few seconds",
+            headers={"Retry-After": "5"},
+        ) from None
     return StartResult(earlier, status, f"already started with this Idempotency-Key: job {earlier}", existed=True)
 
 
@@ -150,9 +168,12 @@ def _abandoned(uid: str, age: timedelta) -> bool:
 
 def orchestrated(orchestrations: Orchestrations) -> Launch:
     """The launch of a plain job: its orchestration, which starts it on its runner and follows it."""
+
     def launch(record: JobRecord) -> None:
-        orchestrations.start(record.uid, initial_input(record.uid, record.time_limit_seconds or 0,
-                                                       PollPolicy.from_settings()))
+        orchestrations.start(
+            record.uid, initial_input(record.uid, record.time_limit_seconds or 0, PollPolicy.from_settings())
+        )
+
     return launch
 
 
@@ -203,8 +224,10 @@ def get_result(uid: str, caller: Caller | None = None) -> dict[str, Any]:
     record = get_record(uid)
     authorize(record, caller, "read the result of")
     if not record.status.is_final:
-        raise Conflict(f"job {record.uid} has not finished yet (status {record.status.value}); ask again when "
-                       "it is completed or failed")
+        raise Conflict(
+            f"job {record.uid} has not finished yet (status {record.status.value}); ask again when "
+            "it is completed or failed"
+        )
     result = store().get_text(record.result_ref) if record.result_ref else ""
     return {"message": record.message, "result": result, "status": record.status.value}
 
@@ -224,14 +247,15 @@ def stop_job(record: JobRecord, caller: Caller | None, orchestrations: Orchestra
     try:
         orchestrations.raise_stop(record.uid)
     except Exception as error:  # noqa: BLE001 - the next poll sees the stop in the store anyway
-        log.info("stop event for job %s not delivered (%s); the next poll ends it", record.uid,
-                 type(error).__name__)
+        log.info("stop event for job %s not delivered (%s); the next poll ends it", record.uid, type(error).__name__)
     return {"status": record.status.value, "response": response}
 
 
 def mark_removed(uid: str, caller: Caller | None, message: str) -> JobRecord:
     who = caller.display if caller is not None else "anonymous"
     return store().update(uid, partial(transitions.stop_requested, message=f"{message} by {who}", now=clock.now()))
+
+
 # ---- progress reported by the job itself ------------------------------------------------------------------
 def parse_overwrite_log(value: str | None) -> bool:
     if value is None:
@@ -258,22 +282,36 @@ def _progress_lines(logs: Any, overwrite: bool) -> list[str]:
     raise ValidationFailed("logs must be a string, a list of strings or null")
 
 
-def report_progress(uid: str, body: bytes | None, overwrite_log: str | None, caller: Caller | None = None,
-                    job_token: str | None = None, *, wake: Callable[[str], None] | None = None) -> dict[str, Any]:
+def report_progress(
+    uid: str,
+    body: bytes | None,
+    overwrite_log: str | None,
+    caller: Caller | None = None,
+    job_token: str | None = None,
+    *,
+    wake: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     overwrite = parse_overwrite_log(overwrite_log)
     data = parse_json(body)
     if not isinstance(data, dict):
-        raise BadRequest("progress must be a JSON object {\"percentage\", \"logs\", \"status\"}")
+        raise BadRequest('progress must be a JSON object {"percentage", "logs", "status"}')
     percentage = _percentage(data.get("percentage"))
     status = _reported_status(data.get("status"))
     record = get_record(uid)
     authorize(record, caller, "progress", job_token, open_route=True)
     lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets_of(record, load_entity(record)))
     if status is not None and status.is_final and status not in (JobStatus.COMPLETED, JobStatus.FAILED):
-        raise ValidationFailed(f"a job may report that it completed or failed, not {status.value!r}: "
-                               "DELETE the job to stop it")
-    progress = transitions.Progress(percentage=percentage, status=status, lines=lines, overwrite=overwrite,
-                                    tail=settings.get_int("LOG_TAIL_LINES"), now=clock.now())
+        raise ValidationFailed(
+            f"a job may report that it completed or failed, not {status.value!r}: DELETE the job to stop it"
+        )
+    progress = transitions.Progress(
+        percentage=percentage,
+        status=status,
+        lines=lines,
+        overwrite=overwrite,
+        tail=settings.get_int("LOG_TAIL_LINES"),
+        now=clock.now(),
+    )
     record = store().update(record.uid, partial(transitions.reported, progress=progress))
     if wake is not None and transitions.reported_final(record):  # the job said it ended: finish it now
         wake(record.uid)
@@ -291,8 +329,9 @@ def _percentage(value: Any) -> float | None:
     except OverflowError:
         raise ValidationFailed("percentage is out of range") from None
     if not 0.0 <= number <= 1.0:
-        raise ValidationFailed(f"percentage is a fraction from 0 to 1 (0.4 for 40 %), not {number:g}",
-                               data={"percentage": number})
+        raise ValidationFailed(
+            f"percentage is a fraction from 0 to 1 (0.4 for 40 %), not {number:g}", data={"percentage": number}
+        )
     return number
 
 
@@ -308,8 +347,7 @@ def _reported_status(value: Any) -> JobStatus | None:
 
 
 # ---- list and health --------------------------------------------------------------------------------------
-def list_jobs(status: str | None, limit: str | None, token: str | None,
-              caller: Caller | None = None) -> dict[str, Any]:
+def list_jobs(status: str | None, limit: str | None, token: str | None, caller: Caller | None = None) -> dict[str, Any]:
     """The caller's own jobs, newest first (a stranger's jobs are not listed, not even their labels)."""
     wanted = None
     if status:
@@ -326,8 +364,16 @@ def list_jobs(status: str | None, limit: str | None, token: str | None,
         rows, next_token = store().list(wanted, size, token, owner=(caller.id if caller is not None else None) or "")
     except (ValueError, TypeError):
         raise BadRequest("malformed continuation token") from None
-    jobs = [{"uid": row["uid"], "status": row["status"], "label": row.get("label") or None, "kind": row.get("kind"),
-             "created": clock.iso(row.get("created"))} for row in rows]
+    jobs = [
+        {
+            "uid": row["uid"],
+            "status": row["status"],
+            "label": row.get("label") or None,
+            "kind": row.get("kind"),
+            "created": clock.iso(row.get("created")),
+        }
+        for row in rows
+    ]
     return {"jobs": jobs, "continuationToken": next_token}
 
 
@@ -337,5 +383,3 @@ def health() -> tuple[int, dict[str, Any]]:
     except Exception as error:  # noqa: BLE001
         return 503, {"status": "unhealthy", "storage": f"not reachable ({type(error).__name__})"}
     return 200, {"status": "healthy", "storage": "ok", "runners": default_registry().types()}
-
-

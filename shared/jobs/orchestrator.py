@@ -10,6 +10,7 @@ An activity that fails (it ran past the host's functionTimeout, or raised) never
 start or finish is retried like a throttled one, a poll may fail POLL_FAILURES_ALLOWED times in a row, and then
 the job is finished as failed with the reason (START_FAILED, POLL_FAILED).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

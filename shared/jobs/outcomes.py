@@ -5,6 +5,7 @@ activity returns) and `from_dict()` (what the replayed orchestrator reads). The 
 history already holds (`state`, `retryAfter`, `done`, `reason`, `changed`, `status`): instances started by an
 earlier version replay unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

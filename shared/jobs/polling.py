@@ -4,6 +4,7 @@ Polls start short, double while nothing changes up to a cap, and drop back to th
 a job that is busy reporting is followed closely, a quiet 24-hour job costs about 1,440 polls a day at the
 default 60 s cap instead of the old UI's 43,200.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,5 +36,8 @@ class PollPolicy:
 
     @classmethod
     def from_settings(cls) -> "PollPolicy":
-        return cls(settings.get_float("POLL_INTERVAL_MIN_SECONDS"), settings.get_float("POLL_INTERVAL_MAX_SECONDS"),
-                   settings.get_float("POLL_BACKOFF_FACTOR"))
+        return cls(
+            settings.get_float("POLL_INTERVAL_MIN_SECONDS"),
+            settings.get_float("POLL_INTERVAL_MAX_SECONDS"),
+            settings.get_float("POLL_BACKOFF_FACTOR"),
+        )

@@ -12,6 +12,7 @@ jobs in those states created in the last RECENT days and older than GRACE:
 Both are safe to run twice: starting an instance that exists is refused by the check before it, and `finish` of
 a final job changes nothing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,7 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"lookedAt": self.looked_at, "restarted": self.restarted, "closed": self.closed,
-                "errors": self.errors}
+        return {"lookedAt": self.looked_at, "restarted": self.restarted, "closed": self.closed, "errors": self.errors}
 
 
 def reconcile(instances: Instances, now: datetime | None = None) -> ReconcileReport:

@@ -4,6 +4,7 @@ Pure: no I/O. `shared.jobs.store` reads and writes these records; `shared.jobs.t
 status. JSON-valued fields are kept under the table's string limit by `fit_inline` (large entities go to
 blobs before they get here).
 """
+
 from __future__ import annotations
 
 import json
@@ -102,6 +103,6 @@ def fit_inline(record: JobRecord) -> None:
         if value is not None and len(json.dumps(value)) > INLINE_TEXT_LIMIT:
             raise ValueError(f"{name} of job {record.uid} is too large for the table; store it as text first")
     while record.log and len(json.dumps(record.log)) > INLINE_TEXT_LIMIT:
-        record.log = record.log[len(record.log) // 4 + 1:]
+        record.log = record.log[len(record.log) // 4 + 1 :]
     while record.reported_log and len(json.dumps(record.reported_log)) > INLINE_TEXT_LIMIT:
-        record.reported_log = record.reported_log[len(record.reported_log) // 4 + 1:]
+        record.reported_log = record.reported_log[len(record.reported_log) // 4 + 1 :]

@@ -1,4 +1,5 @@
 """Job status strings, exactly as the old DM-Job service and its clients spell them."""
+
 from __future__ import annotations
 
 from enum import Enum

@@ -17,6 +17,7 @@ Concurrent writers (a progress PUT, a poll, a stop) go through `update()`, a rea
 the row's ETag: a stale write gets 412 and is redone on the fresh row, so nobody's change is lost. A mutation
 that changes nothing writes nothing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (HttpResponseError, ResourceExistsError, ResourceModifiedError,
-                                   ResourceNotFoundError)
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.jobs.record import ROW, JobNotFound, JobRecord, fit_inline
@@ -77,14 +77,22 @@ class JobStore(ABC):
     def delete(self, uid: str) -> None: ...
 
     @abstractmethod
-    def list(self, status: JobStatus | None, limit: int, token: str | None, *,
-             owner: str | None = None) -> tuple[list[dict], str | None]:
+    def list(
+        self, status: JobStatus | None, limit: int, token: str | None, *, owner: str | None = None
+    ) -> tuple[list[dict], str | None]:
         """Newest first; only `owner`'s jobs when given ("" for jobs started without an identity). Returns
         (index rows, continuation token or None)."""
 
     @abstractmethod
-    def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta, *,
-                          abandoned: Callable[[str, timedelta], bool] | None = None) -> str | None:
+    def claim_idempotency(
+        self,
+        caller: str,
+        key: str,
+        uid: str,
+        ttl: timedelta,
+        *,
+        abandoned: Callable[[str, timedelta], bool] | None = None,
+    ) -> str | None:
         """Claim (caller, key) for `uid`. Returns the uid of an earlier claim still within `ttl`, else None.
 
         `abandoned(earlier_uid, age)` may say that an earlier claim was left by a start that died before storing
@@ -130,8 +138,12 @@ def decode_token(token: str) -> dict[str, str]:
     except (RecursionError, UnicodeError, TypeError) as error:
         raise ValueError("malformed continuation token") from error
     # the table's own token names the next row: {"PartitionKey": ..., "RowKey": ...}
-    if not isinstance(marker, dict) or not marker or not set(marker) <= {"PartitionKey", "RowKey"} \
-            or not all(isinstance(v, str) for v in marker.values()):
+    if (
+        not isinstance(marker, dict)
+        or not marker
+        or not set(marker) <= {"PartitionKey", "RowKey"}
+        or not all(isinstance(v, str) for v in marker.values())
+    ):
         raise ValueError("malformed continuation token")
     return marker
 
@@ -169,8 +181,9 @@ class TableJobStore(JobStore):
             if after == before:
                 return record
             try:
-                meta = self.jobs.update_entity(after, mode=UpdateMode.REPLACE, etag=record.etag,
-                                               match_condition=MatchConditions.IfNotModified)
+                meta = self.jobs.update_entity(
+                    after, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
+                )
             except (ResourceModifiedError, ResourceNotFoundError) as error:
                 if isinstance(error, ResourceNotFoundError):
                     raise JobNotFound(uid) from None
@@ -192,8 +205,12 @@ class TableJobStore(JobStore):
             return False
         fit_inline(record)
         try:
-            meta = self.jobs.update_entity(record.to_entity(), mode=UpdateMode.REPLACE, etag=record.etag,
-                                           match_condition=MatchConditions.IfNotModified)
+            meta = self.jobs.update_entity(
+                record.to_entity(),
+                mode=UpdateMode.REPLACE,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
         except HttpResponseError as error:
@@ -220,23 +237,32 @@ class TableJobStore(JobStore):
     def _index(self, record: JobRecord) -> None:
         if record.created is None:
             return
-        self.index.upsert_entity({
-            "PartitionKey": INDEX_PARTITION, "RowKey": _index_key(record.created, record.uid),
-            "uid": record.uid, "status": record.status.value, "label": record.label or "",
-            "kind": record.kind, "created": record.created, "owner": record.owner or "",
-        }, mode=UpdateMode.REPLACE)
+        self.index.upsert_entity(
+            {
+                "PartitionKey": INDEX_PARTITION,
+                "RowKey": _index_key(record.created, record.uid),
+                "uid": record.uid,
+                "status": record.status.value,
+                "label": record.label or "",
+                "kind": record.kind,
+                "created": record.created,
+                "owner": record.owner or "",
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
-    def list(self, status: JobStatus | None, limit: int, token: str | None, *,
-             owner: str | None = None) -> tuple[list[dict], str | None]:
+    def list(
+        self, status: JobStatus | None, limit: int, token: str | None, *, owner: str | None = None
+    ) -> tuple[list[dict], str | None]:
         query = f"PartitionKey eq '{INDEX_PARTITION}'"
         if status is not None:
             query += f" and status eq '{status.value}'"
         if owner is not None:  # an OData string literal: quotes doubled
             query += " and owner eq '{}'".format(owner.replace("'", "''"))
         marker = decode_token(token) if token else None
-        pages = self.index.query_entities(query, results_per_page=limit,
-                                          select=["uid", "status", "label", "kind", "created"]).by_page(
-            continuation_token=marker)
+        pages = self.index.query_entities(
+            query, results_per_page=limit, select=["uid", "status", "label", "kind", "created"]
+        ).by_page(continuation_token=marker)
         rows: list[dict] = []
         next_marker = None
         for page in pages:
@@ -250,15 +276,23 @@ class TableJobStore(JobStore):
     def scan(self, statuses: Iterable[JobStatus], newest: datetime, oldest: datetime) -> Iterator[dict]:
         # RowKeys are inverted creation times: newer jobs sort first, so the range is [newest, oldest]
         wanted = " or ".join(f"status eq '{status.value}'" for status in statuses)
-        query = (f"PartitionKey eq '{INDEX_PARTITION}' and RowKey ge '{_index_key(newest, '')}' "
-                 f"and RowKey lt '{_index_key(oldest, '~')}' and ({wanted})")
-        for row in self.index.query_entities(query, results_per_page=1000,
-                                             select=["uid", "status", "kind", "created"]):
+        query = (
+            f"PartitionKey eq '{INDEX_PARTITION}' and RowKey ge '{_index_key(newest, '')}' "
+            f"and RowKey lt '{_index_key(oldest, '~')}' and ({wanted})"
+        )
+        for row in self.index.query_entities(query, results_per_page=1000, select=["uid", "status", "kind", "created"]):
             yield dict(row)
 
     # ---- idempotency --------------------------------------------------------------------------------
-    def claim_idempotency(self, caller: str, key: str, uid: str, ttl: timedelta, *,
-                          abandoned: Callable[[str, timedelta], bool] | None = None) -> str | None:
+    def claim_idempotency(
+        self,
+        caller: str,
+        key: str,
+        uid: str,
+        ttl: timedelta,
+        *,
+        abandoned: Callable[[str, timedelta], bool] | None = None,
+    ) -> str | None:
         partition = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
         row = {"PartitionKey": partition, "RowKey": "", "uid": uid, "claimed": clock.now()}
         for _ in range(3):
@@ -271,9 +305,12 @@ class TableJobStore(JobStore):
                 if age < ttl and not (abandoned is not None and abandoned(existing["uid"], age)):
                     return existing["uid"]
                 try:  # expired or abandoned: take it over, guarded by its ETag
-                    self.idempotency.update_entity(row, mode=UpdateMode.REPLACE,
-                                                   etag=existing.metadata["etag"],
-                                                   match_condition=MatchConditions.IfNotModified)
+                    self.idempotency.update_entity(
+                        row,
+                        mode=UpdateMode.REPLACE,
+                        etag=existing.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
                     return None
                 except (ResourceModifiedError, ResourceNotFoundError, HttpResponseError):
                     continue

@@ -15,6 +15,7 @@ to write". The rules the functions keep:
 - Progress (`percentage`) is a fraction from 0 to 1, what the DM web app shows as `Math.round(p * 100)%`: a
   job that completes without reporting ends at 1.0; one that reported keeps what it said (`fraction`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,12 +33,14 @@ REPORTED = "reported"  # the job said it ended; its process outlived the grace p
 ORPHANED = "orphaned"  # the job's orchestration ended before the job (shared.jobs.reconcile)
 REPORTED_GRACE_SECONDS = 30
 FINISHED = "finishedAt"  # record.extra: `finished` has run (a finish run again only cleans up)
-BROKEN = {START_FAILED: "the job could not be started: the start activity kept failing (it raised, or ran past "
-                        "the host's functionTimeout)",
-          POLL_FAILED: "the job could not be followed: its runner could not be polled (the poll activity kept "
-                       "failing: it raised, or ran past the host's functionTimeout)",
-          ORPHANED: "the job's orchestration ended before the job did (it failed or was terminated); the job was "
-                    "stopped and closed by the service's reconciliation"}
+BROKEN = {
+    START_FAILED: "the job could not be started: the start activity kept failing (it raised, or ran past "
+    "the host's functionTimeout)",
+    POLL_FAILED: "the job could not be followed: its runner could not be polled (the poll activity kept "
+    "failing: it raised, or ran past the host's functionTimeout)",
+    ORPHANED: "the job's orchestration ended before the job did (it failed or was terminated); the job was "
+    "stopped and closed by the service's reconciliation",
+}
 
 
 def waiting_to_start(record: JobRecord, message: str) -> bool | None:
@@ -66,8 +69,11 @@ def launched(record: JobRecord, handle: dict) -> None:
 
 def reported_final(record: JobRecord) -> bool:
     """The job itself said it completed or failed (and nobody stopped it)."""
-    return (record.externally_reported and not record.stop_requested
-            and record.status in (JobStatus.COMPLETED, JobStatus.FAILED))
+    return (
+        record.externally_reported
+        and not record.stop_requested
+        and record.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+    )
 
 
 def must_stop(record: JobRecord) -> bool:
@@ -140,9 +146,9 @@ def reported(record: JobRecord, progress: Progress) -> None:
             record.message = f"the job reported that it {progress.status.value}"
             record.extra["reportedFinalAt"] = progress.now.isoformat()
     if progress.overwrite:
-        record.reported_log = progress.lines[-progress.tail:]
+        record.reported_log = progress.lines[-progress.tail :]
     elif progress.lines:
-        record.reported_log = (record.reported_log + progress.lines)[-progress.tail:]
+        record.reported_log = (record.reported_log + progress.lines)[-progress.tail :]
 
 
 def stop_requested(record: JobRecord, message: str, now: datetime) -> bool | None:

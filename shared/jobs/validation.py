@@ -3,6 +3,7 @@
 Every refusal is an `ApiError` (4xx with the JSON error body) that names what is wrong without echoing the
 offending value (it may be a secret).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,7 @@ from runners.base import ConfigError
 from runners.registry import UnknownRunner, default_registry
 from shared.jobs.models import JOB_TYPE, RECURRING_JOB_TYPE, Job, RecurringJob, normalise_type
 from shared.platform import environment, settings
-from shared.platform.errors import (BadRequest, Forbidden, NotImplementedRunner, PayloadTooLarge,
-                                    ValidationFailed)
+from shared.platform.errors import BadRequest, Forbidden, NotImplementedRunner, PayloadTooLarge, ValidationFailed
 
 MAX_BODY_BYTES = 1024 * 1024
 _UID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -53,8 +53,10 @@ def _check_text(value: Any) -> None:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRequest("request body holds a lone UTF-16 surrogate (an unpaired \\uD800-\\uDFFF escape); "
-                         "text must be valid Unicode") from None
+        raise BadRequest(
+            "request body holds a lone UTF-16 surrogate (an unpaired \\uD800-\\uDFFF escape); "
+            "text must be valid Unicode"
+        ) from None
 
 
 def parse_json(body: bytes | None, what: str = "request body") -> Any:
@@ -85,8 +87,10 @@ def check_uid(uid: str) -> str:
 
 def _validation_message(error: ValidationError) -> tuple[str, list[dict[str, Any]]]:
     """Pydantic's errors without the offending input values (they may be secrets)."""
-    details = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]}
-               for e in error.errors(include_input=False, include_url=False)]
+    details = [
+        {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in error.errors(include_input=False, include_url=False)
+    ]
     first = details[0]
     return f"invalid job entity: {first['loc']}: {first['msg']}", details
 
@@ -97,11 +101,14 @@ def validate_job(data: Any) -> Job:
         raise BadRequest("a job entity must be a JSON object")
     raw_type = data.get("type")
     if raw_type is None:
-        raise ValidationFailed("invalid job entity: type: Field required",
-                               data=[{"loc": "type", "msg": "Field required", "type": "missing"}])
+        raise ValidationFailed(
+            "invalid job entity: type: Field required",
+            data=[{"loc": "type", "msg": "Field required", "type": "missing"}],
+        )
     if not isinstance(raw_type, str) or normalise_type(raw_type) not in (JOB_TYPE, RECURRING_JOB_TYPE):
-        raise BadRequest(f"entity type {str(raw_type)[:200]!r} is not a job: expected {JOB_TYPE} or "
-                         f"{RECURRING_JOB_TYPE}")
+        raise BadRequest(
+            f"entity type {str(raw_type)[:200]!r} is not a job: expected {JOB_TYPE} or {RECURRING_JOB_TYPE}"
+        )
     model = RecurringJob if normalise_type(raw_type) == RECURRING_JOB_TYPE else Job
     try:
         job = model.model_validate(data)
@@ -122,11 +129,14 @@ def check_runner(job: Job) -> None:
     try:
         runner_class = registry.runner_class(job.runner.type)
     except UnknownRunner:
-        raise NotImplementedRunner(f"no runner handles runner type {job.runner.type[:200]!r}; known types: "
-                                   f"{', '.join(registry.types())}") from None
+        raise NotImplementedRunner(
+            f"no runner handles runner type {job.runner.type[:200]!r}; known types: {', '.join(registry.types())}"
+        ) from None
     if runner_class.local and not settings.get_bool("ENABLE_LOCAL_RUNNERS"):
-        raise Forbidden(f"runner type {job.runner.type!r} runs on the app's own host and is disabled here "
-                        "(app setting ENABLE_LOCAL_RUNNERS)")
+        raise Forbidden(
+            f"runner type {job.runner.type!r} runs on the app's own host and is disabled here "
+            "(app setting ENABLE_LOCAL_RUNNERS)"
+        )
     try:
         registry.get(job.runner.type).validate(job.runner.dump())
     except ConfigError as error:

@@ -10,6 +10,7 @@
 
 `document_json()` is what `GET /api/openapi.json` answers, built once per process.
 """
+
 from __future__ import annotations
 
 import copy

@@ -4,6 +4,7 @@ Nothing here is written by hand but prose: paths come from the route templates (
 old service named it differently, an empty catch-all dropped), schemas from `pydantic.json_schema`, every
 operation's replies, parameters and security from its registry entry.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,8 +75,12 @@ def _schemas(operations: Iterable[Operation]) -> tuple[dict[tuple[type[BaseModel
 
 
 def _parameter(param: Param) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": param.name, "in": param.location, "required": param.required or
-                           param.location == "path", "schema": dict(param.schema)}
+    out: dict[str, Any] = {
+        "name": param.name,
+        "in": param.location,
+        "required": param.required or param.location == "path",
+        "schema": dict(param.schema),
+    }
     if param.description:
         out["description"] = param.description
     if param.example is not None:
@@ -94,8 +99,9 @@ def _schema_of(model: Any, refs: dict, mode: str) -> dict[str, Any]:
 def _reply(reply: Reply, refs: dict) -> dict[str, Any]:
     out: dict[str, Any] = {"description": reply.description}
     if reply.headers:
-        out["headers"] = {name: {"description": text, "schema": {"type": "string"}}
-                          for name, text in reply.headers.items()}
+        out["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in reply.headers.items()
+        }
     if reply.model is not None:
         out["content"] = {reply.media_type: {"schema": _schema_of(reply.model, refs, "serialization")}}
     if reply.links:
@@ -112,8 +118,12 @@ def _body(body: Body, refs: dict) -> dict[str, Any]:
 
 
 def _operation(op: Operation, refs: dict) -> dict[str, Any]:
-    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "description": op.description,
-                           "tags": [op.tag]}
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "description": op.description,
+        "tags": [op.tag],
+    }
     if op.params:
         out["parameters"] = [_parameter(p) for p in op.params]
     if op.body is not None:

@@ -8,6 +8,7 @@ packages/dm-core/src/services/api/configs/gen-job/models/*.ts, was generated fro
 is optional for a reader of the old fields, or a field every answer has. Schemathesis checks every reply
 against these models (tests/e2e/test_schemathesis_e2e.py).
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -44,8 +45,10 @@ class ErrorResponse(Wire):
 class StartJobResponse(Wire):
     uid: str = Field(description="the job's uid: GET /api/jobs/{uid} follows it")
     message: str
-    status: JobStatus = Field(description="`starting`, or `registered` for a recurring job (or, for a repeated "
-                                          "Idempotency-Key, the earlier job's status)")
+    status: JobStatus = Field(
+        description="`starting`, or `registered` for a recurring job (or, for a repeated "
+        "Idempotency-Key, the earlier job's status)"
+    )
 
 
 class RunnerRef(Wire):
@@ -102,8 +105,7 @@ class DeleteJobResponse(Wire):
 
 class GetJobResultResponse(Wire):
     message: str
-    result: str = Field(description="the result as text: what the job wrote to $JOB_RESULT_FILE, or its "
-                                    "output's tail")
+    result: str = Field(description="the result as text: what the job wrote to $JOB_RESULT_FILE, or its output's tail")
     status: JobStatus = Field(description="completed, failed or removed")
 
 
@@ -115,10 +117,13 @@ class Progress(BaseModel):
     """What a job reports about itself. The old job containers send all three keys, values may be null."""
 
     percentage: Fraction | None = None
-    logs: list[str] | str | None = Field(default=None, description="appended (split on newlines) or, with "
-                                                                   "overwrite_log=true, replacing the log")
-    status: JobStatus | None = Field(default=None, description="the job's own status; of the final ones only "
-                                                               "`completed` and `failed` (422 otherwise)")
+    logs: list[str] | str | None = Field(
+        default=None, description="appended (split on newlines) or, with overwrite_log=true, replacing the log"
+    )
+    status: JobStatus | None = Field(
+        default=None,
+        description="the job's own status; of the final ones only `completed` and `failed` (422 otherwise)",
+    )
 
 
 # ---- this service's own ------------------------------------------------------------------------------------
@@ -156,5 +161,14 @@ class HealthResponse(Wire):
 
 
 REPLY_MODELS: tuple[type[BaseModel], ...] = (
-    ErrorResponse, StartJobResponse, StatusJobResponse, DeleteJobResponse, GetJobResultResponse,
-    UpdateJobProgressResponse, ListJobsResponse, SchedulePreview, ScheduleView, HealthResponse)
+    ErrorResponse,
+    StartJobResponse,
+    StatusJobResponse,
+    DeleteJobResponse,
+    GetJobResultResponse,
+    UpdateJobProgressResponse,
+    ListJobsResponse,
+    SchedulePreview,
+    ScheduleView,
+    HealthResponse,
+)

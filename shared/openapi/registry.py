@@ -12,6 +12,7 @@ openapi-generator gives the DM web app's client (`DMJobsApi` in equinor/dm-core-
 packages/dm-core/src/services/api/configs/gen-job/api/dmjobs-api.ts: `startJob`, `jobStatus`, `removeJob`,
 `jobResult`, `updateJobProgress`) the same methods and parameters again.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -91,26 +92,50 @@ class Operation:
 
 # ---- security ----------------------------------------------------------------------------------------------
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
-    "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key",
-                    "description": "A function key of the app (`az functionapp keys list`). Needed in Azure on "
-                                   "every route but health, progress, the document and Swagger UI; the local "
-                                   "host ignores keys unless DEVHOST_REQUIRE_KEYS=true."},
-    "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code",
-                         "description": "The same function key as a query parameter (it then shows in URLs "
-                                        "and logs: prefer the header)."},
-    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-               "description": "An Entra ID token. Required besides the key when the app has Entra ID "
-                              "authentication on; it identifies the caller (`triggeredBy`, the job's owner). "
-                              "The DMSS start exchanges it at DMSS for the job's token; a job reporting "
-                              "progress may send its own token (JOB_TOKEN or DMSS_TOKEN) this way."},
-    "accessKey": {"type": "apiKey", "in": "header", "name": "Access-Key",
-                  "description": "A DMSS personal access token: the DMSS start uses it as the job's token; a job "
-                                 "may present its own token (JOB_TOKEN or DMSS_TOKEN) this way."},
+    "functionKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-functions-key",
+        "description": "A function key of the app (`az functionapp keys list`). Needed in Azure on "
+        "every route but health, progress, the document and Swagger UI; the local "
+        "host ignores keys unless DEVHOST_REQUIRE_KEYS=true.",
+    },
+    "functionKeyQuery": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "code",
+        "description": "The same function key as a query parameter (it then shows in URLs "
+        "and logs: prefer the header).",
+    },
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An Entra ID token. Required besides the key when the app has Entra ID "
+        "authentication on; it identifies the caller (`triggeredBy`, the job's owner). "
+        "The DMSS start exchanges it at DMSS for the job's token; a job reporting "
+        "progress may send its own token (JOB_TOKEN or DMSS_TOKEN) this way.",
+    },
+    "accessKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Access-Key",
+        "description": "A DMSS personal access token: the DMSS start uses it as the job's token; a job "
+        "may present its own token (JOB_TOKEN or DMSS_TOKEN) this way.",
+    },
 }
-FUNCTION_KEY = ({"functionKey": [], "bearer": []}, {"functionKeyQuery": [], "bearer": []},
-                {"functionKey": []}, {"functionKeyQuery": []})
-DMSS_CREDENTIALS = ({"functionKey": [], "accessKey": []}, {"functionKey": [], "bearer": []},
-                    {"functionKeyQuery": [], "accessKey": []}, {"functionKeyQuery": [], "bearer": []})
+FUNCTION_KEY = (
+    {"functionKey": [], "bearer": []},
+    {"functionKeyQuery": [], "bearer": []},
+    {"functionKey": []},
+    {"functionKeyQuery": []},
+)
+DMSS_CREDENTIALS = (
+    {"functionKey": [], "accessKey": []},
+    {"functionKey": [], "bearer": []},
+    {"functionKeyQuery": [], "accessKey": []},
+    {"functionKeyQuery": [], "bearer": []},
+)
 JOB_OR_OWNER = FUNCTION_KEY + ({"functionKey": [], "accessKey": []}, {"functionKeyQuery": [], "accessKey": []})
 JOB_TOKEN = ({"bearer": []}, {"accessKey": []})
 
@@ -128,9 +153,12 @@ _ERRORS = {
     "503": "storage (or DMSS) is not reachable for now; try again after Retry-After seconds",
 }
 RETRY_AFTER = {"Retry-After": "seconds to wait before trying again"}
-KEY_REFUSED = Reply("no valid function key (Azure; the local host checks keys only with DEVHOST_REQUIRE_KEYS=true): "
-                    "the Functions host answers before the app runs, with an empty body; with Entra ID "
-                    "authentication on, a missing or invalid token too", None)
+KEY_REFUSED = Reply(
+    "no valid function key (Azure; the local host checks keys only with DEVHOST_REQUIRE_KEYS=true): "
+    "the Functions host answers before the app runs, with an empty body; with Entra ID "
+    "authentication on, a missing or invalid token too",
+    None,
+)
 
 
 def errors(*codes: str, **described: str) -> dict[str, Reply]:
@@ -147,172 +175,369 @@ def _links(*operation_ids: str) -> dict[str, dict[str, Any]]:
     return {op: {"operationId": op, "parameters": {"job_uid": "$response.body#/uid"}} for op in operation_ids}
 
 
-JOB_LINKS = _links("job_status", "job_result", "remove_job", "update_job_progress", "schedule_preview",
-                   "suspend_schedule", "resume_schedule")
+JOB_LINKS = _links(
+    "job_status",
+    "job_result",
+    "remove_job",
+    "update_job_progress",
+    "schedule_preview",
+    "suspend_schedule",
+    "resume_schedule",
+)
 STARTED = "the job was accepted and is starting (a recurring job: registered)"
 REPEATED = "a start with this Idempotency-Key was made before by the same caller: its job, nothing started"
 LOCATION = {"Location": "the job's status URL, /api/jobs/{uid}"}
 
 
 def _started(model: type[BaseModel]) -> dict[str, Reply]:
-    return {"200": Reply(REPEATED, model, links=JOB_LINKS),
-            "202": Reply(STARTED, model, headers=LOCATION, links=JOB_LINKS)}
+    return {
+        "200": Reply(REPEATED, model, links=JOB_LINKS),
+        "202": Reply(STARTED, model, headers=LOCATION, links=JOB_LINKS),
+    }
 
 
 # ---- parameters --------------------------------------------------------------------------------------------
-JOB_UID = Param("job_uid", "path", UID_SCHEMA, "the job's uid (from the start's reply)", required=True,
-                route_name="uid")
-IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string", "maxLength": 200},
-                        "a repeated start with the same key (same caller, 24 h) answers 200 with the first "
-                        "job and starts nothing; empty: no key")
+JOB_UID = Param(
+    "job_uid", "path", UID_SCHEMA, "the job's uid (from the start's reply)", required=True, route_name="uid"
+)
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "maxLength": 200},
+    "a repeated start with the same key (same caller, 24 h) answers 200 with the first "
+    "job and starts nothing; empty: no key",
+)
 DMSS_EXAMPLE_ADDRESS = "dmss://DemoDS/$3f1c2b9e-0d5a-4c1e-9b7a-6f2e8d4c1a00"
-ECHO_JOB = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "Say hello",
-            "runner": {"type": "dmss://Example/Blueprints/Echo", "message": "hello", "seconds": 1}}
-SHELL_JOB = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "Say hello",
-             "runner": {"type": "JOBCORE:Shell", "script": "echo hello from $JOB_UID"}}
-RECURRING_JOB = {"type": "dmss://WorkflowDS/Blueprints/RecurringJob", "label": "Say hello every morning",
-                 "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
-                 "applicationInput": ECHO_JOB,
-                 "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "30 7 * * mon-fri",
-                              "timezone": "Europe/Oslo", "runs": []}}
+ECHO_JOB = {
+    "type": "dmss://WorkflowDS/Blueprints/Job",
+    "label": "Say hello",
+    "runner": {"type": "dmss://Example/Blueprints/Echo", "message": "hello", "seconds": 1},
+}
+SHELL_JOB = {
+    "type": "dmss://WorkflowDS/Blueprints/Job",
+    "label": "Say hello",
+    "runner": {"type": "JOBCORE:Shell", "script": "echo hello from $JOB_UID"},
+}
+RECURRING_JOB = {
+    "type": "dmss://WorkflowDS/Blueprints/RecurringJob",
+    "label": "Say hello every morning",
+    "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
+    "applicationInput": ECHO_JOB,
+    "schedule": {
+        "type": "dmss://WorkflowDS/Blueprints/CronJob",
+        "cron": "30 7 * * mon-fri",
+        "timezone": "Europe/Oslo",
+        "runs": [],
+    },
+}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
-        "start_job", "jobs", "POST", "start_job_from_entity", "Start a job from the entity in the body",
+        "start_job",
+        "jobs",
+        "POST",
+        "start_job_from_entity",
+        "Start a job from the entity in the body",
         "Validates, stores and starts a Job entity (`dmss://WorkflowDS/Blueprints/Job`; `JOBCORE:` stands for "
         "`dmss://WorkflowDS/Blueprints/`), or registers a RecurringJob. Unknown attributes are kept. A refused "
         "start stores and starts nothing.",
-        "jobs", params=(IDEMPOTENCY_KEY,),
-        body=Body((Job, RecurringJob), "a Job or a RecurringJob entity",
-                  {"echo": {"summary": "a job on the Echo example runner (JOB_RUNNER_MODULES="
-                                       "examples.third_party_runner)", "value": ECHO_JOB},
-                   "shell": {"summary": "a shell job (local runners only: ENABLE_LOCAL_RUNNERS=true)",
-                             "value": SHELL_JOB},
-                   "recurring": {"summary": "a recurring job, weekday mornings in Oslo", "value": RECURRING_JOB}}),
-        replies={**_started(m.StartJobResponse),
-                 **errors("400", "413", "503",
-                          e403="a local runner while ENABLE_LOCAL_RUNNERS is false",
-                          e409="a start with this Idempotency-Key is still in progress; ask again after "
-                               "Retry-After seconds",
-                          e422="the entity is invalid: a missing or wrong attribute, an invalid runner "
-                               "configuration or schedule, or no runner for `runner.type` (`data` lists the "
-                               "attributes)")}),
+        "jobs",
+        params=(IDEMPOTENCY_KEY,),
+        body=Body(
+            (Job, RecurringJob),
+            "a Job or a RecurringJob entity",
+            {
+                "echo": {
+                    "summary": "a job on the Echo example runner (JOB_RUNNER_MODULES=examples.third_party_runner)",
+                    "value": ECHO_JOB,
+                },
+                "shell": {"summary": "a shell job (local runners only: ENABLE_LOCAL_RUNNERS=true)", "value": SHELL_JOB},
+                "recurring": {"summary": "a recurring job, weekday mornings in Oslo", "value": RECURRING_JOB},
+            },
+        ),
+        replies={
+            **_started(m.StartJobResponse),
+            **errors(
+                "400",
+                "413",
+                "503",
+                e403="a local runner while ENABLE_LOCAL_RUNNERS is false",
+                e409="a start with this Idempotency-Key is still in progress; ask again after Retry-After seconds",
+                e422="the entity is invalid: a missing or wrong attribute, an invalid runner "
+                "configuration or schedule, or no runner for `runner.type` (`data` lists the "
+                "attributes)",
+            ),
+        },
+    ),
     Operation(
-        "start_job_from_dmss", "jobs/{*address}", "POST", "start_job", "Start a job from its DMSS address",
+        "start_job_from_dmss",
+        "jobs/{*address}",
+        "POST",
+        "start_job",
+        "Start a job from its DMSS address",
         "The old service's start: reads the Job (or RecurringJob) entity at the address from DMSS with the "
         "caller's DMSS credentials (an Access-Key, or a Bearer token exchanged at DMSS for a job token), "
         "runs it and writes its state back to the entity. The address is URL-encoded as the DM web app sends "
         "it (`dmss%3A%2F%2FDS%2F%24id`); plain, encoded twice and `DS/$id` forms work too.",
         "DMJobs",
-        params=(Param("job_dmss_id", "path", {"type": "string", "minLength": 1},
-                      "the job entity's DMSS address: `dmss://DS/$id`, `DS/$id.attr`, `DS/RootPackage/Sub/Entity`",
-                      required=True, route_name="address", example=DMSS_EXAMPLE_ADDRESS),
-                IDEMPOTENCY_KEY),
+        params=(
+            Param(
+                "job_dmss_id",
+                "path",
+                {"type": "string", "minLength": 1},
+                "the job entity's DMSS address: `dmss://DS/$id`, `DS/$id.attr`, `DS/RootPackage/Sub/Entity`",
+                required=True,
+                route_name="address",
+                example=DMSS_EXAMPLE_ADDRESS,
+            ),
+            IDEMPOTENCY_KEY,
+        ),
         security=DMSS_CREDENTIALS,
-        replies={**_started(m.StartJobResponse),
-                 **errors("413", "502", "503",
-                          e400="a malformed address, or the entity is not a Job or RecurringJob",
-                          e401="no DMSS credentials (Access-Key or Bearer), or DMSS refused them (without a "
-                               "valid function key the Functions host answers 401 itself, with an empty body)",
-                          e403="DMSS refused access to the entity, or a local runner is disabled",
-                          e404="DMSS has no entity at this address",
-                          e409="a start with this Idempotency-Key is still in progress",
-                          e422="the entity is invalid (`data` lists the attributes)"),
-                 "4XX": Reply("another refusal by DMSS, passed through with DMSS's status and message")}),
+        replies={
+            **_started(m.StartJobResponse),
+            **errors(
+                "413",
+                "502",
+                "503",
+                e400="a malformed address, or the entity is not a Job or RecurringJob",
+                e401="no DMSS credentials (Access-Key or Bearer), or DMSS refused them (without a "
+                "valid function key the Functions host answers 401 itself, with an empty body)",
+                e403="DMSS refused access to the entity, or a local runner is disabled",
+                e404="DMSS has no entity at this address",
+                e409="a start with this Idempotency-Key is still in progress",
+                e422="the entity is invalid (`data` lists the attributes)",
+            ),
+            "4XX": Reply("another refusal by DMSS, passed through with DMSS's status and message"),
+        },
+    ),
     Operation(
-        "list_jobs", "jobs", "GET", "list_jobs", "List jobs, newest first",
+        "list_jobs",
+        "jobs",
+        "GET",
+        "list_jobs",
+        "List jobs, newest first",
         "One page of jobs (plain and recurring), newest first; pass `continuationToken` back for the next.",
         "jobs",
-        params=(Param("status", "query", {"type": "string", "enum": STATUSES}, "only jobs with this status"),
-                Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                      "page size"),
-                Param("continuationToken", "query", {"type": "string"}, "from the previous page")),
-        replies={"200": Reply("a page of jobs", m.ListJobsResponse),
-                 **errors("503", e400="an unknown status, a limit out of 1..1000, or a malformed token")}),
+        params=(
+            Param("status", "query", {"type": "string", "enum": STATUSES}, "only jobs with this status"),
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size"),
+            Param("continuationToken", "query", {"type": "string"}, "from the previous page"),
+        ),
+        replies={
+            "200": Reply("a page of jobs", m.ListJobsResponse),
+            **errors("503", e400="an unknown status, a limit out of 1..1000, or a malformed token"),
+        },
+    ),
     Operation(
-        "get_job", "jobs/{uid}", "GET", "job_status", "A job's status, log and progress",
+        "get_job",
+        "jobs/{uid}",
+        "GET",
+        "job_status",
+        "A job's status, log and progress",
         "One table read; it never calls the runner. The starter may read it, and so may the job itself with "
         "its token. `percentage` is a fraction from 0 to 1.",
-        "DMJobs", params=(JOB_UID,), security=JOB_OR_OWNER,
-        replies={"200": Reply("the job's status", m.StatusJobResponse), **errors("400", "403", "404", "503")}),
+        "DMJobs",
+        params=(JOB_UID,),
+        security=JOB_OR_OWNER,
+        replies={"200": Reply("the job's status", m.StatusJobResponse), **errors("400", "403", "404", "503")},
+    ),
     Operation(
-        "report_progress", "jobs/{uid}", "PUT", "update_job_progress", "Progress reported by the job itself",
+        "report_progress",
+        "jobs/{uid}",
+        "PUT",
+        "update_job_progress",
+        "Progress reported by the job itself",
         "What the job containers send with their own token (JOB_TOKEN or DMSS_TOKEN, as Bearer or Access-Key); "
         "takes no function key. `percentage` and `status` apply when not null; `logs` are appended, or replace "
         "the reported log with `overwrite_log=true`. A refused report stores nothing.",
-        "DMJobs", auth_level="anonymous",
-        params=(JOB_UID, Param("overwrite_log", "query", {"type": "boolean"},
-                               "true: `logs` replace the reported log; false: they are appended", required=True)),
-        body=Body((m.Progress,), "the job's progress",
-                  {"progress": {"summary": "40 %, one more log line",
-                                "value": {"percentage": 0.4, "logs": "step 2 of 5", "status": "running"}}}),
+        "DMJobs",
+        auth_level="anonymous",
+        params=(
+            JOB_UID,
+            Param(
+                "overwrite_log",
+                "query",
+                {"type": "boolean"},
+                "true: `logs` replace the reported log; false: they are appended",
+                required=True,
+            ),
+        ),
+        body=Body(
+            (m.Progress,),
+            "the job's progress",
+            {
+                "progress": {
+                    "summary": "40 %, one more log line",
+                    "value": {"percentage": 0.4, "logs": "step 2 of 5", "status": "running"},
+                }
+            },
+        ),
         security=JOB_TOKEN,
-        replies={"200": Reply("stored", m.UpdateJobProgressResponse),
-                 **errors("400", "404", "413", "503",
-                          e403="neither the job's token nor its starter",
-                          e422="overwrite_log missing or not a boolean, a percentage outside 0..1, a status "
-                               "that is not a job status (or a final one other than completed and failed), "
-                               "logs that are not a string or list of strings")}),
+        replies={
+            "200": Reply("stored", m.UpdateJobProgressResponse),
+            **errors(
+                "400",
+                "404",
+                "413",
+                "503",
+                e403="neither the job's token nor its starter",
+                e422="overwrite_log missing or not a boolean, a percentage outside 0..1, a status "
+                "that is not a job status (or a final one other than completed and failed), "
+                "logs that are not a string or list of strings",
+            ),
+        },
+    ),
     Operation(
-        "stop_job", "jobs/{uid}", "DELETE", "remove_job", "Stop a job",
+        "stop_job",
+        "jobs/{uid}",
+        "DELETE",
+        "remove_job",
+        "Stop a job",
         "Stops the job on its runner and marks it `removed`; harmless to repeat, and a finished job stays as it "
         "is. For a recurring job: no further runs (`stopRunning=true` also stops the runs going on). Only the "
         "starter may.",
         "DMJobs",
-        params=(JOB_UID, Param("stopRunning", "query", {"type": "boolean", "default": False},
-                               "a recurring job: stop its runs going on too")),
-        replies={"200": Reply("stopped (or already ended)", m.DeleteJobResponse),
-                 **errors("400", "403", "404", "503")}),
+        params=(
+            JOB_UID,
+            Param(
+                "stopRunning",
+                "query",
+                {"type": "boolean", "default": False},
+                "a recurring job: stop its runs going on too",
+            ),
+        ),
+        replies={"200": Reply("stopped (or already ended)", m.DeleteJobResponse), **errors("400", "403", "404", "503")},
+    ),
     Operation(
-        "get_result", "jobs/{uid}/result", "GET", "job_result", "A finished job's result",
+        "get_result",
+        "jobs/{uid}/result",
+        "GET",
+        "job_result",
+        "A finished job's result",
         "What the job wrote to $JOB_RESULT_FILE, or else the tail of its output. Only the starter may.",
-        "DMJobs", params=(JOB_UID,),
-        replies={"200": Reply("the result", m.GetJobResultResponse),
-                 **errors("400", "403", "404", "503", e409="the job has not finished yet")}),
+        "DMJobs",
+        params=(JOB_UID,),
+        replies={
+            "200": Reply("the result", m.GetJobResultResponse),
+            **errors("400", "403", "404", "503", e409="the job has not finished yet"),
+        },
+    ),
     Operation(
-        "schedule_preview", "jobs/{uid}/schedule", "GET", "schedule_preview", "Next fire times of a recurring job",
+        "schedule_preview",
+        "jobs/{uid}/schedule",
+        "GET",
+        "schedule_preview",
+        "Next fire times of a recurring job",
         "The next fire times in UTC and in the schedule's zone, each with its weekday there.",
         "schedules",
-        params=(JOB_UID, Param("next", "query", {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
-                               "how many")),
-        replies={"200": Reply("the next fire times", m.SchedulePreview),
-                 **errors("403", "404", "503", e400="not a recurring job, or `next` out of 1..100")}),
+        params=(
+            JOB_UID,
+            Param("next", "query", {"type": "integer", "minimum": 1, "maximum": 100, "default": 5}, "how many"),
+        ),
+        replies={
+            "200": Reply("the next fire times", m.SchedulePreview),
+            **errors("403", "404", "503", e400="not a recurring job, or `next` out of 1..100"),
+        },
+    ),
     Operation(
-        "schedule_suspend", "jobs/{uid}/suspend", "POST", "suspend_schedule", "Suspend a recurring job",
-        "Stops firing; runs going on continue. Idempotent. Only the starter may.", "schedules",
+        "schedule_suspend",
+        "jobs/{uid}/suspend",
+        "POST",
+        "suspend_schedule",
+        "Suspend a recurring job",
+        "Stops firing; runs going on continue. Idempotent. Only the starter may.",
+        "schedules",
         params=(JOB_UID,),
-        replies={"200": Reply("the schedule", m.ScheduleView),
-                 **errors("403", "404", "503", e400="a malformed uid, or not a recurring job",
-                          e409="the recurring job has ended or was removed")}),
+        replies={
+            "200": Reply("the schedule", m.ScheduleView),
+            **errors(
+                "403",
+                "404",
+                "503",
+                e400="a malformed uid, or not a recurring job",
+                e409="the recurring job has ended or was removed",
+            ),
+        },
+    ),
     Operation(
-        "schedule_resume", "jobs/{uid}/resume", "POST", "resume_schedule", "Resume a recurring job",
-        "Fires again from now on (fire times that fell while suspended are not run). Idempotent.", "schedules",
+        "schedule_resume",
+        "jobs/{uid}/resume",
+        "POST",
+        "resume_schedule",
+        "Resume a recurring job",
+        "Fires again from now on (fire times that fell while suspended are not run). Idempotent.",
+        "schedules",
         params=(JOB_UID,),
-        replies={"200": Reply("the schedule", m.ScheduleView),
-                 **errors("403", "404", "503", e400="a malformed uid, or not a recurring job",
-                          e409="the recurring job has ended or was removed")}),
+        replies={
+            "200": Reply("the schedule", m.ScheduleView),
+            **errors(
+                "403",
+                "404",
+                "503",
+                e400="a malformed uid, or not a recurring job",
+                e409="the recurring job has ended or was removed",
+            ),
+        },
+    ),
     Operation(
-        "health", "health", "GET", "health", "Is storage reachable?", "Anonymous.", "service",
+        "health",
+        "health",
+        "GET",
+        "health",
+        "Is storage reachable?",
+        "Anonymous.",
+        "service",
         auth_level="anonymous",
-        replies={"200": Reply("healthy", m.HealthResponse),
-                 "503": Reply("storage is not reachable", m.HealthResponse)}),
+        replies={"200": Reply("healthy", m.HealthResponse), "503": Reply("storage is not reachable", m.HealthResponse)},
+    ),
     Operation(
-        "openapi_document", "openapi.json", "GET", "openapi_document", "This document",
+        "openapi_document",
+        "openapi.json",
+        "GET",
+        "openapi_document",
+        "This document",
         "OpenAPI 3.1, built from the app's route metadata and pydantic models. Anonymous: it shows routes only.",
-        "service", auth_level="anonymous",
-        replies={"200": Reply("the OpenAPI document", {"type": "object"})}),
+        "service",
+        auth_level="anonymous",
+        replies={"200": Reply("the OpenAPI document", {"type": "object"})},
+    ),
     Operation(
-        "swagger_ui", "docs/{*file}", "GET", "swagger_ui", "Swagger UI",
+        "swagger_ui",
+        "docs/{*file}",
+        "GET",
+        "swagger_ui",
+        "Swagger UI",
         "Swagger UI (the swagger-ui-dist files shipped with the app) on this document. Anonymous: the page "
         "holds no data; calls made from it need the same keys and tokens as any other.",
-        "service", auth_level="anonymous",
-        replies={"200": Reply("the Swagger UI page", {"type": "string"}, media_type="text/html"),
-                 "404": Reply("the Swagger UI files are not installed (scripts/bootstrap.sh copies them)")}),
+        "service",
+        auth_level="anonymous",
+        replies={
+            "200": Reply("the Swagger UI page", {"type": "string"}, media_type="text/html"),
+            "404": Reply("the Swagger UI files are not installed (scripts/bootstrap.sh copies them)"),
+        },
+    ),
     Operation(
-        "swagger_ui", "docs/{*file}", "GET", "swagger_ui_file", "Swagger UI's files",
-        "The page's scripts, style sheet and icons.", "service", auth_level="anonymous",
-        params=(Param("file", "path", {"type": "string", "minLength": 1}, "a file of Swagger UI",
-                      required=True, example="swagger-ui.css"),),
-        replies={"200": Reply("the file", {"type": "string"}, media_type="*/*"),
-                 "404": Reply("no such file of Swagger UI")}),
+        "swagger_ui",
+        "docs/{*file}",
+        "GET",
+        "swagger_ui_file",
+        "Swagger UI's files",
+        "The page's scripts, style sheet and icons.",
+        "service",
+        auth_level="anonymous",
+        params=(
+            Param(
+                "file",
+                "path",
+                {"type": "string", "minLength": 1},
+                "a file of Swagger UI",
+                required=True,
+                example="swagger-ui.css",
+            ),
+        ),
+        replies={
+            "200": Reply("the file", {"type": "string"}, media_type="*/*"),
+            "404": Reply("no such file of Swagger UI"),
+        },
+    ),
 )

@@ -7,6 +7,7 @@ Content-Security-Policy that allows scripts and requests to this app only: Swagg
 anything else outside are off. It is anonymous, like the document: it holds no data, and every call made from
 it needs the same function key and token as any other call.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,10 +26,16 @@ FILES = {  # the files of swagger-ui-dist that are copied and served, with their
     "NOTICE": "text/plain; charset=utf-8",
 }
 BUNDLE = "swagger-ui-bundle.js"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                    "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 INIT_JS = """\
 // Swagger UI on this app's OpenAPI document (its address is the page's data-url, relative to the page).
@@ -107,13 +114,19 @@ def serve(file: str | None, request_path: str) -> Answer:
     request was made to (its query left out)."""
     name = (file or "").strip("/")
     if not installed():
-        return _not_found("Swagger UI's files are not installed: scripts/bootstrap.sh copies them from the npm "
-                          "package swagger-ui-dist into static/swagger-ui")
+        return _not_found(
+            "Swagger UI's files are not installed: scripts/bootstrap.sh copies them from the npm "
+            "package swagger-ui-dist into static/swagger-ui"
+        )
     if name in ("", "index.html"):
         return _page(request_path if name == "" else request_path.rsplit("/", 1)[0] + "/")
     if name == "init.js":
-        return Answer(200, INIT_JS.encode("utf-8"), "text/javascript; charset=utf-8",
-                      {**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+        return Answer(
+            200,
+            INIT_JS.encode("utf-8"),
+            "text/javascript; charset=utf-8",
+            {**SECURITY_HEADERS, "Cache-Control": "no-cache"},
+        )
     content = _read(name) if name in FILES else None
     if content is None:
         return _not_found(f"Swagger UI has no file {name[:100]!r}")

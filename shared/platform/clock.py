@@ -4,6 +4,7 @@ Production reads the system clock. The local host (`devhost`) replaces it with a
 24-hour job or a simulated day of schedules runs in seconds; every timestamp the app writes, every time
 limit and every due schedule is computed from `now()`, never from `datetime.now()` directly.
 """
+
 from __future__ import annotations
 
 import threading

@@ -4,6 +4,7 @@ HTTP functions that need the client are `async` (the binding hands them the clie
 blocking storage I/O: they run it in a worker thread (`run_sync`), and the service reaches back to the client
 on the function's event loop through this bridge.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,7 +67,7 @@ async def purge_finished_history(client: Any, days: int, now: datetime) -> int:
     the app's store and are not touched. Returns how many instances were purged.
     """
     statuses = [df.OrchestrationRuntimeStatus(name) for name in FINISHED]
-    result = await client.purge_instance_history_by(created_time_from=EPOCH,
-                                                    created_time_to=now - timedelta(days=days),
-                                                    runtime_status=statuses)
+    result = await client.purge_instance_history_by(
+        created_time_from=EPOCH, created_time_to=now - timedelta(days=days), runtime_status=statuses
+    )
     return int(getattr(result, "instances_deleted", 0) or 0)

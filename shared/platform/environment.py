@@ -12,6 +12,7 @@ JSON string. `scrub` replaces them, multi-line values across line breaks, longes
 MIN_SECRET_LENGTH (and such lines of a multi-line value) are not scrubbed: they would take ordinary words out of
 logs. The service's own non-secret values (JOB_UID, DM_JOB_URL, DMSS addresses) are not scrubbed.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,8 @@ def parse_items(items: Iterable[str]) -> dict[str, str]:
         name = name.strip()
         if not _NAME.match(name):
             raise ValidationFailed(
-                f"runner.environmentVariables[{index}]: {name[:40]!r} is not a valid environment variable name")
+                f"runner.environmentVariables[{index}]: {name[:40]!r} is not a valid environment variable name"
+            )
         if sep:
             env[name] = value
         elif name in allowed:
@@ -46,7 +48,8 @@ def parse_items(items: Iterable[str]) -> dict[str, str]:
         else:
             raise ValidationFailed(
                 f"runner.environmentVariables[{index}]: bare {name!r} takes its value from the app's environment, "
-                "which is only allowed for names listed in the app setting JOB_ENV_PASSTHROUGH")
+                "which is only allowed for names listed in the app setting JOB_ENV_PASSTHROUGH"
+            )
     return env
 
 

@@ -2,6 +2,7 @@
 
 Messages must never carry a secret (tokens, environment values): build them from names and ids only.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,16 @@ class ApiError(Exception):
     status = 500
     type = "InternalServerError"
 
-    def __init__(self, message: str, *, data: Any = None, debug: str = "", status: int | None = None,
-                 type: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        data: Any = None,
+        debug: str = "",
+        status: int | None = None,
+        type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.data = data
@@ -29,8 +38,13 @@ class ApiError(Exception):
             self.type = type
 
     def body(self) -> dict[str, Any]:
-        return {"status": self.status, "type": self.type, "message": self.message, "debug": self.debug,
-                "data": self.data}
+        return {
+            "status": self.status,
+            "type": self.type,
+            "message": self.message,
+            "debug": self.debug,
+            "data": self.data,
+        }
 
 
 class BadRequest(ApiError):

@@ -3,6 +3,7 @@
 The DMSS write-back, for example, listens for status changes; the core only says that a status changed.
 A listener that fails is logged and does not break the job's own bookkeeping.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,12 @@ def status_changed(record: JobRecord) -> None:
         try:
             listener.status_changed(record)
         except Exception as error:  # noqa: BLE001 - a listener must not break the lifecycle
-            log.warning("listener %s failed on status change of job %s: %s", type(listener).__name__,
-                        record.uid, type(error).__name__)
+            log.warning(
+                "listener %s failed on status change of job %s: %s",
+                type(listener).__name__,
+                record.uid,
+                type(error).__name__,
+            )
 
 
 def finished(record: JobRecord, result: str | None) -> None:
@@ -47,5 +52,6 @@ def finished(record: JobRecord, result: str | None) -> None:
         try:
             listener.finished(record, result)
         except Exception as error:  # noqa: BLE001
-            log.warning("listener %s failed when job %s finished: %s", type(listener).__name__, record.uid,
-                        type(error).__name__)
+            log.warning(
+                "listener %s failed when job %s finished: %s", type(listener).__name__, record.uid, type(error).__name__
+            )

@@ -25,6 +25,7 @@ not send such headers itself.
 This module identifies; it does not authorize. In Azure, function keys and (optionally) Easy Auth decide who may
 call at all.
 """
+
 from __future__ import annotations
 
 import base64
@@ -179,8 +180,7 @@ def _with_credential(caller: Caller, lookup: _HeaderLookup) -> Caller:
     credential = _credential(lookup)
     if credential is None:
         return caller
-    return Caller(id=caller.id, name=caller.name, source=caller.source, claims=caller.claims,
-                  credential=credential)
+    return Caller(id=caller.id, name=caller.name, source=caller.source, claims=caller.claims, credential=credential)
 
 
 def access_key_id(key: str) -> str:

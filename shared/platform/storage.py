@@ -4,6 +4,7 @@ Connection: the `AzureWebJobsStorage` connection string (Azurite locally), or in
 `AzureWebJobsStorage__accountName` (+ `__clientId`) settings with a managed identity. Clients are cached per
 (name, connection) so a process keeps one HTTP pipeline per table.
 """
+
 from __future__ import annotations
 
 import functools

@@ -18,6 +18,7 @@ Time zones and daylight saving time: a schedule is a set of wall-clock times in 
 croniter on aware datetimes does neither (it moves a gap time to the end of the gap and fires an overlap time
 twice), so croniter here only iterates naive wall times and this module maps them to UTC.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -43,8 +44,10 @@ NICKNAMES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-MONTHS = {name: i + 1 for i, name in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+MONTHS = {
+    name: i + 1
+    for i, name in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+}
 UNIX_DAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 DMJOB_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 MONTH_DAYS = {m: (29 if m == 2 else calendar.monthrange(2001, m)[1]) for m in range(1, 13)}
@@ -82,8 +85,9 @@ def _fields(dialect: str) -> tuple[_Field, ...]:
 def _value(token: str, field: _Field, *, range_end: bool = False) -> int:
     token = token.strip().lower()
     if re.fullmatch(r"\d*[lw]", token):
-        raise CronError(f"{field.name}: {token.upper()!r} (last day / nearest weekday) is not standard 5-field "
-                        f"cron syntax")
+        raise CronError(
+            f"{field.name}: {token.upper()!r} (last day / nearest weekday) is not standard 5-field cron syntax"
+        )
     if not _VALUE.match(token):
         raise CronError(f"{field.name}: {token!r} is not a number{field.hint}")
     if token.isdigit():
@@ -121,8 +125,10 @@ def _parse_field(text: str, field: _Field) -> frozenset[int]:
             first, _, last = base.partition("-")
             start, end = _value(first, field), _value(last, field, range_end=True)
             if start > end:
-                raise CronError(f"{field.name}: range {item!r} runs backwards (write it as two ranges, "
-                                f"e.g. {start}-{field.high},{field.low}-{end})")
+                raise CronError(
+                    f"{field.name}: range {item!r} runs backwards (write it as two ranges, "
+                    f"e.g. {start}-{field.high},{field.low}-{end})"
+                )
         else:
             start = _value(base, field)
             end = field.high if slash else start
@@ -168,8 +174,9 @@ def load_zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise CronError(f"timezone: {name!r} is not an IANA time zone name (e.g. 'UTC', 'Europe/Oslo', "
-                        f"'America/New_York')") from None
+        raise CronError(
+            f"timezone: {name!r} is not an IANA time zone name (e.g. 'UTC', 'Europe/Oslo', 'America/New_York')"
+        ) from None
 
 
 def resolve_wall_time(wall: datetime, zone: ZoneInfo) -> datetime | None:
@@ -196,8 +203,10 @@ def parse_datetime(value: str | datetime | None, zone: ZoneInfo, *, what: str = 
         try:
             dt = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
         except ValueError:
-            raise CronError(f"{what}: {text!r} is not an ISO 8601 date-time (e.g. '2026-03-01T08:00', "
-                            f"'2026-03-01T08:00:00+01:00', '2026-03-01T07:00:00Z')") from None
+            raise CronError(
+                f"{what}: {text!r} is not an ISO 8601 date-time (e.g. '2026-03-01T08:00', "
+                f"'2026-03-01T08:00:00+01:00', '2026-03-01T07:00:00Z')"
+            ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone, fold=0)
     return dt.astimezone(UTC)
@@ -226,8 +235,9 @@ class CronSchedule:
     @classmethod
     def parse(cls, expression: str, timezone: str | None = "UTC", dialect: str | None = "unix") -> CronSchedule:
         if not isinstance(expression, str) or not expression.strip():
-            raise CronError("cron: empty; expected 5 fields 'minute hour day-of-month month day-of-week', "
-                            "e.g. '*/5 * * * *'")
+            raise CronError(
+                "cron: empty; expected 5 fields 'minute hour day-of-month month day-of-week', e.g. '*/5 * * * *'"
+            )
         dialect = (dialect or "unix").strip().lower()
         if dialect not in DIALECTS:
             raise CronError(f"weekdayDialect: {dialect!r} is not one of: {', '.join(DIALECTS)}")
@@ -241,8 +251,10 @@ class CronSchedule:
                 text = text[:-1] + ("6" if text.endswith("0") else "*")
         parts = text.split(" ")
         if len(parts) != 5:
-            raise CronError(f"cron: {expression!r} has {len(parts)} field(s); expected 5: "
-                            f"'minute hour day-of-month month day-of-week' (no seconds or years)")
+            raise CronError(
+                f"cron: {expression!r} has {len(parts)} field(s); expected 5: "
+                f"'minute hour day-of-month month day-of-week' (no seconds or years)"
+            )
         fields = _fields(dialect)
         try:
             sets = [_parse_field(part, field) for part, field in zip(parts, fields)]
@@ -259,15 +271,17 @@ class CronSchedule:
             possible = [m for m in sets[3] if min(sets[2]) <= MONTH_DAYS[m]]
             if not possible:
                 months = ",".join(str(m) for m in sorted(sets[3]))
-                raise CronError(f"cron: {expression!r} never fires: day-of-month {parts[2]} does not occur "
-                                f"in month {months}")
+                raise CronError(
+                    f"cron: {expression!r} never fires: day-of-month {parts[2]} does not occur in month {months}"
+                )
         unix_expression = " ".join(rendered)
         try:
             croniter(unix_expression, datetime(2000, 1, 1), day_or=day_or)
         except CroniterError as exc:  # pragma: no cover - the field parser is stricter than croniter
             raise CronError(f"cron: {expression!r}: {exc}") from None
-        return cls(expression=expression, timezone=zone.key, dialect=dialect, unix_expression=unix_expression,
-                   day_or=day_or)
+        return cls(
+            expression=expression, timezone=zone.key, dialect=dialect, unix_expression=unix_expression, day_or=day_or
+        )
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -299,8 +313,9 @@ class CronSchedule:
         """The latest fire time <= `when` (fire times are whole minutes)."""
         return self.prev_fire(floor_minute(_aware(when, "when")) + timedelta(minutes=1))
 
-    def fire_times(self, after: datetime, until: datetime | None = None, *, limit: int | None = None
-                   ) -> Iterator[datetime]:
+    def fire_times(
+        self, after: datetime, until: datetime | None = None, *, limit: int | None = None
+    ) -> Iterator[datetime]:
         """Fire times in (after, until] in order (aware UTC), at most `limit` of them."""
         after = _aware(after, "after").astimezone(UTC)
         wall = after.astimezone(self.zone).replace(tzinfo=None, fold=0)
@@ -323,8 +338,9 @@ class CronSchedule:
             count += 1
             yield utc
 
-    def fire_times_backwards(self, before: datetime, not_before: datetime | None = None, *,
-                             limit: int | None = None) -> Iterator[datetime]:
+    def fire_times_backwards(
+        self, before: datetime, not_before: datetime | None = None, *, limit: int | None = None
+    ) -> Iterator[datetime]:
         """Fire times strictly before `before` and strictly after `not_before`, latest first."""
         before = _aware(before, "before").astimezone(UTC)
         local = before.astimezone(self.zone)
@@ -357,9 +373,10 @@ class CronSchedule:
 
     def preview(self, n: int, after: datetime) -> list[dict[str, str]]:
         """The next `n` fire times after `after`: `{"utc": "...Z", "local": "...+01:00"}` each."""
-        return [{"utc": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "local": t.astimezone(self.zone).isoformat(timespec="seconds")}
-                for t in self.fire_times(after, limit=max(0, n))]
+        return [
+            {"utc": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "local": t.astimezone(self.zone).isoformat(timespec="seconds")}
+            for t in self.fire_times(after, limit=max(0, n))
+        ]
 
 
 def parse_cron(expression: str, timezone: str | None = "UTC", dialect: str | None = "unix") -> CronSchedule:

@@ -11,6 +11,7 @@ the lower bound is dropped altogether, so an entry left behind by a crash is fou
 The index is a hint, never the truth: the schedule's own record (the `Jobs` table) decides, and a row that
 disagrees with it is repaired by the tick. That is why index writes may be batched and sent late.
 """
+
 from __future__ import annotations
 
 import threading
@@ -65,7 +66,7 @@ def drop(uid: str, due_bucket: str | None) -> None:
 
 
 def _chunks(items: list, size: int = TRANSACTION_ROWS) -> Iterable[list]:
-    return (items[i:i + size] for i in range(0, len(items), size))
+    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def put_transactions(rows: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -98,8 +99,9 @@ class IndexBatch:
         self.lock = threading.Lock()
         self.items: dict[str, _Move] = {}
 
-    def move(self, uid: str, old: str | None, new: str | None, next_fire: str | None, *,
-             authoritative: bool = True) -> None:
+    def move(
+        self, uid: str, old: str | None, new: str | None, next_fire: str | None, *, authoritative: bool = True
+    ) -> None:
         with self.lock:
             item = self.items.setdefault(uid, _Move())
             if old:
@@ -180,8 +182,10 @@ def due_rows(span: Window, limit: int) -> tuple[list[tuple[str, str]], bool]:
     left over."""
     rows: list[tuple[str, str]] = []
     query = due_table().query_entities(
-        f"PartitionKey ge '{span.lower}' and PartitionKey le '{span.upper}'", select=["PartitionKey", "RowKey"],
-        results_per_page=1000)
+        f"PartitionKey ge '{span.lower}' and PartitionKey le '{span.upper}'",
+        select=["PartitionKey", "RowKey"],
+        results_per_page=1000,
+    )
     for row in query:
         if len(rows) >= limit:
             return rows, True
@@ -204,8 +208,11 @@ def save_progress(span: Window, done: str, now: datetime, *, had_rows: bool) -> 
     """An idle tick writes the state row only every few minutes: a lagging lastBucket only widens the next
     query's lower bound a little, and it saves a write per minute."""
     last = span.last
-    if last and (done == last or not (had_rows or bucket_time(done) - bucket_time(last) >= STATE_WRITE_EVERY
-                                      or done < last)):
+    if last and (
+        done == last or not (had_rows or bucket_time(done) - bucket_time(last) >= STATE_WRITE_EVERY or done < last)
+    ):
         return
-    due_table().upsert_entity({"PartitionKey": STATE_PK, "RowKey": STATE_RK, "lastBucket": done,
-                               "lastTick": iso(now)}, mode=UpdateMode.REPLACE)
+    due_table().upsert_entity(
+        {"PartitionKey": STATE_PK, "RowKey": STATE_RK, "lastBucket": done, "lastTick": iso(now)},
+        mode=UpdateMode.REPLACE,
+    )

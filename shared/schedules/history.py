@@ -7,6 +7,7 @@ The history is written from two sides, and both go through here so that they cou
 - the tick refreshes the runs still going before it decides (`refresh_runs`), for a listener that missed an
   end (another process, a crash), since Forbid, Replace and the failure count depend on it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def run_finished(schedule_uid: str, run_uid: str, status: str | JobStatus, ended
 def schedule_uid_of(triggered: str | None) -> str | None:
     """`Schedule (<uid>)` -> uid."""
     if triggered and triggered.startswith("Schedule (") and triggered.endswith(")"):
-        return triggered[len("Schedule ("):-1]
+        return triggered[len("Schedule (") : -1]
     return None
 
 

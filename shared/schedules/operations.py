@@ -8,6 +8,7 @@ the record no longer wants is repaired by the next tick, while a missing row wou
 Nothing here starts or stops a run itself. `unregister` stops runs through the `stop_run` it is given, so that
 this module does not depend on the job service (which depends on it).
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,8 +36,7 @@ _CRON_FIELD = re.compile(r": (minute|hour|day-of-month|month|day-of-week): ")
 
 
 # ---- validation and registration --------------------------------------------------------------------------
-def validate(entity: Mapping[str, Any], now: datetime | None = None, defaults: Defaults | None = None
-             ) -> ScheduleSpec:
+def validate(entity: Mapping[str, Any], now: datetime | None = None, defaults: Defaults | None = None) -> ScheduleSpec:
     """The RecurringJob entity's schedule, validated (cron, zone, dialect, dates, policies, fires at all);
     raises ValidationFailed (422) saying what is wrong, which attribute and, for a cron field out of range
     (`hour` 24), which field. Writes nothing: the service may call it before storing."""
@@ -66,18 +66,21 @@ def new_state(spec: ScheduleSpec, now: datetime, runs: Iterable[Mapping[str, Any
     suspended = spec.suspend
     next_fire = spec.next_fire(now)
     state = ScheduleRecord(
-        spec=spec.to_dict(), state=Lifecycle.SUSPENDED if suspended else Lifecycle.ACTIVE,
-        suspended_reason="registered with suspend=true" if suspended else None, registered=iso(now),
-        last_considered=iso(now), next_fire=iso(next_fire),
+        spec=spec.to_dict(),
+        state=Lifecycle.SUSPENDED if suspended else Lifecycle.ACTIVE,
+        suspended_reason="registered with suspend=true" if suspended else None,
+        registered=iso(now),
+        last_considered=iso(now),
+        next_fire=iso(next_fire),
         due_bucket=None if suspended or next_fire is None else bucket(next_fire),
         runs=[dict(r) for r in runs if isinstance(r, Mapping)],
-        counts={"started": 0, "missed": 0, "skipped": 0, "failedToStart": 0})
+        counts={"started": 0, "missed": 0, "skipped": 0, "failedToStart": 0},
+    )
     state.runs, state.older_runs = trim_history(state.runs, spec.history_limit)
     return state
 
 
-def register(record: JobRecord, *, now: datetime | None = None, defaults: Defaults | None = None
-             ) -> dict[str, Any]:
+def register(record: JobRecord, *, now: datetime | None = None, defaults: Defaults | None = None) -> dict[str, Any]:
     """Register the schedule of a stored RecurringJob record (already created).
 
     Validates (422 on a bad cron/zone/dialect/date/policy: then nothing of the schedule is written),
@@ -98,8 +101,9 @@ def register(record: JobRecord, *, now: datetime | None = None, defaults: Defaul
     return view(stored, now=now)
 
 
-def register_many(records: list[JobRecord], *, now: datetime | None = None, defaults: Defaults | None = None,
-                  workers: int = 16) -> int:
+def register_many(
+    records: list[JobRecord], *, now: datetime | None = None, defaults: Defaults | None = None, workers: int = 16
+) -> int:
     """Bulk registration of NEW RecurringJob records (not yet stored): validate all first (the 422 names
     the failing uid, nothing written), create the records in parallel and write the due index in table
     transactions of up to 100 rows per bucket. For imports from the old service and for benchmarks."""
@@ -109,8 +113,11 @@ def register_many(records: list[JobRecord], *, now: datetime | None = None, defa
     jobs = store()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(jobs.create, prepared))
-    rows = [due_index.index_row(r.uid, r.schedule["dueBucket"], r.schedule["nextFire"])
-            for r in prepared if r.schedule["dueBucket"]]
+    rows = [
+        due_index.index_row(r.uid, r.schedule["dueBucket"], r.schedule["nextFire"])
+        for r in prepared
+        if r.schedule["dueBucket"]
+    ]
     table = due_index.due_table()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, 8))) as pool:
         list(pool.map(lambda chunk: due_index.submit_puts(table, chunk), due_index.put_transactions(rows)))
@@ -261,10 +268,17 @@ def preview_state(state: Mapping[str, Any] | ScheduleRecord, n: int, *, now: dat
     spec = s.schedule_spec()
     n = max(1, min(int(n), 1000))
     after = max(now, s.considered_at or now)
-    fire_times = [{**fire, "weekday": WEEKDAYS[datetime.fromisoformat(fire["local"]).weekday()]}
-                  for fire in spec.preview(n, after)]
-    return {"timezone": spec.timezone, "cron": spec.cron.expression, "weekdayDialect": spec.weekday_dialect,
-            "state": s.state.value, "fireTimes": fire_times}
+    fire_times = [
+        {**fire, "weekday": WEEKDAYS[datetime.fromisoformat(fire["local"]).weekday()]}
+        for fire in spec.preview(n, after)
+    ]
+    return {
+        "timezone": spec.timezone,
+        "cron": spec.cron.expression,
+        "weekdayDialect": spec.weekday_dialect,
+        "state": s.state.value,
+        "fireTimes": fire_times,
+    }
 
 
 def view(record: JobRecord | Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
@@ -273,15 +287,24 @@ def view(record: JobRecord | Mapping[str, Any], *, now: datetime | None = None) 
     if not stored:
         return {}
     s = ScheduleRecord.from_dict(stored)
-    body: dict[str, Any] = {**s.spec, "state": s.state.value, "registered": s.registered,
-                            "lastConsidered": s.last_considered, "nextFire": s.next_fire}
+    body: dict[str, Any] = {
+        **s.spec,
+        "state": s.state.value,
+        "registered": s.registered,
+        "lastConsidered": s.last_considered,
+        "nextFire": s.next_fire,
+    }
     local = _local_time(s)
     if local:
         body["nextFireLocal"] = local
     if s.suspended_reason:
         body["suspendedReason"] = s.suspended_reason
-    body.update(runs=list(s.runs), olderRuns=dict(s.older_runs), counts=dict(s.counts),
-                consecutiveFailures=s.consecutive_failures)
+    body.update(
+        runs=list(s.runs),
+        olderRuns=dict(s.older_runs),
+        counts=dict(s.counts),
+        consecutiveFailures=s.consecutive_failures,
+    )
     if s.pending:
         body["pending"] = {"scheduled": s.pending.scheduled}
     return body

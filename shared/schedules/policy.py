@@ -19,6 +19,7 @@ A RecurringJob's `schedule` (a CronJob) may carry, besides the blueprint's `cron
 Defaults are resolved once, at registration, and stored with the schedule: changing a setting later does not
 change the meaning of schedules already registered. Unknown attributes are kept as they came.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,18 @@ MISSED_COUNT_CAP = 1_000  # counting stops here (the count is then a lower bound
 # Run-entry statuses. Job statuses come from the job service; `missed` and `skipped` are the schedule's own.
 ACTIVE_STATUSES = frozenset({"registered", "not started", "starting", "running"})
 FINAL_STATUSES = frozenset({"completed", "failed", "removed", "missed", "skipped"})
-KNOWN_ATTRIBUTES = ("cron", "timezone", "weekdayDialect", "startDate", "endDate", "concurrencyPolicy",
-                    "startingDeadlineSeconds", "suspend", "historyLimit", "suspendAfterFailures")
+KNOWN_ATTRIBUTES = (
+    "cron",
+    "timezone",
+    "weekdayDialect",
+    "startDate",
+    "endDate",
+    "concurrencyPolicy",
+    "startingDeadlineSeconds",
+    "suspend",
+    "historyLimit",
+    "suspendAfterFailures",
+)
 
 
 class ScheduleError(ValueError):
@@ -158,31 +169,54 @@ class ScheduleSpec:
             cron = CronSchedule.parse(cron_text, zone.key, dialect)
         except CronError as exc:
             message = str(exc)
-            raise ScheduleError("schedule." + (message if message.startswith(("cron", "weekdayDialect"))
-                                               else "cron: " + message)) from None
+            raise ScheduleError(
+                "schedule." + (message if message.startswith(("cron", "weekdayDialect")) else "cron: " + message)
+            ) from None
         try:
             start = parse_datetime(attrs.get("startDate"), zone, what="schedule.startDate")
             end = parse_datetime(attrs.get("endDate"), zone, what="schedule.endDate")
         except CronError as exc:
             raise ScheduleError(str(exc)) from None
         if start and end and end < start:
-            raise ScheduleError(f"schedule.endDate: {attrs.get('endDate')!r} is before startDate "
-                                f"{attrs.get('startDate')!r}")
+            raise ScheduleError(
+                f"schedule.endDate: {attrs.get('endDate')!r} is before startDate {attrs.get('startDate')!r}"
+            )
         if defaults.concurrency_policy not in POLICIES:
             _policy(defaults.concurrency_policy, "concurrencyPolicy (setting SCHEDULE_CONCURRENCY_POLICY)")
         policy = _policy(attrs.get("concurrencyPolicy", defaults.concurrency_policy), "concurrencyPolicy")
-        deadline = _int(attrs.get("startingDeadlineSeconds", defaults.starting_deadline_seconds),
-                        "startingDeadlineSeconds", minimum=0)
+        deadline = _int(
+            attrs.get("startingDeadlineSeconds", defaults.starting_deadline_seconds),
+            "startingDeadlineSeconds",
+            minimum=0,
+        )
         suspend = _bool(attrs.get("suspend", False), "suspend")
-        history = _int(attrs.get("historyLimit", defaults.history_limit), "historyLimit", minimum=1,
-                       maximum=MAX_HISTORY_LIMIT)
-        failures = _int(attrs.get("suspendAfterFailures", defaults.suspend_after_failures),
-                        "suspendAfterFailures", minimum=0)
-        attrs.update(cron=cron_text, timezone=zone.key, weekdayDialect=cron.dialect, concurrencyPolicy=policy,
-                     startingDeadlineSeconds=deadline, suspend=suspend, historyLimit=history,
-                     suspendAfterFailures=failures)
-        return cls(cron=cron, start=start, end=end, concurrency_policy=policy, starting_deadline_seconds=deadline,
-                   suspend=suspend, history_limit=history, suspend_after_failures=failures, attributes=attrs)
+        history = _int(
+            attrs.get("historyLimit", defaults.history_limit), "historyLimit", minimum=1, maximum=MAX_HISTORY_LIMIT
+        )
+        failures = _int(
+            attrs.get("suspendAfterFailures", defaults.suspend_after_failures), "suspendAfterFailures", minimum=0
+        )
+        attrs.update(
+            cron=cron_text,
+            timezone=zone.key,
+            weekdayDialect=cron.dialect,
+            concurrencyPolicy=policy,
+            startingDeadlineSeconds=deadline,
+            suspend=suspend,
+            historyLimit=history,
+            suspendAfterFailures=failures,
+        )
+        return cls(
+            cron=cron,
+            start=start,
+            end=end,
+            concurrency_policy=policy,
+            starting_deadline_seconds=deadline,
+            suspend=suspend,
+            history_limit=history,
+            suspend_after_failures=failures,
+            attributes=attrs,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form; `ScheduleSpec.parse(spec.to_dict())` gives the same spec whatever the defaults."""
@@ -250,8 +284,14 @@ class Decision:
         return len(self.missed) + self.missed_more
 
 
-def decide(spec: ScheduleSpec, state: ScheduleState, now: datetime, *,
-           missed_record_limit: int = MISSED_RECORD_LIMIT, missed_count_cap: int = MISSED_COUNT_CAP) -> Decision:
+def decide(
+    spec: ScheduleSpec,
+    state: ScheduleState,
+    now: datetime,
+    *,
+    missed_record_limit: int = MISSED_RECORD_LIMIT,
+    missed_count_cap: int = MISSED_COUNT_CAP,
+) -> Decision:
     """What to do for a schedule at `now`.
 
     Fire times in (last_considered, now] within [start, end] are due. The latest one starts if it is no older
@@ -264,9 +304,12 @@ def decide(spec: ScheduleSpec, state: ScheduleState, now: datetime, *,
     if state.suspended:
         return Decision(considered_until=state.last_considered)
     if spec.suspend_after_failures and state.consecutive_failures >= spec.suspend_after_failures:
-        return Decision(suspend=True, considered_until=considered,
-                        suspend_reason=f"{state.consecutive_failures} failed runs in a row "
-                                       f"(suspendAfterFailures={spec.suspend_after_failures})")
+        return Decision(
+            suspend=True,
+            considered_until=considered,
+            suspend_reason=f"{state.consecutive_failures} failed runs in a row "
+            f"(suspendAfterFailures={spec.suspend_after_failures})",
+        )
     lower = state.last_considered.astimezone(UTC)
     if spec.start is not None and lower < spec.start:
         lower = spec.start - timedelta(microseconds=1)
@@ -279,12 +322,16 @@ def decide(spec: ScheduleSpec, state: ScheduleState, now: datetime, *,
         older = list(spec.cron.fire_times_backwards(latest, lower, limit=window))  # latest first
         missed = ([] if on_time else [latest]) + older
         recorded, more = missed[:missed_record_limit], len(missed) - min(len(missed), missed_record_limit)
-        decision = replace(decision, missed=tuple(sorted(recorded)), missed_more=more,
-                           missed_more_capped=len(older) >= window)
+        decision = replace(
+            decision, missed=tuple(sorted(recorded)), missed_more=more, missed_more_capped=len(older) >= window
+        )
         if on_time:
             if spec.concurrency_policy == "Forbid" and state.running:
-                decision = replace(decision, skipped=latest,
-                                   skip_reason=f"concurrencyPolicy Forbid: run {state.running[-1]} still running")
+                decision = replace(
+                    decision,
+                    skipped=latest,
+                    skip_reason=f"concurrencyPolicy Forbid: run {state.running[-1]} still running",
+                )
             else:
                 stop = tuple(state.running) if spec.concurrency_policy == "Replace" else ()
                 decision = replace(decision, start=latest, stop=stop)
@@ -294,10 +341,23 @@ def decide(spec: ScheduleSpec, state: ScheduleState, now: datetime, *,
 
 # --- run history (pure helpers on the list of run entries) ------------------------------------------------
 
-def run_entry(uid: str | None, scheduled: datetime, status: str, *, started: datetime | None = None,
-              ended: datetime | None = None, **extra: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"uid": uid, "scheduled": iso(scheduled), "started": iso(started), "status": status,
-                             "ended": iso(ended)}
+
+def run_entry(
+    uid: str | None,
+    scheduled: datetime,
+    status: str,
+    *,
+    started: datetime | None = None,
+    ended: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "uid": uid,
+        "scheduled": iso(scheduled),
+        "started": iso(started),
+        "status": status,
+        "ended": iso(ended),
+    }
     entry.update({k: v for k, v in extra.items() if v is not None})
     return entry
 
@@ -311,8 +371,9 @@ def needs_refresh(entry: Mapping[str, Any]) -> bool:
     return bool(entry.get("uid")) and entry.get("status") not in FINAL_STATUSES and not entry.get("missing")
 
 
-def apply_status(runs: list[dict[str, Any]], run_uid: str, status: str, ended: datetime | None,
-                 consecutive_failures: int) -> tuple[bool, int]:
+def apply_status(
+    runs: list[dict[str, Any]], run_uid: str, status: str, ended: datetime | None, consecutive_failures: int
+) -> tuple[bool, int]:
     """Record a run's new status in `runs` (in place). Returns (changed, consecutive_failures): a run turning
     `failed` adds one failure, `completed` resets the count, a stop (`removed`) leaves it."""
     for entry in runs:
@@ -332,8 +393,9 @@ def apply_status(runs: list[dict[str, Any]], run_uid: str, status: str, ended: d
     return False, consecutive_failures
 
 
-def trim_history(runs: list[dict[str, Any]], limit: int, older: Mapping[str, int] | None = None
-                 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def trim_history(
+    runs: list[dict[str, Any]], limit: int, older: Mapping[str, int] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Keep the last `limit` entries (oldest first in `runs`); count the dropped ones by status into `older`.
     Entries still running are never dropped (their status must keep being followed)."""
     counts = dict(older or {})
@@ -355,8 +417,13 @@ def apply_decision_to_runs(runs: list[dict[str, Any]], decision: Decision) -> li
     """Append the decision's missed and skipped entries (oldest first) to a copy of `runs`."""
     out = list(runs)
     if decision.missed_more:
-        summary: dict[str, Any] = {"uid": None, "scheduled": None, "status": "missed", "count": decision.missed_more,
-                                   "before": iso(decision.missed[0]) if decision.missed else None}
+        summary: dict[str, Any] = {
+            "uid": None,
+            "scheduled": None,
+            "status": "missed",
+            "count": decision.missed_more,
+            "before": iso(decision.missed[0]) if decision.missed else None,
+        }
         if decision.missed_more_capped:
             summary["countIsLowerBound"] = True
         out.append(summary)
@@ -389,7 +456,23 @@ def triggered_by(schedule_uid: str) -> str:
 
 
 __all__ = [
-    "ACTIVE_STATUSES", "Decision", "Defaults", "FINAL_STATUSES", "POLICIES", "ScheduleError", "ScheduleSpec",
-    "ScheduleState", "apply_decision_to_runs", "apply_status", "decide", "is_running", "iso", "needs_refresh",
-    "parse_iso", "run_entry", "run_template", "trim_history", "triggered_by",
+    "ACTIVE_STATUSES",
+    "Decision",
+    "Defaults",
+    "FINAL_STATUSES",
+    "POLICIES",
+    "ScheduleError",
+    "ScheduleSpec",
+    "ScheduleState",
+    "apply_decision_to_runs",
+    "apply_status",
+    "decide",
+    "is_running",
+    "iso",
+    "needs_refresh",
+    "parse_iso",
+    "run_entry",
+    "run_template",
+    "trim_history",
+    "triggered_by",
 ]

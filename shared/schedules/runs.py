@@ -13,6 +13,7 @@ them (DMSS_APP_ACCESS_KEY), else the schedule's token; a token DMSS no longer ac
 message that names the cause instead of breaking the schedule silently. Such a run has no DMSS entity of its
 own: whoever DMSS lets read (write) the RecurringJob may read (stop) its runs (shared.dmss.access).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ def _dmss_prepare(schedule: JobRecord, template: dict[str, Any]):
             dmss.get_document(schedule.dmss_address, 0, token=token)
         except Unauthorized:
             raise dmss_jobs.TokenRenewalImpossible(
-                f"run of schedule {schedule.uid} not started: {dmss_jobs.NO_APP_CREDENTIALS}") from None
+                f"run of schedule {schedule.uid} not started: {dmss_jobs.NO_APP_CREDENTIALS}"
+            ) from None
 
     def prepare(record: JobRecord) -> None:
         environment = dmss_jobs.job_environment(address, template, token, record.uid)
@@ -65,13 +67,23 @@ def _dmss_prepare(schedule: JobRecord, template: dict[str, Any]):
     return prepare
 
 
-def start_run(orchestrations: service.Orchestrations, schedule_uid: str, scheduled: datetime,
-              template: dict[str, Any], triggered_by: str) -> str:
+def start_run(
+    orchestrations: service.Orchestrations,
+    schedule_uid: str,
+    scheduled: datetime,
+    template: dict[str, Any],
+    triggered_by: str,
+) -> str:
     schedule = store().get(schedule_uid)
     prepare = _dmss_prepare(schedule, template) if schedule.dmss_address else None
-    result = service.start_job(template, caller=ScheduleOwner(schedule.owner, schedule.triggered_by),
-                               orchestrations=orchestrations, triggered_by=triggered_by, prepare=prepare,
-                               idempotency_key=f"schedule {schedule_uid} {clock.iso(scheduled)}")
+    result = service.start_job(
+        template,
+        caller=ScheduleOwner(schedule.owner, schedule.triggered_by),
+        orchestrations=orchestrations,
+        triggered_by=triggered_by,
+        prepare=prepare,
+        idempotency_key=f"schedule {schedule_uid} {clock.iso(scheduled)}",
+    )
     return result.uid
 
 
@@ -81,6 +93,8 @@ def stop_run(orchestrations: service.Orchestrations, run_uid: str) -> None:
 
 
 def tick(orchestrations: service.Orchestrations, now: datetime | None = None) -> schedule_tick.TickReport:
-    return schedule_tick.tick(now or clock.now(),
-                          start_run=lambda *args: start_run(orchestrations, *args),
-                          stop_run=lambda uid: stop_run(orchestrations, uid))
+    return schedule_tick.tick(
+        now or clock.now(),
+        start_run=lambda *args: start_run(orchestrations, *args),
+        stop_run=lambda uid: stop_run(orchestrations, uid),
+    )

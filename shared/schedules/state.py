@@ -8,6 +8,7 @@ read, with the same values; keys it does not know are kept. Nothing stored or sh
 
 Run entries (`runs`) stay plain dicts: `shared.schedules.policy` (pure) builds and updates them.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,16 @@ from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus
 from shared.platform.errors import BadRequest, ValidationFailed
 from shared.schedules.due_index import bucket
-from shared.schedules.policy import Decision, ScheduleSpec, ScheduleState, apply_decision_to_runs, is_running, \
-    iso, parse_iso, trim_history
+from shared.schedules.policy import (
+    Decision,
+    ScheduleSpec,
+    ScheduleState,
+    apply_decision_to_runs,
+    is_running,
+    iso,
+    parse_iso,
+    trim_history,
+)
 
 STATE_JSON_LIMIT = 28_000  # characters: the job store keeps a JSON property under 30,000
 
@@ -37,7 +46,7 @@ class Lifecycle(StrEnum):
 def _in_read_order(values: dict[str, Any], read_order: tuple[str, ...]) -> dict[str, Any]:
     """`values` with its keys in the order they were read, new keys after them: a record read and written
     back unchanged is the same JSON text."""
-    if not read_order or tuple(values)[:len(read_order)] == read_order:
+    if not read_order or tuple(values)[: len(read_order)] == read_order:
         return values
     ordered = {key: values[key] for key in read_order if key in values}
     ordered.update(values)
@@ -65,14 +74,28 @@ class Pending:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Pending:
-        return cls(scheduled=data["scheduled"], claimed_by=data.get("claimedBy"), claimed_at=data.get("claimedAt"),
-                   stop=list(data.get("stop") or []), attempts=int(data.get("attempts") or 0),
-                   extra={k: v for k, v in data.items() if k not in cls.KEYS}, read_order=tuple(data))
+        return cls(
+            scheduled=data["scheduled"],
+            claimed_by=data.get("claimedBy"),
+            claimed_at=data.get("claimedAt"),
+            stop=list(data.get("stop") or []),
+            attempts=int(data.get("attempts") or 0),
+            extra={k: v for k, v in data.items() if k not in cls.KEYS},
+            read_order=tuple(data),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return _in_read_order({"scheduled": self.scheduled, "claimedBy": self.claimed_by,
-                               "claimedAt": self.claimed_at, "stop": list(self.stop), "attempts": self.attempts,
-                               **self.extra}, self.read_order)
+        return _in_read_order(
+            {
+                "scheduled": self.scheduled,
+                "claimedBy": self.claimed_by,
+                "claimedAt": self.claimed_at,
+                "stop": list(self.stop),
+                "attempts": self.attempts,
+                **self.extra,
+            },
+            self.read_order,
+        )
 
 
 @dataclass
@@ -80,8 +103,19 @@ class ScheduleRecord:
     """The schedule state of one RecurringJob (`JobRecord.schedule`). Times are kept as the ISO text stored."""
 
     KEYS: ClassVar[tuple[str, ...]] = (
-        "spec", "state", "suspendedReason", "registered", "lastConsidered", "nextFire", "dueBucket", "pending",
-        "runs", "olderRuns", "counts", "consecutiveFailures")
+        "spec",
+        "state",
+        "suspendedReason",
+        "registered",
+        "lastConsidered",
+        "nextFire",
+        "dueBucket",
+        "pending",
+        "runs",
+        "olderRuns",
+        "counts",
+        "consecutiveFailures",
+    )
 
     spec: dict[str, Any]  # the ScheduleSpec as registered, every default filled in
     state: Lifecycle
@@ -103,21 +137,42 @@ class ScheduleRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScheduleRecord:
         pending = data.get("pending")
-        return cls(spec=data.get("spec") or {}, state=Lifecycle(data["state"]),
-                   suspended_reason=data.get("suspendedReason"), registered=data.get("registered"),
-                   last_considered=data.get("lastConsidered"), next_fire=data.get("nextFire"),
-                   due_bucket=data.get("dueBucket"), pending=Pending.from_dict(pending) if pending else None,
-                   runs=data.get("runs") or [], older_runs=data.get("olderRuns") or {},
-                   counts=data.get("counts") or {}, consecutive_failures=int(data.get("consecutiveFailures") or 0),
-                   extra={k: v for k, v in data.items() if k not in cls.KEYS}, read_order=tuple(data))
+        return cls(
+            spec=data.get("spec") or {},
+            state=Lifecycle(data["state"]),
+            suspended_reason=data.get("suspendedReason"),
+            registered=data.get("registered"),
+            last_considered=data.get("lastConsidered"),
+            next_fire=data.get("nextFire"),
+            due_bucket=data.get("dueBucket"),
+            pending=Pending.from_dict(pending) if pending else None,
+            runs=data.get("runs") or [],
+            older_runs=data.get("olderRuns") or {},
+            counts=data.get("counts") or {},
+            consecutive_failures=int(data.get("consecutiveFailures") or 0),
+            extra={k: v for k, v in data.items() if k not in cls.KEYS},
+            read_order=tuple(data),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return _in_read_order({
-            "spec": self.spec, "state": self.state.value, "suspendedReason": self.suspended_reason,
-            "registered": self.registered, "lastConsidered": self.last_considered, "nextFire": self.next_fire,
-            "dueBucket": self.due_bucket, "pending": self.pending.to_dict() if self.pending else None,
-            "runs": self.runs, "olderRuns": self.older_runs, "counts": self.counts,
-            "consecutiveFailures": self.consecutive_failures, **self.extra}, self.read_order)
+        return _in_read_order(
+            {
+                "spec": self.spec,
+                "state": self.state.value,
+                "suspendedReason": self.suspended_reason,
+                "registered": self.registered,
+                "lastConsidered": self.last_considered,
+                "nextFire": self.next_fire,
+                "dueBucket": self.due_bucket,
+                "pending": self.pending.to_dict() if self.pending else None,
+                "runs": self.runs,
+                "olderRuns": self.older_runs,
+                "counts": self.counts,
+                "consecutiveFailures": self.consecutive_failures,
+                **self.extra,
+            },
+            self.read_order,
+        )
 
     @classmethod
     def of(cls, record: JobRecord) -> ScheduleRecord | None:
@@ -188,8 +243,10 @@ class ScheduleRecord:
 def entity_schedule(entity: Mapping[str, Any]) -> Mapping[str, Any]:
     schedule = entity.get("schedule")
     if not isinstance(schedule, Mapping):
-        raise ValidationFailed("invalid schedule: schedule: missing or not an object (a CronJob with at least "
-                               "`cron`)", data={"attribute": "schedule"})
+        raise ValidationFailed(
+            "invalid schedule: schedule: missing or not an object (a CronJob with at least `cron`)",
+            data={"attribute": "schedule"},
+        )
     return schedule
 
 

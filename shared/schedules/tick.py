@@ -13,6 +13,7 @@ takes the claim over and calls `start_run` again, which the idempotency turns in
 `claim` and `finalize` are pure functions of the record they are given; the store's read-modify-write
 (`JobStore.update`) and conditional write (`JobStore.replace_if`) make them safe against concurrent writers.
 """
+
 from __future__ import annotations
 
 import copy
@@ -146,8 +147,7 @@ def claim(record: JobRecord, row_bucket: str, now: datetime, claimer: str, statu
     return _decide(record, state, now, claimer, status_of)
 
 
-def _take_over(record: JobRecord, state: ScheduleRecord, pending: Pending, now: datetime,
-               claimer: str) -> ClaimOutcome:
+def _take_over(record: JobRecord, state: ScheduleRecord, pending: Pending, now: datetime, claimer: str) -> ClaimOutcome:
     """A claim already there: somebody else's while its lease lasts, else ours (it crashed, or released the
     claim after a transient start failure)."""
     if pending.held(now, LEASE):
@@ -157,8 +157,7 @@ def _take_over(record: JobRecord, state: ScheduleRecord, pending: Pending, now: 
     return Claimed(pending.scheduled, tuple(pending.stop))
 
 
-def _decide(record: JobRecord, state: ScheduleRecord, now: datetime, claimer: str,
-            status_of: StatusOf) -> ClaimOutcome:
+def _decide(record: JobRecord, state: ScheduleRecord, now: datetime, claimer: str, status_of: StatusOf) -> ClaimOutcome:
     spec = state.schedule_spec()
     refresh_runs(state, status_of, now)
     decision = decide(spec, state.policy_state(), now)
@@ -217,8 +216,12 @@ def finalize(record: JobRecord, attempt: Attempt) -> FinalOutcome:
     """Record the attempt in `record` (unless Lost: then `record` is left as it was)."""
     state = ScheduleRecord.of(record)
     pending = state.pending if state is not None else None
-    if state is None or pending is None or pending.scheduled != attempt.scheduled \
-            or pending.claimed_by != attempt.claimer:
+    if (
+        state is None
+        or pending is None
+        or pending.scheduled != attempt.scheduled
+        or pending.claimed_by != attempt.claimer
+    ):
         return Lost()
     spec = state.schedule_spec()
     scheduled = parse_iso(attempt.scheduled)
@@ -254,8 +257,15 @@ def _released(pending: Pending, failure: Exception) -> bool:
 def _record_start(state: ScheduleRecord, attempt: Attempt, scheduled: datetime) -> None:
     failure = attempt.failure
     if failure is not None:
-        state.runs.append(run_entry(None, scheduled, "failed", ended=attempt.now,
-                                    reason=f"could not start: {type(failure).__name__}: {str(failure)[:200]}"))
+        state.runs.append(
+            run_entry(
+                None,
+                scheduled,
+                "failed",
+                ended=attempt.now,
+                reason=f"could not start: {type(failure).__name__}: {str(failure)[:200]}",
+            )
+        )
         state.count("failedToStart")
         state.consecutive_failures += 1
         return
@@ -333,8 +343,9 @@ def _stop_runs(stop_run: StopRun | None, uids: tuple[str, ...]) -> tuple[tuple[s
 class _Tick:
     """One tick's shared context: its clock, identity, callbacks, report and index writes."""
 
-    def __init__(self, now: datetime, start_run: StartRun, stop_run: StopRun | None, status_of: JobStatusOf,
-                 report: TickReport) -> None:
+    def __init__(
+        self, now: datetime, start_run: StartRun, stop_run: StopRun | None, status_of: JobStatusOf, report: TickReport
+    ) -> None:
         self.now, self.start_run, self.stop_run, self.status_of = now, start_run, stop_run, status_of
         self.claimer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.counter = _Counter(report)
@@ -410,8 +421,7 @@ class _Tick:
             run_uid = self.start_run(uid, scheduled, template_of(record), triggered_by(uid))
         except Exception as error:  # noqa: BLE001 - recorded in the history
             failure = error
-            log.warning("schedule %s: starting the run for %s failed: %s", uid, iso(scheduled),
-                        type(error).__name__)
+            log.warning("schedule %s: starting the run for %s failed: %s", uid, iso(scheduled), type(error).__name__)
         attempt = Attempt(claimed.scheduled, self.claimer, self.now, run_uid, failure, stopped, notes)
         final, reread = _write_final(uid, record, attempt)
         if reread:
@@ -424,8 +434,9 @@ class _Tick:
             return
         if isinstance(final, Retry):
             self.counter.add("retried")
-            raise RuntimeError(f"start of {attempt.scheduled} failed ({type(attempt.failure).__name__}); "
-                               f"retried next tick")
+            raise RuntimeError(
+                f"start of {attempt.scheduled} failed ({type(attempt.failure).__name__}); retried next tick"
+            )
         if attempt.failure is None:
             self.counter.add("started")
         if final.state is Lifecycle.ACTIVE:
@@ -436,9 +447,15 @@ class _Tick:
             self.counter.append("expired", uid)
 
 
-def tick(now: datetime | None = None, start_run: StartRun | None = None, stop_run: StopRun | None = None,
-         job_status_of: JobStatusOf | None = None, *, max_schedules: int = MAX_PER_TICK,
-         workers: int = WORKERS) -> TickReport:
+def tick(
+    now: datetime | None = None,
+    start_run: StartRun | None = None,
+    stop_run: StopRun | None = None,
+    job_status_of: JobStatusOf | None = None,
+    *,
+    max_schedules: int = MAX_PER_TICK,
+    workers: int = WORKERS,
+) -> TickReport:
     """Fire what is due at `now` (default `clock.now()`); call it from the minute timer.
 
     - `start_run(schedule_uid, scheduled_time, template, triggered_by) -> run uid` starts one run as a normal

@@ -1,4 +1,5 @@
 """Fixtures for the devhost tests: a DevHost over the sample app, real Azurite, a ManualClock."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The app's own scenarios where the real host's and extension's semantics matter (the real function_app.py)."""
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,11 @@ SETTINGS = {"SCHEDULE_TICK": "0 0 0 1 1 *"}
 
 
 def simulated_job(seconds: float) -> dict:
-    return {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "devhost",
-            "runner": {"type": SIMULATED, "durationSeconds": seconds}}
+    return {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "devhost",
+        "runner": {"type": SIMULATED, "durationSeconds": seconds},
+    }
 
 
 @pytest.fixture
@@ -65,17 +69,21 @@ def test_a_runner_that_hangs_in_start_ends_the_job_failed_with_the_apps_reason(s
                     break
             final = job(host, uid)
             assert final["status"] == "failed" and final["message"] == BROKEN[START_FAILED]
-            assert len(calls) == 5                                   # FINISH_ATTEMPTS starts, each timed out
+            assert len(calls) == 5  # FINISH_ATTEMPTS starts, each timed out
             status = host.engine.status(uid, show_history=True)
             failures = [e for e in status["historyEvents"] if e["EventType"] == 6]
-            assert failures and "Timeout value of 00:00:00.5000000 was exceeded by function: " \
-                                 "Functions.start_job_activity" in failures[0]["Reason"]
+            assert (
+                failures
+                and "Timeout value of 00:00:00.5000000 was exceeded by function: Functions.start_job_activity"
+                in failures[0]["Reason"]
+            )
     finally:
         release.set()
 
 
-def test_a_stop_raised_during_the_last_poll_of_a_generation_stops_within_one_interval(storage_env, clock,
-                                                                                     monkeypatch, caplog):
+def test_a_stop_raised_during_the_last_poll_of_a_generation_stops_within_one_interval(
+    storage_env, clock, monkeypatch, caplog
+):
     """The stop event arrives while the generation's last poll runs: the orchestrator continues as new and the
     extension discards the event (#1676); the app has marked the job in the store, so the next generation's
     first poll ends it, one poll interval later."""
@@ -85,9 +93,9 @@ def test_a_stop_raised_during_the_last_poll_of_a_generation_stops_within_one_int
 
     def poll(uid):
         polls.append(uid)
-        answer = real_poll(uid)             # reads the job before the stop ...
+        answer = real_poll(uid)  # reads the job before the stop ...
         if len(polls) == POLLS_PER_GENERATION:
-            in_last_poll.set()              # ... which comes while the poll is still running
+            in_last_poll.set()  # ... which comes while the poll is still running
             release.wait(30)
         return answer
 
@@ -101,9 +109,10 @@ def test_a_stop_raised_during_the_last_poll_of_a_generation_stops_within_one_int
         stopped_at = clock.now()
         r = requests.delete(f"{host.url}/api/jobs/{uid}", timeout=30)
         assert r.status_code == 200 and r.json()["status"] == "removed"
-        deadline = time.monotonic() + 10              # the stop event reaches the orchestrator's history first
+        deadline = time.monotonic() + 10  # the stop event reaches the orchestrator's history first
         while time.monotonic() < deadline and not any(
-                e["EventType"] == 15 for e in host.engine.status(uid, show_history=True)["historyEvents"]):
+            e["EventType"] == 15 for e in host.engine.status(uid, show_history=True)["historyEvents"]
+        ):
             time.sleep(0.05)
         generation = host.engine.stats(uid)["generations"]
         release.set()
@@ -111,11 +120,11 @@ def test_a_stop_raised_during_the_last_poll_of_a_generation_stops_within_one_int
         assert not driver.is_alive()
         state = host.engine.store.get_state(uid)[0]
         assert state["runtimeStatus"] == "Completed"
-        assert host.engine.stats(uid)["generations"] == generation + 1      # it went through continue_as_new
-        assert any("discarded (stop)" in r.getMessage() for r in caplog.records)   # ... which dropped the event
-        interval = 60.0                                                     # POLL_INTERVAL_MAX_SECONDS by then
+        assert host.engine.stats(uid)["generations"] == generation + 1  # it went through continue_as_new
+        assert any("discarded (stop)" in r.getMessage() for r in caplog.records)  # ... which dropped the event
+        interval = 60.0  # POLL_INTERVAL_MAX_SECONDS by then
         assert (parse_ts(state["lastUpdatedTime"]) - stopped_at).total_seconds() <= interval + 1
-        assert len(polls) == POLLS_PER_GENERATION + 1                      # one poll of the new generation
+        assert len(polls) == POLLS_PER_GENERATION + 1  # one poll of the new generation
         assert job(host, uid)["status"] == "removed"
 
 
@@ -127,15 +136,20 @@ def test_with_keys_a_job_holding_only_its_token_cannot_read_its_status(storage_e
     app can look at the job's token. The progress route (ANONYMOUS) takes the token alone."""
     with app_host(clock, settings={"DEVHOST_REQUIRE_KEYS": "true", "DEVHOST_FUNCTION_KEY": KEY}) as host:
         assert requests.post(f"{host.url}/api/jobs", json=simulated_job(100), timeout=30).status_code == 401
-        uid = requests.post(f"{host.url}/api/jobs", json=simulated_job(100), headers={"x-functions-key": KEY},
-                            timeout=30).json()["uid"]
+        uid = requests.post(
+            f"{host.url}/api/jobs", json=simulated_job(100), headers={"x-functions-key": KEY}, timeout=30
+        ).json()["uid"]
         host.advance(2)
         token = job_store.store().get(uid).job_token
         bearer = {"Authorization": f"Bearer {token}"}
         r = requests.get(f"{host.url}/api/jobs/{uid}", headers=bearer, timeout=30)
         assert r.status_code == 401 and r.content == b""
         assert job(host, uid, **bearer, **{"x-functions-key": KEY})["uid"] == uid
-        r = requests.put(f"{host.url}/api/jobs/{uid}?overwrite_log=false", headers=bearer, timeout=30,
-                         json={"percentage": 0.5, "logs": "half", "status": "running"})
+        r = requests.put(
+            f"{host.url}/api/jobs/{uid}?overwrite_log=false",
+            headers=bearer,
+            timeout=30,
+            json={"percentage": 0.5, "logs": "half", "status": "running"},
+        )
         assert r.status_code == 200, r.text
         assert requests.get(f"{host.url}/api/health", timeout=30).status_code in (200, 503)

@@ -1,5 +1,6 @@
 """Durable client (the real SDK) against the devhost engine: start, status, events, terminate, chaining, races,
 continue_as_new, failures, suspend/resume, purge."""
+
 from __future__ import annotations
 
 import time
@@ -27,7 +28,7 @@ def test_chain_through_http_starter_and_status_endpoint(host, sample_app):
     assert body["runtimeStatus"] == "Completed"
     assert body["output"] == {"a": 2, "b": 3, "parallel": [4, 14]}
     assert body["customStatus"] == {"step": "done"}
-    assert body["input"] == '{"start": 1}'          # input comes back as JSON text, as from the real host
+    assert body["input"] == '{"start": 1}'  # input comes back as JSON text, as from the real host
     assert sorted(sample_app.ACTIVITY_CALLS) == [1, 2, 3, 13]
     stats = host.engine.stats(links["id"])
     assert stats["generations"] == 1 and stats["history_events"] == stats["max_history_events"] > 0
@@ -59,7 +60,7 @@ def test_sdk_client_operations(host):
     assert status.runtime_status == RS.Completed
     # the SDK encodes event data twice and the extension keeps that layer: the orchestrator gets JSON text
     # (azure-functions-durable-python #295)
-    assert status.output == ['{"n": 1}', '[1, 2]']
+    assert status.output == ['{"n": 1}', "[1, 2]"]
 
     missing = host.run(client.get_status("nope"))
     assert not missing
@@ -97,10 +98,10 @@ def test_sdk_client_operations(host):
 def test_event_buffered_before_wait(host):
     client = host.client()
     iid = host.run(client.start_new("waiter"))
-    host.run(client.raise_event(iid, "go2", "second"))     # raised before the orchestrator waits for it
+    host.run(client.raise_event(iid, "go2", "second"))  # raised before the orchestrator waits for it
     host.run(client.raise_event(iid, "go", "first"))
     host.wait_idle(10)
-    assert host.engine.status(iid)["output"] == ['"first"', '"second"']       # JSON text (#295)
+    assert host.engine.status(iid)["output"] == ['"first"', '"second"']  # JSON text (#295)
 
 
 def test_timer_vs_event_race(host, clock):
@@ -127,14 +128,14 @@ def test_continue_as_new_bounds_history_and_drops_unconsumed_events(host, sample
     client = host.client()
     iid = host.run(client.start_new("monitor", None, {"round": 0, "pings": [], "max_rounds": 6}))
     host.wait_idle(10)
-    host.advance(10)                      # round 0: timer wins, activity runs, continue_as_new
-    host.run(client.raise_event(iid, "ping", "p1"))   # round 1 wins by event
+    host.advance(10)  # round 0: timer wins, activity runs, continue_as_new
+    host.run(client.raise_event(iid, "ping", "p1"))  # round 1 wins by event
     host.wait_idle(10)
     # round 2: the timer wins, its activity runs and the round continues as new at once; rounds 3 and 4 (timer)
     host.advance(10)
     host.advance(10)
     host.advance(10)
-    host.run(client.raise_event(iid, "ping", "p2"))   # round 5 wins by event
+    host.run(client.raise_event(iid, "ping", "p2"))  # round 5 wins by event
     host.wait_idle(10)
     status = host.engine.status(iid)
     assert status["runtimeStatus"] == "Completed", status
@@ -142,7 +143,7 @@ def test_continue_as_new_bounds_history_and_drops_unconsumed_events(host, sample
     assert status["output"]["round"] == 6
     stats = host.engine.stats(iid)
     assert stats["generations"] == 7
-    assert stats["max_history_events"] < 20           # bounded: one round's worth, not six
+    assert stats["max_history_events"] < 20  # bounded: one round's worth, not six
 
 
 def test_activity_failure(host):
@@ -182,15 +183,15 @@ def test_event_raised_while_continue_as_new_is_pending_is_lost(host, clock, samp
     iid = host.run(client.start_new("monitor", None, {"round": 0, "pings": [], "max_rounds": 2, "gated": True}))
     host.wait_idle(10)
     clock.advance(10)
-    host.engine.fire_due_timers()          # the timer fires; the `gated` activity starts and blocks
+    host.engine.fire_due_timers()  # the timer fires; the `gated` activity starts and blocks
     deadline = time.monotonic() + 10
     while not any(host.engine._owned[iid].running) and time.monotonic() < deadline:
         time.sleep(0.01)
     host.run(client.raise_event(iid, "ping", "late"))
-    time.sleep(0.3)                        # let the engine hand the event to the (abandoned) wait
-    sample_app.GATE.set()                  # activity completes -> continue_as_new
+    time.sleep(0.3)  # let the engine hand the event to the (abandoned) wait
+    sample_app.GATE.set()  # activity completes -> continue_as_new
     host.wait_idle(10)
-    assert host.engine.status(iid)["runtimeStatus"] == "Running"   # round 1 waits: "late" did not reach it
+    assert host.engine.status(iid)["runtimeStatus"] == "Running"  # round 1 waits: "late" did not reach it
     host.advance(10)
     status = host.engine.status(iid)
     assert status["runtimeStatus"] == "Completed", status

@@ -1,4 +1,5 @@
 """Durable semantics as the real extension has them (each test names its source in devhost/)."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ def history_of(host, iid):
 def test_a_ten_day_timer_is_split_by_the_sdk_as_in_azure(make_host, clock):
     """The extension's context (maximumShortTimerDuration 6 days, longRunningTimerIntervalDuration 3 days)
     makes the SDK split the timer: 3 days, 3 more, then the rest."""
-    host = make_host(settings={"SCHEDULE_TICK": "0 0 0 1 1 *"})     # no 5-minute ticks on the way
+    host = make_host(settings={"SCHEDULE_TICK": "0 0 0 1 1 *"})  # no 5-minute ticks on the way
     start = clock.now()
     iid = host.run(host.client().start_new("long_sleep", None, 10))
     host.wait_idle(10)
@@ -41,7 +42,7 @@ def test_a_cancelled_timer_still_fires_one_more_replay(host, sample_app):
     host.run(client.raise_event(iid, "first", 1))
     host.wait_idle(10)
     episodes = host.engine.stats(iid)["episodes"]
-    assert host.engine.next_timer_due() is not None           # cancelled, still armed
+    assert host.engine.next_timer_due() is not None  # cancelled, still armed
     host.advance(30)
     assert host.engine.stats(iid)["episodes"] == episodes + 1  # it fired: one more replay, nothing else
     assert host.engine.status(iid)["runtimeStatus"] == "Running"
@@ -75,8 +76,10 @@ def test_an_activity_past_function_timeout_fails_with_the_hosts_message(make_hos
     iid = host.run(host.client().start_new("call_sleepy", None, 30))
     host.wait_idle(20)
     out = host.engine.status(iid)["output"]
-    assert "Activity function 'sleepy' failed: Timeout value of 00:00:01 was exceeded by function: " \
-           "Functions.sleepy" in out["failed"]
+    assert (
+        "Activity function 'sleepy' failed: Timeout value of 00:00:01 was exceeded by function: "
+        "Functions.sleepy" in out["failed"]
+    )
 
 
 def test_host_json_function_timeout_is_read(make_host, monkeypatch):
@@ -103,16 +106,15 @@ def test_one_worker_pool_sized_like_the_python_worker(make_host, sample_app):
 def test_thread_count_setting_and_dispatch_limits(make_host, sample_app, monkeypatch):
     real = devhost.host.read_host_json
     limits = {"maxConcurrentActivityFunctions": 2, "maxConcurrentOrchestratorFunctions": 1}
-    monkeypatch.setattr(devhost.host, "read_host_json",
-                        lambda d: {**real(d), "extensions": {"durableTask": limits}})
+    monkeypatch.setattr(devhost.host, "read_host_json", lambda d: {**real(d), "extensions": {"durableTask": limits}})
     host = make_host(settings={"PYTHON_THREADPOOL_THREAD_COUNT": "5"})
     assert host.worker.size == 5
     iid = host.run(host.client().start_new("many_sleepy", None, [6, 0.3]))
     started = time.monotonic()
     host.wait_idle(20)
     assert host.engine.status(iid)["output"] == [0.3] * 6
-    assert sample_app.RUNNING[1] == 2                   # never more than maxConcurrentActivityFunctions
-    assert time.monotonic() - started >= 0.85           # three rounds of two
+    assert sample_app.RUNNING[1] == 2  # never more than maxConcurrentActivityFunctions
+    assert time.monotonic() - started >= 0.85  # three rounds of two
 
 
 def test_a_bad_thread_count_falls_back_to_the_default(make_host):

@@ -1,5 +1,6 @@
 """The pure episode phases (devhost/episode.py) on hand-built history lists and inbox messages: no storage, no
 threads; the last tests drive orchestrators of the sample app through the real SDK with these phases alone."""
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,7 @@ def test_first_episode_starts_the_execution_and_schedules_activities():
     assert opened[1]["Input"] == '{"n": 1}'
     assert opened[1]["OrchestrationInstance"] == {"InstanceId": "iid", "ExecutionId": EXEC}
 
-    out = episode.conclude(step, opened, {"isDone": False, "actions": [[activity("a", 1), activity("b", 2)]]},
-                           at(0))
+    out = episode.conclude(step, opened, {"isDone": False, "actions": [[activity("a", 1), activity("b", 2)]]}, at(0))
     assert out.status == "Running" and out.output is None
     assert out.activities == [(0, "a", "1"), (1, "b", "2")]
     assert types(out.events)[-3:] == [h.TASK_SCHEDULED, h.TASK_SCHEDULED, h.ORCHESTRATOR_COMPLETED]
@@ -99,25 +99,34 @@ def test_replay_marks_past_events_played_and_leaves_inputs_alone():
 
 # ---- activity completions ---------------------------------------------------------------------------------------
 def test_activity_completion_resolves_the_task_with_its_sequence_number():
-    history = started() + [h.task_scheduled(at(0), 0, "a", "1"), h.task_scheduled(at(0), 1, "b", "2"),
-                           h.orchestrator_completed(at(0))]
+    history = started() + [
+        h.task_scheduled(at(0), 0, "a", "1"),
+        h.task_scheduled(at(0), 1, "b", "2"),
+        h.orchestrator_completed(at(0)),
+    ]
     step = episode.plan(snap(history), inbox(result(1, "B")), at(2))
     assert isinstance(step, episode.Run) and not step.starting
     assert step.completed == [1] and step.consumed == ["q000"]
     [completed] = step.new_events
     assert completed["EventType"] == h.TASK_COMPLETED and completed["TaskScheduledId"] == 1
-    assert completed["Result"] == '"B"' and completed["Timestamp"] == h.ts(at(1))   # the time it was sent
+    assert completed["Result"] == '"B"' and completed["Timestamp"] == h.ts(at(1))  # the time it was sent
 
     # the SDK returns every action each time: tasks 0 and 1 are not scheduled again, task 2 is new
-    out = episode.conclude(step, episode.open_episode(step, None, at(2)),
-                           {"isDone": False, "actions": [[activity("a", 1), activity("b", 2), activity("c", 3)]]},
-                           at(2))
+    out = episode.conclude(
+        step,
+        episode.open_episode(step, None, at(2)),
+        {"isDone": False, "actions": [[activity("a", 1), activity("b", 2), activity("c", 3)]]},
+        at(2),
+    )
     assert out.activities == [(2, "c", "3")]
 
 
 def test_activity_failure_becomes_task_failed():
-    step = episode.plan(snap(started() + [h.task_scheduled(at(0), 0, "a", "1")]),
-                        inbox(result(0, "Activity function 'a' failed: ValueError: x", ok=False)), at(2))
+    step = episode.plan(
+        snap(started() + [h.task_scheduled(at(0), 0, "a", "1")]),
+        inbox(result(0, "Activity function 'a' failed: ValueError: x", ok=False)),
+        at(2),
+    )
     [failed] = step.new_events
     assert failed["EventType"] == h.TASK_FAILED and failed["TaskScheduledId"] == 0
     assert failed["Reason"].startswith("Activity function 'a' failed") and failed["Details"] == "Traceback ..."
@@ -139,23 +148,24 @@ def test_completions_in_time_order_are_batched():
 # ---- external events --------------------------------------------------------------------------------------------
 def test_event_is_delivered_alone_and_before_the_wait_for_it():
     """Raised before the orchestrator waits for it: delivered anyway (the SDK buffers it by name), alone."""
-    history = started()                                         # the orchestrator waits for "go", not "go2"
+    history = started()  # the orchestrator waits for "go", not "go2"
     messages = inbox(raised("go2", "second", seconds=1), raised("go", "first", seconds=2))
     step = episode.plan(snap(history), messages, at(3))
     [event] = step.new_events
     assert event["EventType"] == h.EVENT_RAISED and event["Name"] == "go2" and event["Input"] == '"second"'
     assert step.consumed == ["q000"] and step.inbox_left == 1
 
-    out = episode.conclude(step, episode.open_episode(step, None, at(3)), {"isDone": False,
-                                                                           "actions": [[wait("go")]]}, at(3))
-    assert out.wants_another(at(3))                              # the second event waits in the inbox
+    out = episode.conclude(
+        step, episode.open_episode(step, None, at(3)), {"isDone": False, "actions": [[wait("go")]]}, at(3)
+    )
+    assert out.wants_another(at(3))  # the second event waits in the inbox
 
 
 def test_event_never_joins_a_batch_of_other_completions():
     history = started() + [h.task_scheduled(at(0), 0, "a", "1"), h.task_scheduled(at(0), 1, "b", "2")]
     messages = inbox(result(0, "x", seconds=1), raised("go", 1, seconds=2), result(1, "y", seconds=3))
     step = episode.plan(snap(history), messages, at(4))
-    assert types(step.new_events) == [h.TASK_COMPLETED]          # stops at the event
+    assert types(step.new_events) == [h.TASK_COMPLETED]  # stops at the event
     assert step.consumed == ["q000"] and step.inbox_left == 2
 
 
@@ -185,8 +195,12 @@ def test_timer_created_once_and_still_armed_when_the_race_is_lost():
 
     history = first.events
     won = [[any_of(timer(60, canceled=True), wait("approve"))]]
-    out = run_once(snap(history, timers=first.timers), inbox(raised("approve", "alice", seconds=30)),
-                   {"isDone": False, "actions": won}, at(30))
+    out = run_once(
+        snap(history, timers=first.timers),
+        inbox(raised("approve", "alice", seconds=30)),
+        {"isDone": False, "actions": won},
+        at(30),
+    )
     assert out.timers == first.timers and h.TIMER_CREATED not in types(out.events)
 
     # created already cancelled (the event was buffered): created and armed all the same
@@ -197,9 +211,12 @@ def test_timer_created_once_and_still_armed_when_the_race_is_lost():
 # ---- transitions -----------------------------------------------------------------------------------------------
 def test_completed_orchestrator_finishes_with_its_output():
     history = started() + [h.task_scheduled(at(0), 0, "a", "1")]
-    out = run_once(snap(history, timers={"5": h.ts(at(99))}), inbox(result(0, 2)),
-                   {"isDone": True, "output": {"sum": 2}, "actions": [[activity("a", 1)]],
-                    "custom_status": {"step": "done"}}, at(2))
+    out = run_once(
+        snap(history, timers={"5": h.ts(at(99))}),
+        inbox(result(0, 2)),
+        {"isDone": True, "output": {"sum": 2}, "actions": [[activity("a", 1)]], "custom_status": {"step": "done"}},
+        at(2),
+    )
     assert out.status == "Completed" and out.finished and out.output == '{"sum": 2}'
     assert out.custom_status == '{"step": "done"}'
     assert out.events[-1]["EventType"] == h.EXECUTION_COMPLETED
@@ -213,15 +230,24 @@ def test_failed_orchestrator():
     assert json.loads(out.output) == "Orchestrator function 'orch' failed: ValueError: boom"
     assert types(out.events)[-2:] == [h.ORCHESTRATOR_COMPLETED, h.EXECUTION_COMPLETED]
     assert out.events[-1]["OrchestrationStatus"] == "Failed"
-    assert out.custom_status is None                # not set: the stored one stays
+    assert out.custom_status is None  # not set: the stored one stays
 
 
-@pytest.mark.parametrize("kind, name", [(h.CALL_SUB_ORCHESTRATOR, "call_sub_orchestrator"),
-                                        (h.CALL_ACTIVITY_WITH_RETRY, "call_activity_with_retry"),
-                                        (h.CALL_ENTITY, "call_entity")])
+@pytest.mark.parametrize(
+    "kind, name",
+    [
+        (h.CALL_SUB_ORCHESTRATOR, "call_sub_orchestrator"),
+        (h.CALL_ACTIVITY_WITH_RETRY, "call_activity_with_retry"),
+        (h.CALL_ENTITY, "call_entity"),
+    ],
+)
 def test_unsupported_action_fails_the_instance_and_schedules_nothing(kind, name):
-    out = run_once(snap(status="Pending"), [],
-                   {"isDone": False, "actions": [[activity("a", 1), {"actionType": kind, "input": "null"}]]}, at(0))
+    out = run_once(
+        snap(status="Pending"),
+        [],
+        {"isDone": False, "actions": [[activity("a", 1), {"actionType": kind, "input": "null"}]]},
+        at(0),
+    )
     assert out.status == "Failed" and out.activities == []
     assert f"devhost does not support {name}" in json.loads(out.output)
 
@@ -229,15 +255,27 @@ def test_unsupported_action_fails_the_instance_and_schedules_nothing(kind, name)
 def test_continue_as_new_drops_events_no_live_wait_consumed():
     """Round: task_any(timer 0, wait "ping"); the timer won, activity 1 ran, then continue_as_new (seq 2).
     A "ping" raised after the timer fired went to the abandoned wait: continue_as_new discards it (#1676)."""
-    history = started() + [h.timer_created(at(0), 0, h.ts(at(10))), h.orchestrator_completed(at(0)),
-                           h.orchestrator_started(at(10)), h.timer_fired(at(10), 0, h.ts(at(10))),
-                           h.task_scheduled(at(10), 1, "add_one", "0"), h.orchestrator_completed(at(10)),
-                           h.orchestrator_started(at(11)), h.event_raised(at(11), "ping", '"late"'),
-                           h.orchestrator_completed(at(11))]
-    actions = [[any_of(timer(10), wait("ping")), activity("add_one", 0),
-                {"actionType": h.CONTINUE_AS_NEW_ACTION, "input": '{"round": 1}'}]]
-    out = run_once(snap(history), inbox(result(1, 1, seconds=12)),
-                   {"isDone": True, "output": None, "actions": actions}, at(12))
+    history = started() + [
+        h.timer_created(at(0), 0, h.ts(at(10))),
+        h.orchestrator_completed(at(0)),
+        h.orchestrator_started(at(10)),
+        h.timer_fired(at(10), 0, h.ts(at(10))),
+        h.task_scheduled(at(10), 1, "add_one", "0"),
+        h.orchestrator_completed(at(10)),
+        h.orchestrator_started(at(11)),
+        h.event_raised(at(11), "ping", '"late"'),
+        h.orchestrator_completed(at(11)),
+    ]
+    actions = [
+        [
+            any_of(timer(10), wait("ping")),
+            activity("add_one", 0),
+            {"actionType": h.CONTINUE_AS_NEW_ACTION, "input": '{"round": 1}'},
+        ]
+    ]
+    out = run_once(
+        snap(history), inbox(result(1, 1, seconds=12)), {"isDone": True, "output": None, "actions": actions}, at(12)
+    )
     assert out.continued and out.continue_input == '{"round": 1}' and out.status == "Running"
     assert out.dropped == [{"kind": "event", "name": "ping", "input": '"late"', "at": h.ts(at(11))}]
     assert out.events[-1]["EventType"] == h.CONTINUE_AS_NEW and out.events[-1]["Input"] == '{"round": 1}'
@@ -247,10 +285,15 @@ def test_continue_as_new_drops_events_no_live_wait_consumed():
 
 def test_continue_as_new_reports_only_events_no_wait_consumed():
     history = started() + [h.timer_created(at(0), 0, h.ts(at(10))), h.event_raised(at(5), "ping", '"p1"')]
-    actions = [[any_of(timer(10, canceled=True), wait("ping")),
-                {"actionType": h.CONTINUE_AS_NEW_ACTION, "input": "{}"}]]
-    out = run_once(snap(history, timers={"0": h.ts(at(10))}), inbox(raised("other", 1, seconds=5)),
-                   {"isDone": True, "actions": actions}, at(6))
+    actions = [
+        [any_of(timer(10, canceled=True), wait("ping")), {"actionType": h.CONTINUE_AS_NEW_ACTION, "input": "{}"}]
+    ]
+    out = run_once(
+        snap(history, timers={"0": h.ts(at(10))}),
+        inbox(raised("other", 1, seconds=5)),
+        {"isDone": True, "actions": actions},
+        at(6),
+    )
     assert out.continued
     # "ping" went to the live wait; "other" (delivered now, never waited for) is dropped
     assert [m["name"] for m in out.dropped] == ["other"]
@@ -263,8 +306,12 @@ def test_terminate_wins_and_leaves_later_messages_for_the_drain():
     step = episode.plan(snap(history), messages, at(3))
     assert isinstance(step, episode.Terminate)
     assert step.consumed == ["q001"] and step.output == '"enough"' and step.status == "Terminated"
-    assert types(step.events) == [h.ORCHESTRATOR_STARTED, h.EXECUTION_TERMINATED, h.ORCHESTRATOR_COMPLETED,
-                                  h.EXECUTION_COMPLETED]
+    assert types(step.events) == [
+        h.ORCHESTRATOR_STARTED,
+        h.EXECUTION_TERMINATED,
+        h.ORCHESTRATOR_COMPLETED,
+        h.EXECUTION_COMPLETED,
+    ]
     assert step.events[-1]["OrchestrationStatus"] == "Terminated"
 
     drained = episode.plan(snap(history, status="Terminated"), messages, at(4))
@@ -277,12 +324,16 @@ def test_suspend_holds_back_deliveries_and_resume_releases_them():
     assert isinstance(held, episode.Idle) and held.status == "Suspended" and not held.more
     assert held.consumed == ["q001"] and types(held.events) == [h.EXECUTION_SUSPENDED]
 
-    again = episode.plan(snap(history + held.events, status="Suspended"),
-                         inbox(raised("go", 1), {"kind": "suspend"}), at(3))
-    assert again.events == [] and again.consumed == ["q001"]      # a repeated suspend is harmless
+    again = episode.plan(
+        snap(history + held.events, status="Suspended"), inbox(raised("go", 1), {"kind": "suspend"}), at(3)
+    )
+    assert again.events == [] and again.consumed == ["q001"]  # a repeated suspend is harmless
 
-    resumed = episode.plan(snap(history + held.events, status="Suspended"),
-                           inbox(raised("go", 1), {"kind": "resume", "reason": "go on"}), at(4))
+    resumed = episode.plan(
+        snap(history + held.events, status="Suspended"),
+        inbox(raised("go", 1), {"kind": "resume", "reason": "go on"}),
+        at(4),
+    )
     assert isinstance(resumed, episode.Run)
     assert types(resumed.control_events) == [h.EXECUTION_RESUMED]
     assert types(episode.open_episode(resumed, None, at(4)))[:2] == [h.EXECUTION_RESUMED, h.ORCHESTRATOR_STARTED]
@@ -297,8 +348,14 @@ def test_one_episode_handles_at_most_max_messages():
 
 
 # ---- the phases alone drive real orchestrators through the SDK ----------------------------------------------------
-def drive(orchestrator, messages: list[dict], now: datetime, input_text: str | None = None,
-          history: list[dict] | None = None, timers: dict | None = None):
+def drive(
+    orchestrator,
+    messages: list[dict],
+    now: datetime,
+    input_text: str | None = None,
+    history: list[dict] | None = None,
+    timers: dict | None = None,
+):
     """Episodes until nothing is left to deliver, each with the real SDK: no engine, no storage."""
     history, timers, queue = list(history or []), dict(timers or {}), inbox(*messages)
     out = None
@@ -307,8 +364,14 @@ def drive(orchestrator, messages: list[dict], now: datetime, input_text: str | N
         if not isinstance(step, episode.Run):
             break
         opened = episode.open_episode(step, input_text, now)
-        context = {"history": episode.replay_history(history, opened), "input": input_text, "instanceId": "iid",
-                   "isReplaying": False, "parentInstanceId": None, "upperSchemaVersion": 2}
+        context = {
+            "history": episode.replay_history(history, opened),
+            "input": input_text,
+            "instanceId": "iid",
+            "isReplaying": False,
+            "parentInstanceId": None,
+            "upperSchemaVersion": 2,
+        }
         answer = json.loads(orchestrator(json.dumps(context)))
         out = episode.conclude(step, opened, answer, now)
         history, timers = history + out.events, out.timers
@@ -335,6 +398,7 @@ def test_sdk_approval_timer_race(orchestrators):
     out, _, _ = drive(orchestrators["approval"], [], at(60), '{"timeout": 60}', history, timers)
     assert out.status == "Completed" and json.loads(out.output) == {"result": "timeout"}
 
-    out, _, _ = drive(orchestrators["approval"], [raised("approve", "alice", 30)], at(30), '{"timeout": 60}',
-                      history, timers)
+    out, _, _ = drive(
+        orchestrators["approval"], [raised("approve", "alice", 30)], at(30), '{"timeout": 60}', history, timers
+    )
     assert json.loads(out.output) == {"result": "approved", "by": "alice"} and out.timers == {}

@@ -1,4 +1,5 @@
 """The request a function gets (as the host's ToRpcHttp builds it), malformed requests, function keys."""
+
 from __future__ import annotations
 
 import json
@@ -27,36 +28,46 @@ def raw(host, data: bytes) -> tuple[int, dict, bytes]:
 
 
 def test_headers_query_and_route_values_as_the_host_converts_them(host):
-    r = raw(host, b"GET /api/inspect/a%20b/c%2Fd/?x=1&X=2&empty=&e2=&e2=&q=a+b HTTP/1.1\r\nHost: h\r\n"
-                  b"X-Multi: one\r\nx-multi: two\r\nX-Empty: \r\nConnection: close\r\n\r\n")
+    r = raw(
+        host,
+        b"GET /api/inspect/a%20b/c%2Fd/?x=1&X=2&empty=&e2=&e2=&q=a+b HTTP/1.1\r\nHost: h\r\n"
+        b"X-Multi: one\r\nx-multi: two\r\nX-Empty: \r\nConnection: close\r\n\r\n",
+    )
     status, _, body = r
     assert status == 200
     got = json.loads(body)
-    assert got["headers"]["x-multi"] == "one,two"          # StringValues.ToString(): ',' and no space
+    assert got["headers"]["x-multi"] == "one,two"  # StringValues.ToString(): ',' and no space
     assert all(name == name.lower() for name in got["headers"])
     assert got["headers"]["x-empty"] == ""
-    assert got["params"] == {"x": "1,2", "q": "a b"}       # case-insensitive keys; empty values left out
-    assert got["route"] == {"rest": "a b/c%2Fd/"}         # decoded but %2F; the trailing slash kept
+    assert got["params"] == {"x": "1,2", "q": "a b"}  # case-insensitive keys; empty values left out
+    assert got["route"] == {"rest": "a b/c%2Fd/"}  # decoded but %2F; the trailing slash kept
     assert got["url"] == "http://h/api/inspect/a b/c%2Fd/?x=1&X=2&empty=&e2=&e2=&q=a+b"
-    assert got["thread"].startswith("devhost-worker")     # sync functions run on the worker's pool
+    assert got["thread"].startswith("devhost-worker")  # sync functions run on the worker's pool
 
 
 def test_body_only_with_a_content_length(host):
     assert requests.post(f"{host.url}/api/inspect/x", data=b"hello").json()["body"] == "hello"
-    status, _, body = raw(host, b"POST /api/inspect/x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
-                                b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-    assert status == 200 and json.loads(body)["body"] == ""      # chunked: ContentLength is null, no body
+    status, _, body = raw(
+        host,
+        b"POST /api/inspect/x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    assert status == 200 and json.loads(body)["body"] == ""  # chunked: ContentLength is null, no body
 
 
-@pytest.mark.parametrize("request_bytes, status", [
-    (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Bad: a\x00b\r\n\r\n", 400),
-    (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Bad: a\rb\r\n\r\n", 400),
-    (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Bad\nNext: x\r\n\r\n", 400),
-    (b"POST /api/inspect/x HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n", 400),
-    (b"POST /api/inspect/x HTTP/1.1\r\nHost: h\r\nContent-Length: -5\r\n\r\n", 400),
-    (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n", 431),
-    (b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414),
-], ids=["nul", "cr", "lf", "content-length-text", "content-length-negative", "header-40k", "line-9k"])
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Bad: a\x00b\r\n\r\n", 400),
+        (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Bad: a\rb\r\n\r\n", 400),
+        (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Bad\nNext: x\r\n\r\n", 400),
+        (b"POST /api/inspect/x HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"POST /api/inspect/x HTTP/1.1\r\nHost: h\r\nContent-Length: -5\r\n\r\n", 400),
+        (b"GET /api/ping HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n", 431),
+        (b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414),
+    ],
+    ids=["nul", "cr", "lf", "content-length-text", "content-length-negative", "header-40k", "line-9k"],
+)
 def test_malformed_requests_get_the_json_error_body(host, request_bytes, status):
     got, headers, body = raw(host, request_bytes)
     assert got == status
@@ -76,8 +87,12 @@ def test_unmatched_routes_get_the_json_error_body(host):
         assert r.status_code == 404 and set(r.json()) == ERROR_KEYS
 
 
-KEYS = {"masterKey": "the-master", "functionKeys": {"default": "host-key"}, "systemKeys": {"ext": "system-key"},
-        "functions": {"ping": {"own": "ping-key"}}}
+KEYS = {
+    "masterKey": "the-master",
+    "functionKeys": {"default": "host-key"},
+    "systemKeys": {"ext": "system-key"},
+    "functions": {"ping": {"own": "ping-key"}},
+}
 
 
 @pytest.fixture
@@ -89,7 +104,7 @@ def keyed_host(make_host, tmp_path):
 def test_function_keys_are_enforced_when_asked(keyed_host, sample_app):
     url = keyed_host.url
     r = requests.get(f"{url}/api/ping")
-    assert r.status_code == 401 and r.content == b""       # UnauthorizedResult: empty body, function not run
+    assert r.status_code == 401 and r.content == b""  # UnauthorizedResult: empty body, function not run
     assert requests.get(f"{url}/api/ping", headers={"x-functions-key": "wrong"}).status_code == 401
     for key in ("host-key", "ping-key", "the-master"):
         assert requests.get(f"{url}/api/ping", headers={"x-functions-key": key}).text == "pong"

@@ -1,4 +1,5 @@
 """The local host refuses what the real host and worker refuse when they index an app (devhost/indexing.py)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -8,7 +9,7 @@ import requests
 
 from devhost import DevHost
 
-APP = '''
+APP = """
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -37,7 +38,7 @@ def d_things(req):
 @app.timer_trigger(schedule="%NOT_SET_ANYWHERE%", arg_name="timer")
 def e_timer(timer):
     pass
-'''
+"""
 
 
 def write_app(tmp_path, source: str):
@@ -53,8 +54,8 @@ def test_functions_the_host_refuses_are_left_out_with_their_error(tmp_path, cloc
         assert "built in routes" in host.function_errors["c_reserved"][0]
         assert "%NOT_SET_ANYWHERE%" in host.function_errors["e_timer"][0]
         assert requests.get(f"{host.url}/api/things").text == "a"
-        assert requests.post(f"{host.url}/api/things").status_code == 404          # b_things is not there
-        assert requests.delete(f"{host.url}/api/things").text == "d"               # methods do not intersect
+        assert requests.post(f"{host.url}/api/things").status_code == 404  # b_things is not there
+        assert requests.delete(f"{host.url}/api/things").text == "d"  # methods do not intersect
 
 
 def test_an_app_the_worker_refuses_does_not_start(tmp_path, clock):

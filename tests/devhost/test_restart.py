@@ -1,4 +1,5 @@
 """Restart and takeover: a new host over the same storage finishes what a dead one started."""
+
 from __future__ import annotations
 
 import os
@@ -21,11 +22,11 @@ def test_restart_mid_orchestration_same_worker(make_host, sample_app):
     client = first.client()
     iid = first.run(client.start_new("slow_chain"))
     first.wait_idle(10)
-    first.advance(30)                                   # second activity done, second timer armed
+    first.advance(30)  # second activity done, second timer armed
     assert first.engine.stats(iid)["runtime_status"] == "Running"
-    first.stop(release_leases=False)                    # crash: leases stay taken
+    first.stop(release_leases=False)  # crash: leases stay taken
 
-    second = make_host(worker_id="w1")                  # same worker id: takes over at once
+    second = make_host(worker_id="w1")  # same worker id: takes over at once
     assert second.engine.owns(iid)
     second.advance(30)
     second.advance(30)
@@ -43,7 +44,7 @@ def test_activity_in_flight_at_crash_runs_again(make_host, clock, sample_app):
     deadline = time.monotonic() + 10
     while not first.engine._owned[iid].running and time.monotonic() < deadline:
         time.sleep(0.01)
-    first.stop(release_leases=False)                    # the activity's result is lost with the host
+    first.stop(release_leases=False)  # the activity's result is lost with the host
     sample_app.GATE.set()
 
     second = make_host(worker_id="w2")
@@ -58,28 +59,33 @@ def test_two_hosts_respect_leases_then_take_over(make_host):
     b = make_host(worker_id="b", lease_seconds=1.0)
     iid = a.run(a.client().start_new("waiter"))
     a.wait_idle(10)
-    time.sleep(1.5)                                     # a renews its lease; b must not steal the instance
+    time.sleep(1.5)  # a renews its lease; b must not steal the instance
     assert a.engine.owns(iid) and not b.engine.owns(iid)
     # an event sent through b's HTTP API is applied by a, the owner
     r = requests.post(f"{b.url}/runtime/webhooks/durabletask/instances/{iid}/raiseEvent/go", json="1")
     assert r.status_code == 202
     a.wait_idle(10)
-    a.stop(release_leases=False)                        # a dies; b takes over once the lease expires
+    a.stop(release_leases=False)  # a dies; b takes over once the lease expires
     deadline = time.monotonic() + 10
     while not b.engine.owns(iid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert b.engine.owns(iid)
     b.run(b.client().raise_event(iid, "go2", 2))
     b.wait_idle(10)
-    assert b.engine.status(iid)["output"] == ["1", "2"]       # event data as JSON text (#295)
+    assert b.engine.status(iid)["output"] == ["1", "2"]  # event data as JSON text (#295)
 
 
 def test_separate_process_host_then_in_process_takeover(make_host, storage_env):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "devhost", "--port", str(port), "--app-dir", str(SAMPLE_APP),
-                             "--worker-id", "proc1"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devhost", "--port", str(port), "--app-dir", str(SAMPLE_APP), "--worker-id", "proc1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -103,7 +109,7 @@ def test_separate_process_host_then_in_process_takeover(make_host, storage_env):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    host = make_host(worker_id="proc1")                 # the restarted worker resumes at once
+    host = make_host(worker_id="proc1")  # the restarted worker resumes at once
     assert host.engine.owns(iid)
     host.run(host.client().raise_event(iid, "go2", "in-process"))
     host.wait_idle(10)

@@ -1,4 +1,5 @@
 """HTTP routing: templates, constraints, optional and catch-all parameters, precedence, methods, 404/405."""
+
 from __future__ import annotations
 
 import uuid
@@ -75,14 +76,19 @@ def test_http_functions_through_the_host(host):
     assert r.status_code == 201
     assert r.headers["X-Echo"] == "yes"
     assert r.headers["Content-Type"].startswith("application/json")
-    assert r.json() == {"method": "POST", "name": "bob", "params": {"x": "1", "y": "2"}, "body": "hello",
-                        "header": "yes"}
+    assert r.json() == {
+        "method": "POST",
+        "name": "bob",
+        "params": {"x": "1", "y": "2"},
+        "body": "hello",
+        "header": "yes",
+    }
     assert requests.get(f"{host.url}/api/ping?code=ignored-function-key").text == "pong"
 
-    for missing in ("/api/nothing-here", "/ping"):                      # route prefix required
+    for missing in ("/api/nothing-here", "/ping"):  # route prefix required
         r = requests.get(f"{host.url}{missing}")
         assert r.status_code == 404 and set(r.json()) == ERROR_KEYS
-    r = requests.put(f"{host.url}/api/echo/bob")                        # a method mismatch: 404, as the host
+    r = requests.put(f"{host.url}/api/echo/bob")  # a method mismatch: 404, as the host
     assert r.status_code == 404 and r.json()["type"] == "NotFound"
 
 

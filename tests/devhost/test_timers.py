@@ -1,4 +1,5 @@
 """Virtual time: advance() fires durable timers and timer triggers in order; settings resolution."""
+
 from __future__ import annotations
 
 import os
@@ -8,17 +9,20 @@ from shared.platform import clock as shared_clock
 
 
 def test_advance_fires_timer_triggers_and_durable_timers_in_order(host, clock, sample_app):
-    assert shared_clock.now() == clock.now()          # the app's clock is the host's clock
+    assert shared_clock.now() == clock.now()  # the app's clock is the host's clock
     client = host.client()
     iid = host.run(client.start_new("approval", None, {"timeout": 420}))
     host.wait_idle(10)
     host.advance(16 * 60)
     assert [t["at"] for t in sample_app.TICKS] == [
-        "2026-01-01T00:05:00+00:00", "2026-01-01T00:10:00+00:00", "2026-01-01T00:15:00+00:00"]
+        "2026-01-01T00:05:00+00:00",
+        "2026-01-01T00:10:00+00:00",
+        "2026-01-01T00:15:00+00:00",
+    ]
     assert not any(t["past_due"] for t in sample_app.TICKS)
     status = host.engine.status(iid)
     assert status["output"] == {"result": "timeout"}
-    assert status["lastUpdatedTime"] == "2026-01-01T00:07:00Z"   # fired exactly at its time, between ticks
+    assert status["lastUpdatedTime"] == "2026-01-01T00:07:00Z"  # fired exactly at its time, between ticks
     assert clock.now().isoformat() == "2026-01-01T00:16:00+00:00"
 
 
@@ -29,7 +33,7 @@ def test_process_environment_wins_over_local_settings(make_host, monkeypatch, sa
     host.advance(95)
     assert [t["at"][11:19] for t in sample_app.TICKS] == ["00:00:30", "00:01:00", "00:01:30"]
     host.stop()
-    assert "SAMPLE_ONLY_IN_FILE" not in os.environ          # the host restores what it set
+    assert "SAMPLE_ONLY_IN_FILE" not in os.environ  # the host restores what it set
 
 
 def test_settings_argument_and_system_clock(make_host, sample_app):

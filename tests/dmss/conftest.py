@@ -1,4 +1,5 @@
 """Fixtures for the DMSS tests: a stand-in DMSS per test, its settings, tokens and a manual clock."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Who may read and stop a DMSS job: DMSS decides, asked with the caller's own credential, and the answer is
 remembered a short while per caller and job. Real Azurite, stand-in DMSS (per-document ACLs after DMSS's
 src/authentication/access_control.py)."""
+
 from __future__ import annotations
 
 import json
@@ -34,20 +35,22 @@ class Orchestrations:
 
 
 # ---- DMSS's rule, pure ------------------------------------------------------------------------------------
-ACL = {"owner": "alice", "roles": {"team": "WRITE", "viewers": "READ"}, "users": {"carol": "WRITE"},
-       "others": "NONE"}
+ACL = {"owner": "alice", "roles": {"team": "WRITE", "viewers": "READ"}, "users": {"carol": "WRITE"}, "others": "NONE"}
 
 
-@pytest.mark.parametrize("user, read, write", [
-    ({"user_id": "alice", "roles": [], "scope": "WRITE"}, True, True),  # the owner
-    ({"user_id": "alice", "roles": [], "scope": "READ"}, True, False),  # a read-only token: scope comes first
-    ({"user_id": "bob", "roles": [], "scope": "WRITE"}, False, False),
-    ({"user_id": "bob", "roles": ["viewers"], "scope": "WRITE"}, True, False),
-    ({"user_id": "bob", "roles": ["viewers", "team"], "scope": "WRITE"}, True, True),
-    ({"user_id": "carol", "roles": [], "scope": "WRITE"}, True, True),
-    ({"user_id": "carol", "roles": [], "scope": "NONE"}, False, False),
-    ({"user_id": "nologin", "roles": [], "scope": "WRITE"}, True, True),  # DMSS with authentication off
-])
+@pytest.mark.parametrize(
+    "user, read, write",
+    [
+        ({"user_id": "alice", "roles": [], "scope": "WRITE"}, True, True),  # the owner
+        ({"user_id": "alice", "roles": [], "scope": "READ"}, True, False),  # a read-only token: scope comes first
+        ({"user_id": "bob", "roles": [], "scope": "WRITE"}, False, False),
+        ({"user_id": "bob", "roles": ["viewers"], "scope": "WRITE"}, True, False),
+        ({"user_id": "bob", "roles": ["viewers", "team"], "scope": "WRITE"}, True, True),
+        ({"user_id": "carol", "roles": [], "scope": "WRITE"}, True, True),
+        ({"user_id": "carol", "roles": [], "scope": "NONE"}, False, False),
+        ({"user_id": "nologin", "roles": [], "scope": "WRITE"}, True, True),  # DMSS with authentication off
+    ],
+)
 def test_has_access_is_dmss_rule(user, read, write):
     assert has_access(ACL, user, "READ") is read and has_access(ACL, user, "WRITE") is write
 
@@ -97,10 +100,19 @@ def caller(headers: dict):
 
 
 def started_job(dmss, alice_headers, orchestrations=None, **document) -> tuple[str, str]:
-    doc = dmss.put("DS", {"type": JOB, "name": "shared", "status": "not started",
-                          "runner": {"type": "JOBCORE:Shell", "script": "sleep 60"}}, **document)
-    result = start_from_address(f"DS/${doc}", alice_headers, caller=caller(alice_headers),
-                                orchestrations=orchestrations or Orchestrations())
+    doc = dmss.put(
+        "DS",
+        {
+            "type": JOB,
+            "name": "shared",
+            "status": "not started",
+            "runner": {"type": "JOBCORE:Shell", "script": "sleep 60"},
+        },
+        **document,
+    )
+    result = start_from_address(
+        f"DS/${doc}", alice_headers, caller=caller(alice_headers), orchestrations=orchestrations or Orchestrations()
+    )
     return result.uid, doc
 
 
@@ -118,8 +130,7 @@ def test_a_reader_may_read_a_writer_may_stop(storage_env, dmss, delegated):
     assert service.get_job(uid, caller(bob))["uid"] == uid
     with pytest.raises(ApiError) as refused:
         service.get_result(uid, caller(mallory))
-    assert refused.value.status == 403 and refused.value.message == "The requested operation requires 'READ' " \
-                                                                    "privileges"
+    assert refused.value.status == 403 and refused.value.message == "The requested operation requires 'READ' privileges"
     with pytest.raises(ApiError) as refused:
         service.stop_job(uid, caller(bob), Orchestrations())
     assert refused.value.status == 403 and "'WRITE' privileges" in refused.value.message
@@ -129,21 +140,22 @@ def test_a_reader_may_read_a_writer_may_stop(storage_env, dmss, delegated):
     assert stopped["status"] == "removed"
     assert service.get_job(uid, caller(bob))["message"].startswith("stopped by")
     with pytest.raises(ApiError) as refused:  # progress stays the job's own (or its starter's)
-        service.report_progress(uid, json.dumps({"percentage": 0.5, "logs": None, "status": None}).encode(),
-                                "false", caller(carol))
+        service.report_progress(
+            uid, json.dumps({"percentage": 0.5, "logs": None, "status": None}).encode(), "false", caller(carol)
+        )
     assert refused.value.status == 403
 
 
 def test_a_caller_dmss_refuses_gets_dmss_status_and_message(storage_env, dmss, delegated):
     alice = who(dmss, "alice")
     uid, doc = started_job(dmss, alice)
-    cases = {"expired": (who(dmss, "bob", ttl_seconds=-1), 401, "Access key has expired"),
-             "unknown key": ({"Access-Key": "DMSS_never_issued"}, 401, "Invalid access key"),
-             "expired jwt": ({"Authorization": f"Bearer {make_jwt('bob', expires_in=-60)}"}, 401,
-                             "Token has expired")}
+    cases = {
+        "expired": (who(dmss, "bob", ttl_seconds=-1), 401, "Access key has expired"),
+        "unknown key": ({"Access-Key": "DMSS_never_issued"}, 401, "Invalid access key"),
+        "expired jwt": ({"Authorization": f"Bearer {make_jwt('bob', expires_in=-60)}"}, 401, "Token has expired"),
+    }
     dmss.limit("dora", ["OTHER"])
-    cases["other data source"] = (who(dmss, "dora"), 403, "'dora' is missing the privilege to access data "
-                                                          "source 'DS'")
+    cases["other data source"] = (who(dmss, "dora"), 403, "'dora' is missing the privilege to access data source 'DS'")
     for name, (headers, status, message) in cases.items():
         with pytest.raises(ApiError) as refused:
             service.get_job(uid, caller(headers))
@@ -161,8 +173,9 @@ def test_a_bearer_caller_is_asked_about_with_the_bearer_alone(storage_env, dmss,
     bob = {"Authorization": f"Bearer {make_jwt('bob')}"}
     assert service.get_job(uid, caller(bob))["uid"] == uid
     assert service.stop_job(uid, caller(bob), Orchestrations())["status"] == "removed"
-    asked = [r for r in dmss.requests if r.endpoint in ("get", "whoami", "acl") and r.bearer and
-             r.bearer.startswith("ey")]
+    asked = [
+        r for r in dmss.requests if r.endpoint in ("get", "whoami", "acl") and r.bearer and r.bearer.startswith("ey")
+    ]
     assert {r.endpoint for r in asked} == {"get", "whoami", "acl"}
     assert all(r.access_key is None for r in asked)  # a JWT sent as Access-Key would be refused by DMSS
 
@@ -231,13 +244,17 @@ def test_the_cache_holds_no_token_and_logs_none(storage_env, dmss, delegated, ca
 
 
 def test_a_package_path_job_is_checked_against_its_documents_acl(storage_env, dmss, delegated):
-    entity = dmss.put("DS", {"type": "dmss://DS/Blueprints/Holder", "name": "Entity",
-                             "job": {"type": JOB, "status": "not started",
-                                     "runner": {"type": "JOBCORE:Shell", "script": "sleep 60"}}})
+    entity = dmss.put(
+        "DS",
+        {
+            "type": "dmss://DS/Blueprints/Holder",
+            "name": "Entity",
+            "job": {"type": JOB, "status": "not started", "runner": {"type": "JOBCORE:Shell", "script": "sleep 60"}},
+        },
+    )
     dmss.add_root_package("DS", "Root", [dmss.storage_ref(entity)])
     alice = who(dmss, "alice")
-    uid = start_from_address("DS/Root/Entity.job", alice, caller=caller(alice),
-                             orchestrations=Orchestrations()).uid
+    uid = start_from_address("DS/Root/Entity.job", alice, caller=caller(alice), orchestrations=Orchestrations()).uid
     dmss.set_acl("DS", entity, owner="alice", users={"carol": "WRITE"}, others="READ")
     with pytest.raises(ApiError) as refused:
         service.stop_job(uid, caller(who(dmss, "bob")), Orchestrations())
@@ -270,15 +287,21 @@ def test_runs_of_a_dmss_recurring_job_have_the_recurring_jobs_rights(storage_env
     from shared.schedules import runs as scheduling
 
     template = {"type": JOB, "label": "run", "runner": {"type": "JOBCORE:Shell", "script": "true"}}
-    doc = dmss.put("DS", {"type": "dmss://WorkflowDS/Blueprints/RecurringJob", "name": "nightly",
-                          "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
-                          "applicationInput": template,
-                          "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 8 * * *",
-                                       "runs": []}})
+    doc = dmss.put(
+        "DS",
+        {
+            "type": "dmss://WorkflowDS/Blueprints/RecurringJob",
+            "name": "nightly",
+            "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
+            "applicationInput": template,
+            "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 8 * * *", "runs": []},
+        },
+    )
     alice = who(dmss, "alice")
     schedule = start_from_address(f"DS/${doc}", alice, caller=caller(alice), orchestrations=Orchestrations()).uid
-    run = scheduling.start_run(Orchestrations(), schedule, datetime(2026, 5, 4, 8, tzinfo=timezone.utc), template,
-                               f"Schedule ({schedule})")
+    run = scheduling.start_run(
+        Orchestrations(), schedule, datetime(2026, 5, 4, 8, tzinfo=timezone.utc), template, f"Schedule ({schedule})"
+    )
     dmss.set_acl("DS", doc, owner="alice", users={"bob": "READ", "carol": "WRITE"}, others="NONE")
     assert service.get_job(run, caller(who(dmss, "bob")))["uid"] == run
     assert service.get_job(schedule, caller(who(dmss, "bob")))["kind"] == "recurring"

@@ -1,12 +1,22 @@
 """shared.dmss.address: every form a client may send, malformed ones, relative references."""
+
 from __future__ import annotations
 
 from urllib.parse import quote
 
 import pytest
 
-from shared.dmss.address import (DmssAddress, Item, decode, is_relative, normalise_address, parse_address,
-    parse_target, resolve_reference, resolve_relative)
+from shared.dmss.address import (
+    DmssAddress,
+    Item,
+    decode,
+    is_relative,
+    normalise_address,
+    parse_address,
+    parse_target,
+    resolve_reference,
+    resolve_relative,
+)
 from shared.platform.errors import BadRequest
 
 ID = "3f1c2b9e-0d5a-4c1e-9b7a-6f2e8d4c1a00"
@@ -37,12 +47,26 @@ CANONICAL = [
 
 
 @pytest.mark.parametrize("canonical", CANONICAL)
-@pytest.mark.parametrize("variant", [
-    "plain", "no-scheme", "encoded", "double-encoded", "triple-encoded", "encoded-no-scheme", "leading-slash",
-    "merged-slashes", "upper-scheme", "quoted", "whitespace", "trailing-slash", "partly-encoded",
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "plain",
+        "no-scheme",
+        "encoded",
+        "double-encoded",
+        "triple-encoded",
+        "encoded-no-scheme",
+        "leading-slash",
+        "merged-slashes",
+        "upper-scheme",
+        "quoted",
+        "whitespace",
+        "trailing-slash",
+        "partly-encoded",
+    ],
+)
 def test_every_form_normalises_to_the_canonical_address(canonical, variant):
-    bare = canonical[len("dmss://"):]
+    bare = canonical[len("dmss://") :]
     raw = {
         "plain": canonical,
         "no-scheme": bare,
@@ -70,8 +94,12 @@ def test_parsed_structure():
     address = parse_address(f"DS/${ID}.list[2](name=a,b=c).x")
     assert address.data_source == "DS"
     assert address.items == (
-        Item("id", ID), Item("attr", "list"), Item("index", 2), Item("query", (("name", "a"), ("b", "c"))),
-        Item("attr", "x"))
+        Item("id", ID),
+        Item("attr", "list"),
+        Item("index", 2),
+        Item("query", (("name", "a"), ("b", "c"))),
+        Item("attr", "x"),
+    )
     assert address.path == f"${ID}.list[2](name=a,b=c).x"
     assert str(address.document) == f"dmss://DS/${ID}"
     assert str(parse_address("DS/Root/Sub/Entity.attr[0]").document) == "dmss://DS/Root/Sub/Entity"
@@ -177,38 +205,41 @@ def test_dm_job_md_example():
     assert resolve_relative("dmss://DS/$doc.study.jobs[0].applicationInput", "~.~.~.sce") == "dmss://DS/$doc.sce"
 
 
-@pytest.mark.parametrize("job, reference, expected", [
-    # one ~: the job itself (the reference sits in job.applicationInput)
-    ("DS/$doc", "~.input", "dmss://DS/$doc.input"),
-    ("DS/$doc", "~", "dmss://DS/$doc"),
-    # a list element pops its index and its attribute
-    ("DS/$doc.jobs[3]", "~.~.sce", "dmss://DS/$doc.sce"),
-    ("DS/$doc.jobs[3]", "~.~", "dmss://DS/$doc"),
-    ("DS/$doc.a.b.c", "~.~.x", "dmss://DS/$doc.a.b.x"),
-    ("DS/$doc.a.b.c", "~.~.~.~.x", "dmss://DS/$doc.x"),
-    ("DS/$doc.a.list[0].b.list[1]", "~.~.~.~.y", "dmss://DS/$doc.a.y"),
-    # continuing with indexes, queries and package names
-    ("DS/$doc.jobs[3]", "~.~.inputs[2].value", "dmss://DS/$doc.inputs[2].value"),
-    ("DS/$doc.jobs[3]", "~.~.inputs(name=x)", "dmss://DS/$doc.inputs(name=x)"),
-    ("DS/$doc.jobs[3]", "~.~.jobs[1]", "dmss://DS/$doc.jobs[1]"),
-    ("DS/$doc.a.jobs[3]", "~.~[1]", "dmss://DS/$doc.a[1]"),
-    ("DS/$doc.jobs(name=a)", "~.~.sce", "dmss://DS/$doc.sce"),
-    # package paths: going up from an entity lands on its package
-    ("DS/Root/Sub/Entity", "~.sce", "dmss://DS/Root/Sub/Entity.sce"),
-    ("DS/Root/Sub/Entity", "~.~.x", "dmss://DS/Root/Sub.x"),
-    ("DS/Root/Sub/Entity", "~.~/Other", "dmss://DS/Root/Sub/Other"),
-    # ^ is the current document
-    ("DS/$doc.study.jobs[0]", "^.sce", "dmss://DS/$doc.sce"),
-    ("DS/$doc.study.jobs[0]", "^", "dmss://DS/$doc"),
-    ("DS/$doc.study.jobs[0]", "^.list[1].x", "dmss://DS/$doc.list[1].x"),
-    ("DS/Root/Sub/Entity.runs[2]", "^.input", "dmss://DS/Root/Sub/Entity.input"),
-    # $id: the same data source; absolute in any form
-    ("DS/$doc.jobs[0]", "$other.input", "dmss://DS/$other.input"),
-    ("DS/$doc", "dmss://OTHER/$x.y", "dmss://OTHER/$x.y"),
-    ("DS/$doc", "OTHER/Root/Input", "dmss://OTHER/Root/Input"),
-    ("DS/$doc", encode("dmss://OTHER/$x"), "dmss://OTHER/$x"),
-    ("DS/$doc.jobs[0]", encode("~.~.sce"), "dmss://DS/$doc.sce"),
-])
+@pytest.mark.parametrize(
+    "job, reference, expected",
+    [
+        # one ~: the job itself (the reference sits in job.applicationInput)
+        ("DS/$doc", "~.input", "dmss://DS/$doc.input"),
+        ("DS/$doc", "~", "dmss://DS/$doc"),
+        # a list element pops its index and its attribute
+        ("DS/$doc.jobs[3]", "~.~.sce", "dmss://DS/$doc.sce"),
+        ("DS/$doc.jobs[3]", "~.~", "dmss://DS/$doc"),
+        ("DS/$doc.a.b.c", "~.~.x", "dmss://DS/$doc.a.b.x"),
+        ("DS/$doc.a.b.c", "~.~.~.~.x", "dmss://DS/$doc.x"),
+        ("DS/$doc.a.list[0].b.list[1]", "~.~.~.~.y", "dmss://DS/$doc.a.y"),
+        # continuing with indexes, queries and package names
+        ("DS/$doc.jobs[3]", "~.~.inputs[2].value", "dmss://DS/$doc.inputs[2].value"),
+        ("DS/$doc.jobs[3]", "~.~.inputs(name=x)", "dmss://DS/$doc.inputs(name=x)"),
+        ("DS/$doc.jobs[3]", "~.~.jobs[1]", "dmss://DS/$doc.jobs[1]"),
+        ("DS/$doc.a.jobs[3]", "~.~[1]", "dmss://DS/$doc.a[1]"),
+        ("DS/$doc.jobs(name=a)", "~.~.sce", "dmss://DS/$doc.sce"),
+        # package paths: going up from an entity lands on its package
+        ("DS/Root/Sub/Entity", "~.sce", "dmss://DS/Root/Sub/Entity.sce"),
+        ("DS/Root/Sub/Entity", "~.~.x", "dmss://DS/Root/Sub.x"),
+        ("DS/Root/Sub/Entity", "~.~/Other", "dmss://DS/Root/Sub/Other"),
+        # ^ is the current document
+        ("DS/$doc.study.jobs[0]", "^.sce", "dmss://DS/$doc.sce"),
+        ("DS/$doc.study.jobs[0]", "^", "dmss://DS/$doc"),
+        ("DS/$doc.study.jobs[0]", "^.list[1].x", "dmss://DS/$doc.list[1].x"),
+        ("DS/Root/Sub/Entity.runs[2]", "^.input", "dmss://DS/Root/Sub/Entity.input"),
+        # $id: the same data source; absolute in any form
+        ("DS/$doc.jobs[0]", "$other.input", "dmss://DS/$other.input"),
+        ("DS/$doc", "dmss://OTHER/$x.y", "dmss://OTHER/$x.y"),
+        ("DS/$doc", "OTHER/Root/Input", "dmss://OTHER/Root/Input"),
+        ("DS/$doc", encode("dmss://OTHER/$x"), "dmss://OTHER/$x"),
+        ("DS/$doc.jobs[0]", encode("~.~.sce"), "dmss://DS/$doc.sce"),
+    ],
+)
 def test_resolve_reference(job, reference, expected):
     assert resolve_reference(job, reference) == expected
 
@@ -221,19 +252,22 @@ def test_runs_of_a_recurring_job():
     assert resolve_relative("DS/$rec.applicationInput.applicationInput", "~.~.sce") == "dmss://DS/$rec.sce"
 
 
-@pytest.mark.parametrize("job, reference, why", [
-    ("DS/$doc", "~.~.x", "above the document root"),
-    ("DS/$doc.jobs[0]", "~.~.~.x", "above the document root"),
-    ("DS/$doc.study.jobs[0]", "~.~.~.~.sce", "above the document root"),
-    ("DS/Root/Entity", "~.~.~.x", "above the document root"),
-    ("DS/$doc", "~~.x", "separated"),
-    ("DS/$doc", "~x", "unexpected"),
-    ("DS/$doc", "~.x.~", "relative"),
-    ("DS/$doc", "", "empty"),
-    ("DS/$doc", "^^", "relative"),
-    ("DS/$doc", "~.[0", "attribute name"),
-    ("DS/$doc", "~[0", "list index"),
-])
+@pytest.mark.parametrize(
+    "job, reference, why",
+    [
+        ("DS/$doc", "~.~.x", "above the document root"),
+        ("DS/$doc.jobs[0]", "~.~.~.x", "above the document root"),
+        ("DS/$doc.study.jobs[0]", "~.~.~.~.sce", "above the document root"),
+        ("DS/Root/Entity", "~.~.~.x", "above the document root"),
+        ("DS/$doc", "~~.x", "separated"),
+        ("DS/$doc", "~x", "unexpected"),
+        ("DS/$doc", "~.x.~", "relative"),
+        ("DS/$doc", "", "empty"),
+        ("DS/$doc", "^^", "relative"),
+        ("DS/$doc", "~.[0", "attribute name"),
+        ("DS/$doc", "~[0", "list index"),
+    ],
+)
 def test_bad_references(job, reference, why):
     with pytest.raises(BadRequest) as info:
         resolve_reference(job, reference)

@@ -1,4 +1,5 @@
 """shared.dmss.client: the five endpoints against the stand-in, error mapping, and no token ever leaking."""
+
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,16 @@ import traceback
 import pytest
 
 from shared.dmss import client
-from shared.platform.errors import (ApiError, BadGateway, BadRequest, Forbidden, NotFound, ServiceUnavailable,
-    Unauthorized, ValidationFailed)
+from shared.platform.errors import (
+    ApiError,
+    BadGateway,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    ValidationFailed,
+)
 from tests.standins.dmss import make_jwt
 from tests.support.ports import free_port
 

@@ -1,4 +1,5 @@
 """shared.dmss.jobs: credentials, fetching the job, its environment, write-back, result delivery, renewal."""
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,10 @@ JOB_TYPE = "dmss://WorkflowDS/Blueprints/Job"
 
 def job_entity(**extra):
     return {
-        "type": JOB_TYPE, "label": "Fetch", "status": "not started", "outputTarget": "dmss://DS/$out.results",
+        "type": JOB_TYPE,
+        "label": "Fetch",
+        "status": "not started",
+        "outputTarget": "dmss://DS/$out.results",
         "applicationInput": {"type": REFERENCE, "referenceType": "link", "address": "~.~.~.sce"},
         "runner": {"type": "JOBCORE:Shell", "script": "echo hi", "customThing": {"x": [1, 2]}},
         "unknownAttribute": {"deep": [1, {"a": "b"}]},
@@ -28,8 +32,11 @@ def job_entity(**extra):
 @pytest.fixture
 def study(dmss):
     """$doc with a job at $doc.study.jobs[0] (the dm-job.md layout)."""
-    return dmss.put("DS", {"type": "Study", "sce": {"type": "Scenario", "v": 1},
-                           "study": {"type": "S", "jobs": [job_entity()]}}, doc_id="doc")
+    return dmss.put(
+        "DS",
+        {"type": "Study", "sce": {"type": "Scenario", "v": 1}, "study": {"type": "S", "jobs": [job_entity()]}},
+        doc_id="doc",
+    )
 
 
 # --- credentials --------------------------------------------------------------------------------------
@@ -53,8 +60,9 @@ def test_default_ttl_is_30_days(dmss):
     assert dmss.token_requests[-1]["time_to_live"] == 30 * 24 * 3600
 
 
-@pytest.mark.parametrize("headers", [{}, None, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "},
-                                     {"Access-Key": "  "}])
+@pytest.mark.parametrize(
+    "headers", [{}, None, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}, {"Access-Key": "  "}]
+)
 def test_no_credentials(dmss, headers):
     assert dmss_jobs.credentials_from_request(headers) is None
     assert dmss.requests == []
@@ -75,8 +83,16 @@ def test_fetch_job_entity_from_an_encoded_address(dmss, token, study):
     assert dmss.requests[-1].params == {"depth": "1"}
 
 
-@pytest.mark.parametrize("entity_type", [JOB_TYPE, "dmss://WorkflowDS/Blueprints/RecurringJob", "JOBCORE:Job",
-                                         "jobcore:RecurringJob", "WorkflowDS/Blueprints/Job"])
+@pytest.mark.parametrize(
+    "entity_type",
+    [
+        JOB_TYPE,
+        "dmss://WorkflowDS/Blueprints/RecurringJob",
+        "JOBCORE:Job",
+        "jobcore:RecurringJob",
+        "WorkflowDS/Blueprints/Job",
+    ],
+)
 def test_job_types_and_aliases(dmss, token, entity_type):
     doc = dmss.put("DS", job_entity(type=entity_type))
     entity, _ = dmss_jobs.fetch_job_entity(f"DS/${doc}", token)
@@ -128,14 +144,17 @@ def test_public_dmss_url_wins(dmss, token, monkeypatch):
     assert "JOB_INPUT_ADDRESS" not in env
 
 
-@pytest.mark.parametrize("application_input, expected", [
-    ({"type": REFERENCE, "referenceType": "link", "address": "^.sce"}, "dmss://DS/$doc.sce"),
-    ({"type": REFERENCE, "referenceType": "link", "address": "$other"}, "dmss://DS/$other"),
-    ({"type": REFERENCE, "referenceType": "storage", "address": "dmss://X/$y.z"}, "dmss://X/$y.z"),
-    ({"type": "dmss://system/SIMOS/Reference", "address": "~.in"}, "dmss://DS/$doc.jobs[1].in"),
-    ({"referenceType": "link", "address": "~.~"}, "dmss://DS/$doc"),
-    ({"type": "Scenario", "v": 2}, "dmss://DS/$doc.jobs[1].applicationInput"),  # inline input
-])
+@pytest.mark.parametrize(
+    "application_input, expected",
+    [
+        ({"type": REFERENCE, "referenceType": "link", "address": "^.sce"}, "dmss://DS/$doc.sce"),
+        ({"type": REFERENCE, "referenceType": "link", "address": "$other"}, "dmss://DS/$other"),
+        ({"type": REFERENCE, "referenceType": "storage", "address": "dmss://X/$y.z"}, "dmss://X/$y.z"),
+        ({"type": "dmss://system/SIMOS/Reference", "address": "~.in"}, "dmss://DS/$doc.jobs[1].in"),
+        ({"referenceType": "link", "address": "~.~"}, "dmss://DS/$doc"),
+        ({"type": "Scenario", "v": 2}, "dmss://DS/$doc.jobs[1].applicationInput"),  # inline input
+    ],
+)
 def test_input_address_forms(application_input, expected):
     entity = {"type": JOB_TYPE, "applicationInput": application_input}
     assert dmss_jobs.input_address("dmss://DS/$doc.jobs[1]", entity) == expected
@@ -172,8 +191,7 @@ def test_write_back_does_not_clobber_what_the_job_wrote_meanwhile(dmss, token, s
     dmss.lookup(address)
     # the job writes its own attribute between our read and our write-back
     dmss.data_sources["DS"]["doc"]["study"]["jobs"][0]["progressNote"] = "half way"
-    dmss_jobs.write_back(address, token, {"status": "completed", "ended": "2024-01-10T09:00:00Z"},
-                         entity_type=JOB_TYPE)
+    dmss_jobs.write_back(address, token, {"status": "completed", "ended": "2024-01-10T09:00:00Z"}, entity_type=JOB_TYPE)
     after = dmss.lookup(address)
     assert after["progressNote"] == "half way" and after["status"] == "completed"
     assert after["type"] == JOB_TYPE
@@ -195,9 +213,11 @@ def test_changed_attributes_only_reports_changes():
     last = {"uid": "u", "status": "running", "started": "2024-01-10T08:00:00Z"}
     assert dmss_jobs.changed_attributes(last, {"uid": "u", "status": JobStatus.RUNNING}) == {}
     assert dmss_jobs.changed_attributes(last, {"status": JobStatus.COMPLETED, "percentage": 3}) == {
-        "status": "completed"}
+        "status": "completed"
+    }
     assert dmss_jobs.changed_attributes(None, {"ended": datetime(2024, 1, 1, tzinfo=timezone.utc)}) == {
-        "ended": "2024-01-01T00:00:00Z"}
+        "ended": "2024-01-01T00:00:00Z"
+    }
 
 
 def test_polls_alone_do_not_write(dmss, token, study):
@@ -208,8 +228,7 @@ def test_polls_alone_do_not_write(dmss, token, study):
         changes = dmss_jobs.changed_attributes(written, {"status": status})
         dmss_jobs.write_back(address, token, changes)
         written.update(changes)
-    assert [w.data for w in dmss.writes] == [{"status": "starting"}, {"status": "running"},
-                                             {"status": "completed"}]
+    assert [w.data for w in dmss.writes] == [{"status": "starting"}, {"status": "running"}, {"status": "completed"}]
 
 
 # --- result delivery ------------------------------------------------------------------------------------
@@ -267,8 +286,7 @@ def test_retry_then_failure_names_the_target_and_no_token(dmss, canary, out, man
     dmss.fail("post", 500, message=f"storage exploded for {canary}")
     start = manual_clock.now()
     with pytest.raises(dmss_jobs.ResultDeliveryFailed) as info:
-        dmss_jobs.deliver_result("DS/$out.results", canary, {"type": "R"}, attempts=4, backoff=10,
-                                 max_backoff=25)
+        dmss_jobs.deliver_result("DS/$out.results", canary, {"type": "R"}, attempts=4, backoff=10, max_backoff=25)
     error = info.value
     assert error.status == 502
     assert "dmss://DS/$out.results" in error.message and "after 4 attempts" in error.message
@@ -287,6 +305,7 @@ def test_timeouts_are_retried(dmss, token, out, manual_clock, monkeypatch):
     assert uid
     # at-least-once: the slow first POST landed after the client gave up, the retry added it again
     import time
+
     time.sleep(0.5)
     assert len(dmss.lookup("DS/$out.results")) == 2
 
@@ -321,8 +340,7 @@ def test_renewal_with_the_app_key(dmss, monkeypatch):
     monkeypatch.setenv("DMSS_TOKEN_TTL_SECONDS", "86400")
     fresh = dmss_jobs.renew_token_for_schedule("dmss://DS/$rec")
     assert fresh != app_key and dmss.tokens[fresh].subject == "dm-job-app"
-    assert dmss.token_requests[-1] == {"subject": "dm-job-app", "via": "token", "scope": "WRITE",
-                                       "time_to_live": 86400}
+    assert dmss.token_requests[-1] == {"subject": "dm-job-app", "via": "token", "scope": "WRITE", "time_to_live": 86400}
 
 
 def test_renewal_refused_app_key(dmss, monkeypatch, caplog):
@@ -341,11 +359,11 @@ def test_call_with_token_renewal(dmss, monkeypatch, study):
     app_key = dmss.issue_token(subject="dm-job-app", ttl_seconds=10**8)
     monkeypatch.setenv("DMSS_APP_ACCESS_KEY", app_key)
     entity_and_address, used = dmss_jobs.call_with_token_renewal(
-        lambda t: dmss_jobs.fetch_job_entity("DS/$doc.study.jobs[0]", t), old, schedule_address="DS/$doc")
+        lambda t: dmss_jobs.fetch_job_entity("DS/$doc.study.jobs[0]", t), old, schedule_address="DS/$doc"
+    )
     assert used not in (old, app_key) and entity_and_address[1] == "dmss://DS/$doc.study.jobs[0]"
     # still valid: no renewal
-    _, again = dmss_jobs.call_with_token_renewal(
-        lambda t: dmss_jobs.fetch_job_entity("DS/$doc.study.jobs[0]", t), used)
+    _, again = dmss_jobs.call_with_token_renewal(lambda t: dmss_jobs.fetch_job_entity("DS/$doc.study.jobs[0]", t), used)
     assert again == used
 
 

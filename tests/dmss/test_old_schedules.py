@@ -3,6 +3,7 @@ day-of-week 6 for "Weekly" and says "Will run every sunday"; the old service's A
 6 was Sunday. A RecurringJob read from DMSS without `weekdayDialect` runs in that dialect (`dmjob`), and the
 entity is told so. The editor also offers "24:00" (hour 24): refused with 422 naming the field, nothing written.
 Real Azurite, stand-in DMSS."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -38,12 +39,27 @@ def fixed_clock():
 
 def weekly(cron: str = "30 7 * * 6", **schedule) -> dict:
     """A RecurringJob as the plugin's JobCreate builds it: "Weekly", naive UTC dates, no dialect."""
-    template = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "fetch", "status": "not started",
-                "runner": {"type": "JOBCORE:Shell", "script": "true"}}
-    return {"type": RECURRING, "label": "weekly fetch", "status": "not started", "applicationInput": template,
-            "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
-            "schedule": {"type": CRON_JOB, "cron": cron, "startDate": "2026-06-01T00:00",
-                         "endDate": "2027-06-01T00:00", "runs": [], **schedule}}
+    template = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "fetch",
+        "status": "not started",
+        "runner": {"type": "JOBCORE:Shell", "script": "true"},
+    }
+    return {
+        "type": RECURRING,
+        "label": "weekly fetch",
+        "status": "not started",
+        "applicationInput": template,
+        "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
+        "schedule": {
+            "type": CRON_JOB,
+            "cron": cron,
+            "startDate": "2026-06-01T00:00",
+            "endDate": "2027-06-01T00:00",
+            "runs": [],
+            **schedule,
+        },
+    }
 
 
 def test_old_schedule_meaning_adds_the_old_services_dialect_only_when_none_is_named():
@@ -68,8 +84,11 @@ def test_a_weekly_schedule_from_dmss_runs_on_sundays_and_the_entity_says_so(stor
     preview = service.preview_schedule(started.uid, "3", None)
     assert preview["weekdayDialect"] == "dmjob"
     assert [f["weekday"] for f in preview["fireTimes"]] == ["Sunday"] * 3
-    assert [f["utc"] for f in preview["fireTimes"]] == ["2026-06-07T07:30:00Z", "2026-06-14T07:30:00Z",
-                                                         "2026-06-21T07:30:00Z"]
+    assert [f["utc"] for f in preview["fireTimes"]] == [
+        "2026-06-07T07:30:00Z",
+        "2026-06-14T07:30:00Z",
+        "2026-06-21T07:30:00Z",
+    ]
     assert service.get_job(started.uid)["schedule"]["weekdayDialect"] == "dmjob"
 
     entity = dmss.lookup(f"dmss://DS/${doc}")
@@ -96,11 +115,19 @@ def test_an_inline_start_keeps_the_apps_default(storage_env, fixed_clock, monkey
     assert preview["weekdayDialect"] == "unix" and preview["fireTimes"][0]["weekday"] == "Saturday"
 
 
-@pytest.mark.parametrize("cron, field", [("0 24 * * 6", "hour"), ("60 7 * * *", "minute"),
-                                         ("0 7 32 * *", "day-of-month"), ("0 7 * 13 *", "month"),
-                                         ("0 7 * * 7", "day-of-week")])  # 7 is not a dmjob weekday
-def test_an_out_of_range_field_is_a_422_naming_it_and_nothing_is_written(storage_env, dmss, token, fixed_clock,
-                                                                          cron, field):
+@pytest.mark.parametrize(
+    "cron, field",
+    [
+        ("0 24 * * 6", "hour"),
+        ("60 7 * * *", "minute"),
+        ("0 7 32 * *", "day-of-month"),
+        ("0 7 * 13 *", "month"),
+        ("0 7 * * 7", "day-of-week"),
+    ],
+)  # 7 is not a dmjob weekday
+def test_an_out_of_range_field_is_a_422_naming_it_and_nothing_is_written(
+    storage_env, dmss, token, fixed_clock, cron, field
+):
     doc = dmss.put("DS", weekly(cron))
     before = dmss.lookup(f"dmss://DS/${doc}")
     with pytest.raises(ApiError) as raised:

@@ -1,5 +1,6 @@
 """A DMSS-backed schedule whose job token has expired: renewed with the app's own key, or that run fails with a
 message that names the cause (the old service's schedules broke silently). Real Azurite, stand-in DMSS."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -26,15 +27,22 @@ class Orchestrations:
 
 
 def _register(dmss, token) -> tuple[str, dict]:
-    template = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "run",
-                "runner": {"type": "JOBCORE:Shell", "script": "true"}}
-    doc = dmss.put("DS", {"type": "dmss://WorkflowDS/Blueprints/RecurringJob", "name": "nightly",
-                          "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
-                          "applicationInput": template,
-                          "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 8 * * *",
-                                       "runs": []}})
-    started = start_from_address(f"DS/${doc}", {"Access-Key": token}, caller=None,
-                                           orchestrations=Orchestrations())
+    template = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "run",
+        "runner": {"type": "JOBCORE:Shell", "script": "true"},
+    }
+    doc = dmss.put(
+        "DS",
+        {
+            "type": "dmss://WorkflowDS/Blueprints/RecurringJob",
+            "name": "nightly",
+            "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
+            "applicationInput": template,
+            "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 8 * * *", "runs": []},
+        },
+    )
+    started = start_from_address(f"DS/${doc}", {"Access-Key": token}, caller=None, orchestrations=Orchestrations())
     assert started.status.value == "registered"
     return started.uid, template
 

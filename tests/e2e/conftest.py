@@ -1,4 +1,5 @@
 """End-to-end fixtures: the real function app served by the local host, over HTTP, on Azurite."""
+
 from __future__ import annotations
 
 import time
@@ -56,5 +57,9 @@ def api(host) -> Api:
 
 
 def shell_job(script: str, env=(), **extra) -> dict:
-    return {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "e2e",
-            "runner": {"type": "JOBCORE:Shell", "script": script, "environmentVariables": list(env)}, **extra}
+    return {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "e2e",
+        "runner": {"type": "JOBCORE:Shell", "script": script, "environmentVariables": list(env)},
+        **extra,
+    }

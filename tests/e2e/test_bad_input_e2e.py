@@ -4,6 +4,7 @@ Regression tests for the cases found by fault and bad-input runs: deep nesting (
 (OverflowError), NaN/Infinity going in and out, invalid UTF-8 and lone surrogates, oversized labels (the table
 refused the entity: 503), absurd or mistyped time limits (TypeError: 503), and reads during a storage outage (500).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def stored_jobs(api) -> list[str]:
 
 
 def post_raw(api, body: bytes, path: str = "/api/jobs", method: str = "POST") -> requests.Response:
-    return api.http.request(method, f"{api.base}{path}", data=body, timeout=30,
-                            headers={"Content-Type": "application/json"})
+    return api.http.request(
+        method, f"{api.base}{path}", data=body, timeout=30, headers={"Content-Type": "application/json"}
+    )
 
 
 BAD_STARTS = {
@@ -51,8 +53,9 @@ BAD_STARTS = {
     "time limit 2^63": json.dumps(shell_job("true", timeLimitSeconds=2**63)).encode(),
     "time limit true": json.dumps(shell_job("true", timeLimitSeconds=True)).encode(),
     "time limit '2'": json.dumps(shell_job("true", timeLimitSeconds="2")).encode(),
-    "runner time limit true": json.dumps({**shell_job("true"), "runner": {"type": "JOBCORE:Shell", "script": "true",
-                                                                           "timeLimitSeconds": True}}).encode(),
+    "runner time limit true": json.dumps(
+        {**shell_job("true"), "runner": {"type": "JOBCORE:Shell", "script": "true", "timeLimitSeconds": True}}
+    ).encode(),
 }
 
 
@@ -68,13 +71,15 @@ def test_bad_progress_reports_are_4xx_and_change_nothing(api):
     uid = api.start(shell_job("sleep 30")).json()["uid"]
     path = f"/api/jobs/{uid}?overwrite_log=true"
     before = api.get(uid)
-    cases = [b'{"percentage": NaN, "logs": null, "status": null}',
-             b'{"percentage": Infinity, "logs": null, "status": null}',
-             b'{"percentage": 1e400, "logs": null, "status": null}',
-             b'{"percentage": ' + b"9" * 401 + b', "logs": null, "status": null}',
-             b'{"percentage": null, "logs": ' + b"[" * 1000 + b"]" * 1000 + b', "status": null}',
-             b'{"percentage": null, "logs": "\\udc00", "status": null}',
-             b'{"percentage": null, "logs": "\xc3\x28", "status": null}']
+    cases = [
+        b'{"percentage": NaN, "logs": null, "status": null}',
+        b'{"percentage": Infinity, "logs": null, "status": null}',
+        b'{"percentage": 1e400, "logs": null, "status": null}',
+        b'{"percentage": ' + b"9" * 401 + b', "logs": null, "status": null}',
+        b'{"percentage": null, "logs": ' + b"[" * 1000 + b"]" * 1000 + b', "status": null}',
+        b'{"percentage": null, "logs": "\\udc00", "status": null}',
+        b'{"percentage": null, "logs": "\xc3\x28", "status": null}',
+    ]
     for body in cases:
         assert_json_error(post_raw(api, body, path, "PUT"), 400, 403, 422)
     after = api.get(uid)
@@ -111,12 +116,17 @@ def test_every_route_answers_503_with_retry_after_while_storage_is_down(private_
         uid = requests.post(f"{base}/jobs", json=shell_job("sleep 60"), timeout=30).json()["uid"]
         private_storage.process.terminate()
         private_storage.process.wait(timeout=10)
-        requests_ = [("GET", f"{base}/jobs/{uid}", None), ("GET", f"{base}/jobs", None),
-                     ("GET", f"{base}/jobs/{uid}/result", None), ("DELETE", f"{base}/jobs/{uid}", None),
-                     ("PUT", f"{base}/jobs/{uid}?overwrite_log=true",
-                      {"percentage": None, "logs": "x", "status": None}),
-                     ("POST", f"{base}/jobs", shell_job("true")), ("GET", f"{base}/health", None),
-                     ("GET", f"{base}/jobs/{uid}/schedule", None), ("POST", f"{base}/jobs/{uid}/suspend", None)]
+        requests_ = [
+            ("GET", f"{base}/jobs/{uid}", None),
+            ("GET", f"{base}/jobs", None),
+            ("GET", f"{base}/jobs/{uid}/result", None),
+            ("DELETE", f"{base}/jobs/{uid}", None),
+            ("PUT", f"{base}/jobs/{uid}?overwrite_log=true", {"percentage": None, "logs": "x", "status": None}),
+            ("POST", f"{base}/jobs", shell_job("true")),
+            ("GET", f"{base}/health", None),
+            ("GET", f"{base}/jobs/{uid}/schedule", None),
+            ("POST", f"{base}/jobs/{uid}/suspend", None),
+        ]
         for method, url, body in requests_:
             response = requests.request(method, url, json=body, timeout=60)
             assert response.status_code == 503, (method, url, response.status_code, response.text[:200])

@@ -1,5 +1,6 @@
 """`dmjob` against the local host, in-process through typer's test runner (click's CliRunner): what it prints,
 its exit codes, its errors (the API's own message and status), and that it never prints a key or a token."""
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,15 @@ def dmjob(host, monkeypatch):
     runner = CliRunner()
 
     def run(*args: str, env: dict | None = None, input: str | None = None):
-        environment = {"DMJOB_URL": host.url, "DMJOB_KEY": None, "DMJOB_TOKEN": None, "DMJOB_AZ_RESOURCE": None,
-                       **(env or {})}
+        environment = {
+            "DMJOB_URL": host.url,
+            "DMJOB_KEY": None,
+            "DMJOB_TOKEN": None,
+            "DMJOB_AZ_RESOURCE": None,
+            **(env or {}),
+        }
         return runner.invoke(app, list(args), env=environment, input=input)
+
     return run
 
 
@@ -69,7 +76,7 @@ def test_start_wait_shows_progress_as_percent_and_a_failure_exits_1(dmjob, tmp_p
 
 
 def test_status_logs_result_and_list(dmjob, tmp_path):
-    script = "echo one; echo two; echo '{\"type\": \"dmss://system/SIMOS/Blob\", \"n\": 2}' > \"$JOB_RESULT_FILE\""
+    script = 'echo one; echo two; echo \'{"type": "dmss://system/SIMOS/Blob", "n": 2}\' > "$JOB_RESULT_FILE"'
     started = dmjob("start", _job_file(tmp_path, shell_job(script)), "--wait")
     assert started.exit_code == 0, started.output
     uid = _uid(started)
@@ -149,8 +156,13 @@ def test_errors_carry_the_apis_message_and_status(dmjob, tmp_path):
 
 
 def test_start_reads_stdin_and_the_url_may_be_the_jobs_url(dmjob, host):
-    result = dmjob("start", "-", "--wait", env={"DMJOB_URL": f"{host.url}/api/jobs"},
-                   input=json.dumps(shell_job("echo from stdin")))
+    result = dmjob(
+        "start",
+        "-",
+        "--wait",
+        env={"DMJOB_URL": f"{host.url}/api/jobs"},
+        input=json.dumps(shell_job("echo from stdin")),
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -190,9 +202,9 @@ def test_a_token_from_the_azure_cli(dmjob, tmp_path, monkeypatch):
     jwt = make_jwt("dave")
     az = tmp_path / "bin" / "az"
     az.parent.mkdir()
-    az.write_text("#!/bin/sh\n"
-                  "[ \"$1 $2 $3 $4\" = 'account get-access-token --resource api://dm-job' ] || exit 9\n"
-                  f"echo {jwt}\n")
+    az.write_text(
+        f"#!/bin/sh\n[ \"$1 $2 $3 $4\" = 'account get-access-token --resource api://dm-job' ] || exit 9\necho {jwt}\n"
+    )
     az.chmod(az.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{az.parent}{os.pathsep}{os.environ['PATH']}")
     started = dmjob("--az-resource", "api://dm-job", "start", _job_file(tmp_path, shell_job("true")), "--json")

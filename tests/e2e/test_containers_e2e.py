@@ -11,6 +11,7 @@
 The runner instances the app uses are the ones `runners.registry.default_registry()` holds; the ACI ones get the
 test credential through `AzureContainerRunner.use_credential` (the stand-in only checks that a token is sent).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ LOCAL = "dmss://WorkflowDS/Blueprints/LocalContainer"
 ACI = "dmss://WorkflowDS/Blueprints/AzureContainer"
 OMNIA = "dmss://WorkflowDS/Blueprints/OmniaClassicAzureContainer"
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000e2"
-SUBNET = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/"
-          "subnets/aci")
+SUBNET = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci"
+)
 ACI_IMAGE = "registry.example.invalid/jobs/worker:1"
 CANARY = "CANARY-aci-e2e-77c1"
 # the app's schedule timer is bound to %SCHEDULE_TICK%, which the local host resolves from the environment
@@ -44,6 +46,7 @@ def job(runner: dict, **extra) -> dict:
 
 # ---- LocalContainer on podman (real time) -------------------------------------------------------------------
 
+
 @pytest.fixture
 def podman_api(storage_env, podman_host):  # noqa: F811
     settings = {**HOST_SETTINGS, "DOCKER_HOST": podman_host, "ENABLE_LOCAL_RUNNERS": "true"}
@@ -52,8 +55,16 @@ def podman_api(storage_env, podman_host):  # noqa: F811
 
 
 def local_job(script: str, **runner) -> dict:
-    return job({"type": LOCAL, "name": "e2e", "containerImage": TEST_IMAGE, "network": "none",
-                "customCommand": ["sh", "-c", script], **runner})
+    return job(
+        {
+            "type": LOCAL,
+            "name": "e2e",
+            "containerImage": TEST_IMAGE,
+            "network": "none",
+            "customCommand": ["sh", "-c", script],
+            **runner,
+        }
+    )
 
 
 def containers_of(docker_client, uid: str) -> list:  # noqa: F811 - the fixture's value
@@ -111,6 +122,7 @@ def test_local_container_stopped_by_delete_is_gone(podman_api, docker_client):  
 
 # ---- ACI and Omnia classic against the ARM stand-in (ManualClock) -------------------------------------------
 
+
 class AciApp:
     def __init__(self, host: DevHost, arm: ArmStandIn, credential: StaticTokenCredential):
         self.host, self.arm, self.credential = host, arm, credential
@@ -142,12 +154,24 @@ def aci(storage_env):
     clock = ManualClock()
     arm = ArmStandIn(clock=clock.now, start_delay=2.0).start()
     settings = {
-        **HOST_SETTINGS, "AZURE_RESOURCE_MANAGER_URL": arm.url,
-        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION, "ACI_RESOURCE_GROUP": "rg-jobs", "ACI_LOCATION": "norwayeast",
+        **HOST_SETTINGS,
+        "AZURE_RESOURCE_MANAGER_URL": arm.url,
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "ACI_RESOURCE_GROUP": "rg-jobs",
+        "ACI_LOCATION": "norwayeast",
         "OMNIA_SUBNET_ID": SUBNET,
-        **{name: "" for name in ("ACI_REGISTRY_SERVER", "ACI_JOB_IDENTITY_ID", "ACI_REGISTRY_USERNAME",
-                                 "ACI_REGISTRY_PASSWORD", "ACI_KEEP_FAILED_GROUPS",
-                                 "OMNIA_LOG_ANALYTICS_WORKSPACE_ID", "OMNIA_LOG_ANALYTICS_WORKSPACE_KEY")},
+        **{
+            name: ""
+            for name in (
+                "ACI_REGISTRY_SERVER",
+                "ACI_JOB_IDENTITY_ID",
+                "ACI_REGISTRY_USERNAME",
+                "ACI_REGISTRY_PASSWORD",
+                "ACI_KEEP_FAILED_GROUPS",
+                "OMNIA_LOG_ANALYTICS_WORKSPACE_ID",
+                "OMNIA_LOG_ANALYTICS_WORKSPACE_KEY",
+            )
+        },
     }
     credential = StaticTokenCredential()
     runners = [default_registry().get(kind) for kind in (ACI, OMNIA)]
@@ -163,13 +187,23 @@ def aci(storage_env):
 
 
 def aci_job(script: str, kind: str = ACI, env=(), **runner) -> dict:
-    return job({"type": kind, "name": "main", "containerImage": ACI_IMAGE, "customCommand": ["sh", "-c", script],
-                "computeResource": {"cpu": 1, "memory": 1.5}, "environmentVariables": list(env), **runner})
+    return job(
+        {
+            "type": kind,
+            "name": "main",
+            "containerImage": ACI_IMAGE,
+            "customCommand": ["sh", "-c", script],
+            "computeResource": {"cpu": 1, "memory": 1.5},
+            "environmentVariables": list(env),
+            **runner,
+        }
+    )
 
 
 def test_aci_job_completes_with_log_and_result(aci):
-    uid = aci.start(aci_job("echo hello; sleep 5; echo working; sleep 5; echo RESULT-LINE; exit 0",
-                            env=[f"SECRET={CANARY}"]))
+    uid = aci.start(
+        aci_job("echo hello; sleep 5; echo working; sleep 5; echo RESULT-LINE; exit 0", env=[f"SECRET={CANARY}"])
+    )
     group = f"job-{uid}"
     assert group in aci.arm.group_names()
     assert aci.api.get(uid)["status"] == "starting"  # pulling for start_delay on the stand-in's clock
@@ -202,8 +236,9 @@ def test_aci_image_pull_failure_fails_with_acis_reason(aci):
     uid = aci.start(aci_job("echo never", containerImage="registry.example.invalid/jobs/missing:1"))
     final = aci.run_until(uid, {"completed", "failed"}, seconds=120)
     assert final["status"] == "failed", final
-    assert final["message"].startswith("image could not be pulled: Failed to pull image "
-                                       '"registry.example.invalid/jobs/missing:1"'), final["message"]
+    assert final["message"].startswith(
+        'image could not be pulled: Failed to pull image "registry.example.invalid/jobs/missing:1"'
+    ), final["message"]
     assert aci.host.engine.stats(uid)["runtime_status"] == "Completed"
     assert f"job-{uid}" not in aci.arm.group_names()  # not kept (ACI_KEEP_FAILED_GROUPS is false)
 
@@ -215,8 +250,9 @@ def test_aci_provisioning_failure_shows_acis_own_reason(aci):
     uid = aci.start(aci_job("echo never"))
     final = aci.run_until(uid, {"completed", "failed"}, seconds=120)
     assert final["status"] == "failed", final
-    assert final["message"] == ("ACI could not start the container group: (FailedMount) Output: mount error(2): "
-                                "Permission denied"), final["message"]
+    assert final["message"] == (
+        "ACI could not start the container group: (FailedMount) Output: mount error(2): Permission denied"
+    ), final["message"]
     assert f"job-{uid}" not in aci.arm.group_names()
 
 
@@ -226,8 +262,9 @@ def test_aci_job_whose_resource_group_was_deleted(aci):
     aci.arm.remove_resource_group("rg-jobs")
     final = aci.run_until(uid, {"completed", "failed"}, seconds=120)
     assert final["status"] == "failed", final
-    assert final["message"].startswith(f"container group job-{uid} no longer exists: its resource group rg-jobs was "
-                                       "not found (ResourceGroupNotFound"), final["message"]
+    assert final["message"].startswith(
+        f"container group job-{uid} no longer exists: its resource group rg-jobs was not found (ResourceGroupNotFound"
+    ), final["message"]
     assert aci.host.engine.stats(uid)["runtime_status"] == "Completed"
 
 
@@ -245,8 +282,10 @@ def test_aci_job_stopped_by_delete_deletes_its_group(aci):
     running = aci.run_until(uid, {"running"}, step=1)
     assert running["log"] == ["started"]
     stopped = aci.api.http.delete(f"{aci.api.base}/api/jobs/{uid}")
-    assert stopped.status_code == 200 and stopped.json() == {"status": "removed",
-                                                             "response": f"container group {group} stopped"}
+    assert stopped.status_code == 200 and stopped.json() == {
+        "status": "removed",
+        "response": f"container group {group} stopped",
+    }
     aci.host.wait_idle()
     aci.host.advance(5)
     final = aci.api.get(uid)
@@ -276,8 +315,9 @@ def test_aci_start_waits_out_throttling_and_says_why(aci):
     second = aci.start(aci_job("echo second; exit 0"))
     waiting = aci.api.get(second)
     assert waiting["status"] == "starting", waiting
-    assert waiting["message"].startswith("waiting to start: ACI is throttling container group creation; "
-                                         "retrying in 60 s"), waiting["message"]
+    assert waiting["message"].startswith(
+        "waiting to start: ACI is throttling container group creation; retrying in 60 s"
+    ), waiting["message"]
     assert aci.arm.counts["throttled"] == 1
     for uid, line in ((first, "first"), (second, "second")):
         final = aci.run_until(uid, {"completed", "failed"}, seconds=300)
@@ -296,12 +336,14 @@ def test_aci_job_ends_cleanly_when_arm_throttles_reads_after_it_finished(aci):
 
     def get_then_throttle(key):
         if key[2] in ended:
-            return _error(429, "TooManyRequests", "Number of read requests exceeded the limit.",
-                          {"Retry-After": "17"})
+            return _error(429, "TooManyRequests", "Number of read requests exceeded the limit.", {"Retry-After": "17"})
         response = read_group(key)
         containers = (response.body or {}).get("properties", {}).get("containers", [])
-        if response.status == 200 and containers and containers[0]["properties"].get("instanceView", {}).get(
-                "currentState", {}).get("state") == "Terminated":
+        if (
+            response.status == 200
+            and containers
+            and containers[0]["properties"].get("instanceView", {}).get("currentState", {}).get("state") == "Terminated"
+        ):
             ended.add(key[2])
         return response
 

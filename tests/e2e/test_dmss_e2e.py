@@ -1,5 +1,6 @@
 """DMSS mode end to end: the real app on the local host (Azurite, the Durable SDK, bash) against the stand-in
 DMSS, driven over HTTP the way DM-Job's old clients drive it (README "DMSS mode", shared/reference/dm-job.md)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -82,8 +83,7 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait(self, uid: str, headers: dict, until=lambda body: body["status"] in FINAL,
-             timeout: float = 20.0) -> dict:
+    def wait(self, uid: str, headers: dict, until=lambda body: body["status"] in FINAL, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             body = self.status(uid, headers)
@@ -100,8 +100,9 @@ class Api:
         return self.http.get(f"{self.base}/{uid}/result", headers=headers, timeout=30)
 
     def progress(self, uid: str, body: dict, headers: dict, overwrite: str = "false") -> requests.Response:
-        return self.http.put(f"{self.base}/{uid}", params={"overwrite_log": overwrite}, json=body,
-                             headers=headers, timeout=30)
+        return self.http.put(
+            f"{self.base}/{uid}", params={"overwrite_log": overwrite}, json=body, headers=headers, timeout=30
+        )
 
     def listed(self) -> list:
         response = self.http.get(self.base, timeout=30)
@@ -115,8 +116,14 @@ def api(host) -> Api:
 
 
 def job_entity(script: str, env=(), **extra) -> dict:
-    return {"type": JOB, "name": "e2e-job", "label": "dmss e2e", "status": "not started",
-            "runner": {"type": "JOBCORE:Shell", "script": script, "environmentVariables": list(env)}, **extra}
+    return {
+        "type": JOB,
+        "name": "e2e-job",
+        "label": "dmss e2e",
+        "status": "not started",
+        "runner": {"type": "JOBCORE:Shell", "script": script, "environmentVariables": list(env)},
+        **extra,
+    }
 
 
 def key(token: str) -> dict:
@@ -165,12 +172,19 @@ def assert_nothing_started(api: Api, host: DevHost, dmss: DmssStandIn) -> None:
 def _address_forms(dmss: DmssStandIn) -> dict[str, tuple[str, str]]:
     """name -> (what the client sends after /api/jobs/, the canonical address the entity is at)."""
     job_id = dmss.put("DS", job_entity("echo hi", extra_attribute={"kept": [1, 2]}))
-    study_id = dmss.put("DS", {"type": "dmss://DS/Blueprints/Study", "name": "study",
-                               "job": job_entity("echo attr"),
-                               "jobs": [job_entity("echo first"), {**job_entity("echo q"), "name": "nightly"}]})
+    study_id = dmss.put(
+        "DS",
+        {
+            "type": "dmss://DS/Blueprints/Study",
+            "name": "study",
+            "job": job_entity("echo attr"),
+            "jobs": [job_entity("echo first"), {**job_entity("echo q"), "name": "nightly"}],
+        },
+    )
     entity_id = dmss.put("DS", {**job_entity("echo package"), "name": "Entity"})
-    sub_id = dmss.put("DS", {"type": "dmss://system/SIMOS/Package", "name": "Sub",
-                             "content": [dmss.storage_ref(entity_id)]})
+    sub_id = dmss.put(
+        "DS", {"type": "dmss://system/SIMOS/Package", "name": "Sub", "content": [dmss.storage_ref(entity_id)]}
+    )
     dmss.add_root_package("DS", "Root", [dmss.storage_ref(sub_id)])
     plain = f"dmss://DS/${job_id}"
     return {
@@ -187,8 +201,20 @@ def _address_forms(dmss: DmssStandIn) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("auth", ["access-key", "bearer"])
-@pytest.mark.parametrize("form", ["dmss-scheme", "no-scheme", "attribute", "list-element", "query",
-                                  "package-path", "merged-slashes", "url-encoded", "double-encoded"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "dmss-scheme",
+        "no-scheme",
+        "attribute",
+        "list-element",
+        "query",
+        "package-path",
+        "merged-slashes",
+        "url-encoded",
+        "double-encoded",
+    ],
+)
 def test_start_from_every_address_form(api, dmss, alice, form, auth):
     sent, canonical = _address_forms(dmss)[form]
     before = dmss.lookup(canonical)
@@ -218,19 +244,21 @@ def test_start_from_every_address_form(api, dmss, alice, form, auth):
         assert all(r.access_key == alice and r.bearer == alice for r in job_calls)
         assert dmss.token_requests == []
     else:  # the JWT was exchanged once for a 30-day personal access token, which every later call used
-        assert dmss.token_requests == [{"subject": "alice", "via": "jwt", "scope": "WRITE",
-                                        "time_to_live": 2592000}]
+        assert dmss.token_requests == [{"subject": "alice", "via": "jwt", "scope": "WRITE", "time_to_live": 2592000}]
         exchanged = {r.access_key for r in job_calls}
         assert len(exchanged) == 1 and exchanged.pop().startswith("DMSS_")
         assert all(r.bearer == r.access_key for r in job_calls)
-    assert all(w.partial_update and set(w.data) <= {"type", "uid", "status", "started", "ended"}
-               for w in dmss.writes)
+    assert all(w.partial_update and set(w.data) <= {"type", "uid", "status", "started", "ended"} for w in dmss.writes)
 
 
 # ---- write-back: status changes only, unknown attributes kept ----------------------------------------------
 def test_polls_do_not_write_the_entity(api, dmss, alice):
-    job_id = dmss.put("DS", job_entity("sleep 2.5; echo done", description="keep me",
-                                       custom={"unknown": ["attributes", {"survive": True}]}))
+    job_id = dmss.put(
+        "DS",
+        job_entity(
+            "sleep 2.5; echo done", description="keep me", custom={"unknown": ["attributes", {"survive": True}]}
+        ),
+    )
     address = f"dmss://DS/${job_id}"
     uid = assert_start_reply(api.start(address, key(alice)))
     polls, seen = 0, []
@@ -251,7 +279,10 @@ def test_polls_do_not_write_the_entity(api, dmss, alice):
     assert statuses == ["starting", "running", "completed"], statuses
     assert all(w.method == "PUT" and w.partial_update for w in writes)
     assert [sorted(k for k in w.data if k != "type") for w in writes] == [
-        ["ended", "started", "status", "uid"], ["status"], ["ended", "status"]]
+        ["ended", "started", "status", "uid"],
+        ["status"],
+        ["ended", "status"],
+    ]
     gets = [r for r in dmss.requests if r.endpoint == "get"]
     assert len(gets) == 1  # the start's fetch: status polls never reach DMSS
 
@@ -265,8 +296,10 @@ def test_polls_do_not_write_the_entity(api, dmss, alice):
 # ---- results at outputTarget ------------------------------------------------------------------------------
 def _result_job(dmss: DmssStandIn, **extra) -> tuple[str, str]:
     doc_id = dmss.put("DS", {"type": "dmss://DS/Blueprints/Study", "name": "study", "results": []})
-    script = ('echo computing; printf \'{"type": "%s", "name": "result-%s", "value": 42}\' '
-              f'"{RESULT_TYPE}" "$JOB_UID" > "$JOB_RESULT_FILE"')
+    script = (
+        'echo computing; printf \'{"type": "%s", "name": "result-%s", "value": 42}\' '
+        f'"{RESULT_TYPE}" "$JOB_UID" > "$JOB_RESULT_FILE"'
+    )
     job_id = dmss.put("DS", job_entity(script, outputTarget=f"dmss://DS/${doc_id}.results", **extra))
     return job_id, doc_id
 
@@ -288,15 +321,19 @@ def test_result_is_delivered_to_output_target_after_retries(api, dmss, alice):
     assert all(r.access_key == alice and r.bearer == alice for r in posts)
     results = dmss.lookup(f"dmss://DS/${doc_id}.results")
     assert len(results) == 1
-    assert {k: results[0][k] for k in ("type", "name", "value")} == {"type": RESULT_TYPE,
-                                                                     "name": f"result-{uid}", "value": 42}
+    assert {k: results[0][k] for k in ("type", "name", "value")} == {
+        "type": RESULT_TYPE,
+        "name": f"result-{uid}",
+        "value": 42,
+    }
     result = api.result(uid, key(alice))
     assert result.status_code == 200 and json.loads(result.json()["result"])["value"] == 42
     # the entity is told `completed` only once the result is at its target
     entity = wait_for(lambda: (e := dmss.lookup(f"dmss://DS/${job_id}")).get("ended") and e, what="ended")
     assert entity["status"] == "completed"
-    order = [(r.endpoint, r.form.get("data", "")) for r in dmss.requests if r.status == 200
-             and r.endpoint in ("post", "put")]
+    order = [
+        (r.endpoint, r.form.get("data", "")) for r in dmss.requests if r.status == 200 and r.endpoint in ("post", "put")
+    ]
     delivered = order.index(("post", ""))
     assert all('"completed"' not in data for _, data in order[:delivered])
     assert any('"completed"' in data for _, data in order[delivered:])
@@ -344,8 +381,9 @@ def test_result_delivery_that_keeps_failing_is_reported_and_the_job_stays_comple
 
 def test_result_delivery_refused_by_dmss_is_not_retried(api, dmss, alice):
     missing = "dmss://DS/$0b7e3d52-5e0e-4b6b-9c7e-2a1d8f0c1e11.results"
-    job_id = dmss.put("DS", job_entity(f'printf \'{{"type": "{RESULT_TYPE}"}}\' > "$JOB_RESULT_FILE"',
-                                       outputTarget=missing))
+    job_id = dmss.put(
+        "DS", job_entity(f'printf \'{{"type": "{RESULT_TYPE}"}}\' > "$JOB_RESULT_FILE"', outputTarget=missing)
+    )
     uid = assert_start_reply(api.start(f"DS/${job_id}", key(alice)))
     final = _delivery_noted(api, uid, key(alice))
     assert final["status"] == "completed" and "result delivery failed" in final["message"]
@@ -353,9 +391,24 @@ def test_result_delivery_refused_by_dmss_is_not_retried(api, dmss, alice):
 
 
 # ---- DMSS refusing or failing: nothing is stored ---------------------------------------------------------
-@pytest.mark.parametrize("case", ["unknown-key", "expired-jwt", "no-rights", "missing", "not-a-job",
-                                  "no-credentials", "dmss-5xx", "dmss-drops", "dmss-slow", "write-back-fails",
-                                  "token-exchange-fails", "orchestration-fails", "bad-address"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown-key",
+        "expired-jwt",
+        "no-rights",
+        "missing",
+        "not-a-job",
+        "no-credentials",
+        "dmss-5xx",
+        "dmss-drops",
+        "dmss-slow",
+        "write-back-fails",
+        "token-exchange-fails",
+        "orchestration-fails",
+        "bad-address",
+    ],
+)
 def test_dmss_errors_pass_through_and_nothing_is_stored(host, api, dmss, alice, case, monkeypatch):
     job_id = dmss.put("DS", job_entity("echo never"))
     address, headers = f"DS/${job_id}", key(alice)
@@ -393,8 +446,10 @@ def test_dmss_errors_pass_through_and_nothing_is_stored(host, api, dmss, alice, 
         dmss.fail("token", 500)
         headers, expected_status, expected_message = bearer(make_jwt("alice")), 502, "DMSS failed (500)"
     elif case == "orchestration-fails":  # after the first write-back went through: it must be undone
+
         def refuse(self, uid, input):
             raise RuntimeError("the task hub is not reachable")
+
         monkeypatch.setattr("shared.platform.durable.ClientOrchestrations.start", refuse)
         expected_status, expected_message = 503, "nothing was kept"
     elif case == "bad-address":
@@ -416,13 +471,15 @@ def test_dmss_errors_pass_through_and_nothing_is_stored(host, api, dmss, alice, 
 def test_canary_token_reaches_the_job_and_nothing_else(api, dmss, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     dmss.tokens[CANARY] = TokenInfo("alice", "WRITE", dmss.now() + 3600)
-    script = ('echo "token=$DMSS_TOKEN"; echo "$DMSS_TOKEN" >&2; '
-              'h=$(printf %s "$DMSS_TOKEN" | sha256sum | cut -d" " -f1); '
-              f'printf \'{{"type": "{RESULT_TYPE}", "tokenHash": "%s", "token": "%s"}}\' "$h" "$DMSS_TOKEN" '
-              '> "$JOB_RESULT_FILE"; '
-              'curl -s -X PUT "$DM_JOB_URL/$JOB_UID?overwrite_log=false" -H "Access-Key: $DMSS_TOKEN" '
-              '-H "Content-Type: application/json" '
-              '-d "{\\"percentage\\": 0.9, \\"logs\\": \\"reported $DMSS_TOKEN\\", \\"status\\": null}"')
+    script = (
+        'echo "token=$DMSS_TOKEN"; echo "$DMSS_TOKEN" >&2; '
+        'h=$(printf %s "$DMSS_TOKEN" | sha256sum | cut -d" " -f1); '
+        f'printf \'{{"type": "{RESULT_TYPE}", "tokenHash": "%s", "token": "%s"}}\' "$h" "$DMSS_TOKEN" '
+        '> "$JOB_RESULT_FILE"; '
+        'curl -s -X PUT "$DM_JOB_URL/$JOB_UID?overwrite_log=false" -H "Access-Key: $DMSS_TOKEN" '
+        '-H "Content-Type: application/json" '
+        '-d "{\\"percentage\\": 0.9, \\"logs\\": \\"reported $DMSS_TOKEN\\", \\"status\\": null}"'
+    )
     doc_id = dmss.put("DS", {"type": "dmss://DS/Blueprints/Study", "name": "study", "results": []})
     job_id = dmss.put("DS", job_entity(script, outputTarget=f"dmss://DS/${doc_id}.results"))
     start = api.start(f"dmss://DS/${job_id}", key(CANARY))
@@ -443,8 +500,15 @@ def test_canary_token_reaches_the_job_and_nothing_else(api, dmss, caplog, capfd)
     record = store().get(uid)
     stored_log = store().get_text(record.log_ref)
     assert "token=***" in stored_log
-    texts += [stored_log, store().get_text(record.result_ref), json.dumps(record.log),
-              json.dumps(record.reported_log), record.message, json.dumps(record.entity), json.dumps(record.extra)]
+    texts += [
+        stored_log,
+        store().get_text(record.result_ref),
+        json.dumps(record.log),
+        json.dumps(record.reported_log),
+        record.message,
+        json.dumps(record.entity),
+        json.dumps(record.extra),
+    ]
     texts.append(json.dumps(dmss.lookup(f"dmss://DS/${doc_id}")))
     out, err = capfd.readouterr()
     texts += [out, err, caplog.text]
@@ -475,8 +539,12 @@ while [ ! -f "$MARKER" ]; do sleep 0.05; done
 
 def test_job_like_the_old_job_containers(api, dmss, alice, tmp_path):
     responses, marker = tmp_path / "responses", tmp_path / "go"
-    job_id = dmss.put("DS", job_entity(OLD_JOB_SCRIPT, [f"RESPONSES={responses}", f"MARKER={marker}"],
-                                       name="legacy-job", keep={"this": "too"}))
+    job_id = dmss.put(
+        "DS",
+        job_entity(
+            OLD_JOB_SCRIPT, [f"RESPONSES={responses}", f"MARKER={marker}"], name="legacy-job", keep={"this": "too"}
+        ),
+    )
     address = f"dmss://DS/${job_id}"
     uid = assert_start_reply(api.start(quote(address, safe=""), key(alice)))
     running = api.wait(uid, key(alice), until=lambda b: b["status"] in FINAL or len(b["log"] or []) >= 4)
@@ -504,7 +572,7 @@ def test_job_like_the_old_job_containers(api, dmss, alice, tmp_path):
 @pytest.mark.parametrize("starter", ["access-key", "bearer"])
 def test_old_response_shapes_and_callers_without_rights(api, dmss, alice, tmp_path, starter):
     marker = tmp_path / "go"
-    job_id = dmss.put("DS", job_entity(f'echo working; while [ ! -f {marker} ]; do sleep 0.05; done'))
+    job_id = dmss.put("DS", job_entity(f"echo working; while [ ! -f {marker} ]; do sleep 0.05; done"))
     owner = key(alice) if starter == "access-key" else bearer(make_jwt("alice"))
     uid = assert_start_reply(api.start(f"DS/${job_id}", owner))
     body = api.wait(uid, owner, until=lambda b: b["status"] == "running")
@@ -515,27 +583,30 @@ def test_old_response_shapes_and_callers_without_rights(api, dmss, alice, tmp_pa
     # callers without rights: DMSS refuses them the entity (its ACL: alice's, nobody else's), so they are
     # refused here with DMSS's own status and message
     dmss.set_acl("DS", job_id, owner="alice", others="NONE")
-    strangers = {"another access key": key(dmss.issue_token(subject="bob")),
-                 "another identity": bearer(make_jwt("mallory"))}
+    strangers = {
+        "another access key": key(dmss.issue_token(subject="bob")),
+        "another identity": bearer(make_jwt("mallory")),
+    }
     for headers in strangers.values():
         assert "requires 'READ' privileges" in assert_error(api.stop(uid, headers), 403)["message"]  # not even the ACL
         assert "'READ' privileges" in assert_error(api.result(uid, headers), 403)["message"]
-        assert assert_error(api.get(uid, headers), 403)["message"] == "The requested operation requires 'READ' " \
-                                                                       "privileges"
+        assert (
+            assert_error(api.get(uid, headers), 403)["message"] == "The requested operation requires 'READ' privileges"
+        )
         assert_error(api.progress(uid, {"percentage": 1, "logs": "x", "status": "failed"}, headers), 403)
     if starter == "bearer":  # the owner's DMSS key is the owner to DMSS: it may read, but not report progress
         assert api.status(uid, key(alice))["status"] == "running"
         assert_error(api.progress(uid, {"percentage": 1, "logs": "x", "status": "failed"}, key(alice)), 403)
     assert_error(api.progress(uid, {"percentage": 1, "logs": "x", "status": "failed"}, {}), 403)
-    assert_error(api.progress(uid, {"percentage": 1, "logs": "x", "status": None},
-                              key("DMSS_some_other_token")), 403)
+    assert_error(api.progress(uid, {"percentage": 1, "logs": "x", "status": None}, key("DMSS_some_other_token")), 403)
     assert api.status(uid, owner)["status"] == "running"  # nothing of that landed
 
     put = api.progress(uid, {"percentage": 0.3, "logs": ["owner says"], "status": None}, owner)
     assert put.status_code == 200 and put.json() == {"response": "OK"}
     assert_error(api.result(uid, owner), 409)
-    assert_error(api.http.put(f"{api.base}/{uid}", json={"percentage": 1, "logs": None, "status": None},
-                              headers=owner), 422)  # overwrite_log is required
+    assert_error(
+        api.http.put(f"{api.base}/{uid}", json={"percentage": 1, "logs": None, "status": None}, headers=owner), 422
+    )  # overwrite_log is required
     assert_error(api.get("not-a-uid", owner), 400)
     assert_error(api.get("0b7e3d52-5e0e-4b6b-9c7e-2a1d8f0c1e11", owner), 404)
 
@@ -559,8 +630,12 @@ def _schedules_ready() -> str | None:
     except Exception as error:  # noqa: BLE001
         return f"shared/schedules/ does not import ({type(error).__name__}: {error})"
     wanted = {operations: ("register", "unregister", "view"), runs: ("tick",), history: ("RUN_LISTENER",)}
-    missing = [f"{module.__name__}.{name}" for module, names in wanted.items() for name in names
-               if getattr(module, name, None) is None]
+    missing = [
+        f"{module.__name__}.{name}"
+        for module, names in wanted.items()
+        for name in names
+        if getattr(module, name, None) is None
+    ]
     return f"shared/schedules/ lacks {missing}" if missing else None
 
 
@@ -569,12 +644,19 @@ def test_recurring_job_from_dmss_is_registered(api, dmss, alice):
     if reason:
         pytest.skip(reason)
     template = job_entity("echo scheduled run")
-    job_id = dmss.put("DS", {"type": RECURRING_JOB, "name": "nightly", "label": "nightly run",
-                             "status": "not started", "applicationInput": template,
-                             "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
-                             "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 3 * * *",
-                                          "runs": []},
-                             "customAttribute": "kept"})
+    job_id = dmss.put(
+        "DS",
+        {
+            "type": RECURRING_JOB,
+            "name": "nightly",
+            "label": "nightly run",
+            "status": "not started",
+            "applicationInput": template,
+            "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
+            "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": "0 3 * * *", "runs": []},
+            "customAttribute": "kept",
+        },
+    )
     address = f"dmss://DS/${job_id}"
     response = api.start(quote(address, safe=""), key(alice))
     assert response.status_code == 202, response.text

@@ -6,6 +6,7 @@ Each round POSTs a shell job (with an Idempotency-Key, so a POST whose answer wa
 the restart), kills the host 0-700 ms later, and starts it again with the same worker id (it resumes its
 instances at once, as a restarted Functions host takes its work items back). Rounds: FAULT_ROUNDS (default 20).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,9 +41,23 @@ class HostProcess:
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEDULE_TICK": "0 * * * * *"}
         with self.log.open("a") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "devhost", "--port", str(self.port), "--app-dir",
-                                          str(ROOT), "--worker-id", self.worker_id], cwd=ROOT, env=env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "devhost",
+                    "--port",
+                    str(self.port),
+                    "--app-dir",
+                    str(ROOT),
+                    "--worker-id",
+                    self.worker_id,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -105,8 +120,10 @@ def test_kill_9_at_random_moments_every_job_runs_once_and_ends(storage_env, tmp_
     try:
         for round_ in range(ROUNDS):
             key = f"round-{round_}"
-            script = f'echo "$JOB_UID" >> {markers}/"$JOB_UID"; sleep {rng.choice([0.2, 0.6, 1.5])}; ' \
-                     f'echo "result of $JOB_UID" > "$JOB_RESULT_FILE"; echo finished'
+            script = (
+                f'echo "$JOB_UID" >> {markers}/"$JOB_UID"; sleep {rng.choice([0.2, 0.6, 1.5])}; '
+                f'echo "result of $JOB_UID" > "$JOB_RESULT_FILE"; echo finished'
+            )
             job = shell_job(script)
             uid = _post(host, job, key)
             time.sleep(rng.uniform(0.0, 0.7))
@@ -116,8 +133,10 @@ def test_kill_9_at_random_moments_every_job_runs_once_and_ends(storage_env, tmp_
             if uid:
                 accepted[key] = uid
         bodies = {uid: _final(host, uid) for uid in accepted.values()}
-        results = {uid: requests.get(f"{host.url}/api/jobs/{uid}/result", timeout=5).json()["result"]
-                   for uid in accepted.values()}
+        results = {
+            uid: requests.get(f"{host.url}/api/jobs/{uid}/result", timeout=5).json()["result"]
+            for uid in accepted.values()
+        }
     finally:
         host.kill()
     runs = {uid: (markers / uid).read_text().split() if (markers / uid).exists() else [] for uid in accepted.values()}
@@ -125,8 +144,10 @@ def test_kill_9_at_random_moments_every_job_runs_once_and_ends(storage_env, tmp_
     not_run = [uid for uid, body in bodies.items() if body["status"] == "completed" and not runs[uid]]
     failed = {uid: body["message"] for uid, body in bodies.items() if body["status"] != "completed"}
     orphans = {uid: _processes_of(uid) for uid in accepted.values() if _processes_of(uid)}
-    print(f"fault rounds: {ROUNDS}, jobs accepted: {len(accepted)}, duplicates: {len(duplicates)}, "
-          f"not completed: {len(failed)}, orphans: {len(orphans)}")
+    print(
+        f"fault rounds: {ROUNDS}, jobs accepted: {len(accepted)}, duplicates: {len(duplicates)}, "
+        f"not completed: {len(failed)}, orphans: {len(orphans)}"
+    )
     assert len(accepted) >= ROUNDS * 0.8, f"only {len(accepted)} of {ROUNDS} starts were accepted"
     assert not failed and not not_run, failed
     assert not duplicates, {uid: runs[uid] for uid in duplicates}

@@ -3,6 +3,7 @@ replaced clock with the simulated runner: a read wakes the orchestration to poll
 however many readers there are; nobody reading leaves the backoff alone; a job that says it ended is finished
 at once.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,11 @@ DURATION = 600
 
 
 def simulated(duration: float = DURATION) -> dict:
-    return {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "fresh",
-            "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration}}
+    return {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "fresh",
+        "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration},
+    }
 
 
 @pytest.fixture
@@ -89,9 +93,12 @@ def test_a_job_that_reports_completed_is_finished_at_once(host):
     uid = start(host, duration=120)
     host.advance(120)  # the runner has just ended; the next backoff poll is up to 60 s away
     token = store().get(uid).job_token
-    response = requests.put(f"{host.url}/api/jobs/{uid}?overwrite_log=false", timeout=30,
-                            json={"percentage": 1.0, "logs": "done", "status": "completed"},
-                            headers={"Authorization": f"Bearer {token}"})
+    response = requests.put(
+        f"{host.url}/api/jobs/{uid}?overwrite_log=false",
+        timeout=30,
+        json={"percentage": 1.0, "logs": "done", "status": "completed"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 200, response.text
     deadline = time.monotonic() + 5  # the wake is raised without waiting for it; the clock does not move
     while not store().get(uid).log_ref and time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """The job lifecycle over HTTP through the local host: the real app, the real Durable SDK, Azurite, bash."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ ERROR_KEYS = {"status", "type", "message", "debug", "data"}
 
 
 def test_shell_job_runs_to_completion_with_result(api):
-    response = api.start(shell_job('echo hello; echo "{\\"type\\": \\"r\\", \\"uid\\": \\"$JOB_UID\\"}" > '
-                                   '"$JOB_RESULT_FILE"'))
+    response = api.start(
+        shell_job('echo hello; echo "{\\"type\\": \\"r\\", \\"uid\\": \\"$JOB_UID\\"}" > "$JOB_RESULT_FILE"')
+    )
     assert response.status_code == 202
     body = response.json()
     assert set(body) == {"uid", "message", "status"} and body["status"] == "starting"
@@ -62,11 +64,13 @@ def test_time_limit_stops_the_job_and_marks_it_failed(api):
 
 def test_progress_reported_by_the_job_itself(host, api):
     os.environ["DM_JOB_URL"] = f"{host.url}/api/jobs"
-    script = ("for i in 1 2; do curl -s -X PUT \"$DM_JOB_URL/$JOB_UID?overwrite_log=false\" "
-              "-H 'Content-Type: application/json' -H \"Authorization: Bearer $JOB_TOKEN\" "
-              "-d \"{\\\"percentage\\\": $(awk \"BEGIN {print $i / 2}\"), \\\"logs\\\": \\\"step $i\\\", "
-              "\\\"status\\\": \\\"running\\\"}\"; "
-              "done; sleep 0.5")
+    script = (
+        'for i in 1 2; do curl -s -X PUT "$DM_JOB_URL/$JOB_UID?overwrite_log=false" '
+        "-H 'Content-Type: application/json' -H \"Authorization: Bearer $JOB_TOKEN\" "
+        '-d "{\\"percentage\\": $(awk "BEGIN {print $i / 2}"), \\"logs\\": \\"step $i\\", '
+        '\\"status\\": \\"running\\"}"; '
+        "done; sleep 0.5"
+    )
     uid = api.start(shell_job(script)).json()["uid"]
     final = api.wait(uid)
     assert final["status"] == "completed"
@@ -80,13 +84,16 @@ def test_idempotent_start_over_http(api):
     assert again.json()["uid"] == first.json()["uid"]
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"{oops", 400),
-    (json.dumps({"type": "dmss://WorkflowDS/Blueprints/Nope", "runner": {"type": "x"}}).encode(), 400),
-    (json.dumps({"type": "JOBCORE:Job"}).encode(), 422),
-    (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Unknown"}}).encode(), 422),
-    (b"[" + b"1," * 600_000 + b"1]", 413),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"{oops", 400),
+        (json.dumps({"type": "dmss://WorkflowDS/Blueprints/Nope", "runner": {"type": "x"}}).encode(), 400),
+        (json.dumps({"type": "JOBCORE:Job"}).encode(), 422),
+        (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Unknown"}}).encode(), 422),
+        (b"[" + b"1," * 600_000 + b"1]", 413),
+    ],
+)
 def test_bad_starts_over_http(api, body, status):
     response = api.http.post(f"{api.base}/api/jobs", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status
@@ -108,8 +115,9 @@ def test_listing_and_health(api):
     uids = [api.start(shell_job("true")).json()["uid"] for _ in range(3)]
     listed = api.http.get(f"{api.base}/api/jobs?limit=2").json()
     assert [j["uid"] for j in listed["jobs"]] == uids[::-1][:2] and listed["continuationToken"]
-    rest = api.http.get(f"{api.base}/api/jobs", params={"limit": 2,
-                                                        "continuationToken": listed["continuationToken"]}).json()
+    rest = api.http.get(
+        f"{api.base}/api/jobs", params={"limit": 2, "continuationToken": listed["continuationToken"]}
+    ).json()
     assert [j["uid"] for j in rest["jobs"]] == [uids[0]]
     assert api.http.get(f"{api.base}/api/jobs?status=bogus").status_code == 400
     assert api.http.get(f"{api.base}/api/health").status_code == 200
@@ -118,8 +126,9 @@ def test_listing_and_health(api):
 def test_canary_secret_never_leaves(api, caplog, capfd):
     canary = "CANARY-e2e-5b1f0c9d"
     caplog.set_level(logging.DEBUG)
-    uid = api.start(shell_job('echo "secret=$SECRET"; echo "$SECRET" > "$JOB_RESULT_FILE"; exit 1',
-                              [f"SECRET={canary}"])).json()["uid"]
+    uid = api.start(
+        shell_job('echo "secret=$SECRET"; echo "$SECRET" > "$JOB_RESULT_FILE"; exit 1', [f"SECRET={canary}"])
+    ).json()["uid"]
     texts = [json.dumps(api.wait(uid))]
     texts.append(api.http.get(f"{api.base}/api/jobs/{uid}/result").text)
     texts.append(api.http.get(f"{api.base}/api/jobs").text)
@@ -171,8 +180,10 @@ def test_nightly_purge_removes_old_finished_history_but_keeps_the_job(storage_en
         host.wait_idle()
         assert host.engine.status(done)["runtimeStatus"] == "Completed"
         clock.advance(31 * 86400)  # a month later (no timers fire: the clock is just set forward)
-        running = requests.post(f"{host.url}/api/jobs", json={
-            "type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Simulated", "durationSeconds": 600}}).json()["uid"]
+        running = requests.post(
+            f"{host.url}/api/jobs",
+            json={"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Simulated", "durationSeconds": 600}},
+        ).json()["uid"]
         host.wait_idle()
         purged = host.run(purge_finished_history(host.client(), 30, clock.now()))
         assert purged == 1

@@ -12,6 +12,7 @@ models' schemas are made by pydantic, as FastAPI made them; the comparison then 
 needs: the same operationIds and tag, paths (under `/jobs`), parameter names and places, body and reply model
 names, and reply schemas an old reader can read.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,19 +87,36 @@ class ErrorResponse(BaseModel):
     data: dict | None = None
 
 
-OLD_MODELS = [StartJobResponse, StatusJobResponse, DeleteJobResponse, GetJobResultResponse,
-              UpdateJobProgressResponse, Progress, ErrorResponse]
+OLD_MODELS = [
+    StartJobResponse,
+    StatusJobResponse,
+    DeleteJobResponse,
+    GetJobResultResponse,
+    UpdateJobProgressResponse,
+    Progress,
+    ErrorResponse,
+]
 # (method, old path, operationId, the generated client's method and its parameters, body model, 200 model)
 OLD_OPERATIONS = [
     ("post", "/{job_dmss_id}", "start_job", "startJob", ["jobDmssId"], None, "StartJobResponse"),
     ("get", "/{job_uid}", "job_status", "jobStatus", ["jobUid"], None, "StatusJobResponse"),
     ("delete", "/{job_uid}", "remove_job", "removeJob", ["jobUid"], None, "DeleteJobResponse"),
     ("get", "/{job_uid}/result", "job_result", "jobResult", ["jobUid"], None, "GetJobResultResponse"),
-    ("put", "/{job_uid}", "update_job_progress", "updateJobProgress", ["jobUid", "overwriteLog", "progress"],
-     "Progress", "UpdateJobProgressResponse"),
+    (
+        "put",
+        "/{job_uid}",
+        "update_job_progress",
+        "updateJobProgress",
+        ["jobUid", "overwriteLog", "progress"],
+        "Progress",
+        "UpdateJobProgressResponse",
+    ),
 ]
-OLD_PARAMETERS = {"job_dmss_id": ("path", True, {"string"}), "job_uid": ("path", True, {"string"}),
-                  "overwrite_log": ("query", True, {"boolean"})}
+OLD_PARAMETERS = {
+    "job_dmss_id": ("path", True, {"string"}),
+    "job_uid": ("path", True, {"string"}),
+    "overwrite_log": ("query", True, {"boolean"}),
+}
 # Deliberate differences, each with its reason; anything else must match.
 KNOWN = {
     # the error's details are the invalid attributes, a list: the old client types `data` as TS `object`,
@@ -111,8 +129,9 @@ KNOWN = {
 
 
 def _old_schemas() -> dict:
-    _, definitions = models_json_schema([(m, "validation") for m in OLD_MODELS],
-                                        ref_template="#/components/schemas/{model}")
+    _, definitions = models_json_schema(
+        [(m, "validation") for m in OLD_MODELS], ref_template="#/components/schemas/{model}"
+    )
     return definitions["$defs"]
 
 
@@ -201,9 +220,11 @@ def test_the_document_is_valid_openapi_3_1(doc):
 def test_the_registry_is_the_apps_http_functions_both_ways():
     """Each HTTP function of function_app.py (as the worker indexes it) is documented with its own route, methods
     and auth level, and the registry names no function the app does not have."""
-    app = {(f.name, f.trigger["route"], method.upper(), f.trigger.get("authLevel", "FUNCTION").lower())
-           for f in FunctionIndex.from_app(load_app(ROOT)).of_type("httpTrigger")
-           for method in f.trigger.get("methods") or []}
+    app = {
+        (f.name, f.trigger["route"], method.upper(), f.trigger.get("authLevel", "FUNCTION").lower())
+        for f in FunctionIndex.from_app(load_app(ROOT)).of_type("httpTrigger")
+        for method in f.trigger.get("methods") or []
+    }
     documented = {(op.function, op.route, op.method, op.auth_level) for op in OPERATIONS}
     assert documented == app
 
@@ -212,6 +233,7 @@ def test_paths_are_the_route_templates_under_the_route_prefix(doc):
     host_json = json.loads((ROOT / "host.json").read_text())
     assert host_json["extensions"]["http"]["routePrefix"] == ROUTE_PREFIX
     assert doc["servers"][0]["url"] == "/" + ROUTE_PREFIX
+
     def shape(template: str) -> str:  # parameters anonymous: `jobs/{}/result`
         return re.sub(r"\{[^}]+\}", "{}", template.strip("/"))
 
@@ -225,8 +247,12 @@ def test_paths_are_the_route_templates_under_the_route_prefix(doc):
 
 def test_every_operation_documents_its_replies_errors_and_security(doc):
     schemes = doc["components"]["securitySchemes"]
-    assert schemes["functionKey"] == {**schemes["functionKey"], "type": "apiKey", "in": "header",
-                                      "name": "x-functions-key"}
+    assert schemes["functionKey"] == {
+        **schemes["functionKey"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-functions-key",
+    }
     assert schemes["functionKeyQuery"]["in"] == "query" and schemes["functionKeyQuery"]["name"] == "code"
     assert schemes["bearer"]["scheme"] == "bearer"
     assert schemes["accessKey"]["name"] == "Access-Key"
@@ -283,8 +309,7 @@ def test_the_old_clients_operations_and_models_are_there_compatible(doc):
             problems += _reply_compatible(old, new, reply, schema)
         for code, error in op["responses"].items():
             if code.startswith("4") and "content" in error:  # (the host's own 401 has no body)
-                problems += _reply_compatible(old, new, "ErrorResponse",
-                                              error["content"]["application/json"]["schema"])
+                problems += _reply_compatible(old, new, "ErrorResponse", error["content"]["application/json"]["schema"])
     assert sorted(set(problems)) == []
 
 
@@ -308,10 +333,13 @@ def test_the_comparison_catches_an_incompatible_change(doc):
 
 def test_versions_agree():
     import dmjob
+
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert dmjob.__version__ == API_VERSION
-    assert re.search(r'(?m)^version = "([^"]+)"', pyproject) is None or \
-        re.search(r'(?m)^version = "([^"]+)"', pyproject).group(1) == API_VERSION
+    assert (
+        re.search(r'(?m)^version = "([^"]+)"', pyproject) is None
+        or re.search(r'(?m)^version = "([^"]+)"', pyproject).group(1) == API_VERSION
+    )
 
 
 # ---- served by the app -------------------------------------------------------------------------------------

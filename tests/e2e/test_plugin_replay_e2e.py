@@ -17,6 +17,7 @@ What the clients do (dm-core's `useJob` hook and generated `DMJobsApi`; dm-core-
 The job container gets DMSS_TOKEN, DMSS_URL, DM_JOB_URL, JOB_DMSS_ID (and here JOB_UID, JOB_TOKEN) and reports
 with `PUT <base>/{uid}?overwrite_log=false`, all three keys, progress as fractions.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,13 +86,16 @@ class Plugin:
 
     def save_entity(self, entity: dict) -> None:
         """The plugin writes the entity it holds back to DMSS before each start (stale uid and status too)."""
-        response = self.http.put(f"{self.dmss.url}/api/documents/{quote(self.address, safe='')}",
-                                 files={"data": (None, json.dumps(entity))}, headers=self.auth, timeout=10)
+        response = self.http.put(
+            f"{self.dmss.url}/api/documents/{quote(self.address, safe='')}",
+            files={"data": (None, json.dumps(entity))},
+            headers=self.auth,
+            timeout=10,
+        )
         assert response.status_code == 200, response.text
 
     def start(self) -> requests.Response:
-        response = self.http.post(f"{self.base}/{encode_uri_component(self.address)}", headers=self.auth,
-                                  timeout=30)
+        response = self.http.post(f"{self.base}/{encode_uri_component(self.address)}", headers=self.auth, timeout=30)
         assert "Content-Type" not in response.request.headers and not response.request.body
         return response
 
@@ -150,18 +154,29 @@ def host(storage_env, dmss, monkeypatch):
 
 def access_checks(dmss: DmssStandIn, plugin: Plugin) -> list:
     """DMSS calls made to decide what `plugin`'s user may do (with their own JWT, not a job token)."""
-    return [r for r in dmss.requests if r.bearer == plugin.token and r.access_key is None
-            and r.endpoint in ("get", "whoami", "acl")]
+    return [
+        r
+        for r in dmss.requests
+        if r.bearer == plugin.token and r.access_key is None and r.endpoint in ("get", "whoami", "acl")
+    ]
 
 
 # ---- a job, two users, progress, stop and re-run ----------------------------------------------------------
 def test_the_job_plugin_request_for_request(host, dmss, tmp_path):
     marker = tmp_path / "go"
-    analysis = dmss.put("DS", {
-        "type": "dmss://DS/Blueprints/Analysis", "name": "analysis",
-        "job": {"type": JOB, "label": "Fetch signals", "status": "not started",
-                "runner": {"type": "JOBCORE:Shell", "script": CONTAINER,
-                           "environmentVariables": [f"MARKER={marker}"]}}})
+    analysis = dmss.put(
+        "DS",
+        {
+            "type": "dmss://DS/Blueprints/Analysis",
+            "name": "analysis",
+            "job": {
+                "type": JOB,
+                "label": "Fetch signals",
+                "status": "not started",
+                "runner": {"type": "JOBCORE:Shell", "script": CONTAINER, "environmentVariables": [f"MARKER={marker}"]},
+            },
+        },
+    )
     dmss.set_acl("DS", analysis, owner="alice", users={"bob": "WRITE"}, others="NONE")
     address = f"DS/${analysis}.job"
     alice, bob, mallory = (Plugin(host.url, dmss, name, address) for name in ("alice", "bob", "mallory"))
@@ -233,17 +248,34 @@ def job_create_entity(cron: str) -> dict:
     """JobCreate: a RecurringJob around the Job, the CronJob editor's cron and its naive UTC dates."""
     now = datetime.now(timezone.utc)
     naive = "%Y-%m-%dT%H:%M"
-    template = {"type": JOB, "label": "weekly fetch", "status": "not started",
-                "runner": {"type": "JOBCORE:Shell", "script": "echo fetched"}}
-    return {"type": RECURRING_JOB, "label": "weekly fetch", "status": "not started",
-            "applicationInput": template, "runner": {"type": HANDLER},
-            "schedule": {"type": CRON_JOB, "cron": cron, "startDate": now.strftime(naive),
-                         "endDate": (now + timedelta(days=90)).strftime(naive), "runs": []}}
+    template = {
+        "type": JOB,
+        "label": "weekly fetch",
+        "status": "not started",
+        "runner": {"type": "JOBCORE:Shell", "script": "echo fetched"},
+    }
+    return {
+        "type": RECURRING_JOB,
+        "label": "weekly fetch",
+        "status": "not started",
+        "applicationInput": template,
+        "runner": {"type": HANDLER},
+        "schedule": {
+            "type": CRON_JOB,
+            "cron": cron,
+            "startDate": now.strftime(naive),
+            "endDate": (now + timedelta(days=90)).strftime(naive),
+            "runs": [],
+        },
+    }
 
 
 def test_a_weekly_recurring_job_from_the_plugin_runs_on_sundays(host, dmss):
-    doc = dmss.put("DS", {"type": "dmss://DS/Blueprints/Analysis", "name": "a", "job": job_create_entity(
-        "30 7 * * 6")}, owner="alice")  # "Weekly" at 07:30: "Will run every sunday at 07:30 O'clock"
+    doc = dmss.put(
+        "DS",
+        {"type": "dmss://DS/Blueprints/Analysis", "name": "a", "job": job_create_entity("30 7 * * 6")},
+        owner="alice",
+    )  # "Weekly" at 07:30: "Will run every sunday at 07:30 O'clock"
     address = f"DS/${doc}.job"
     alice = Plugin(host.url, dmss, "alice", address)
     alice.save_entity(dmss.lookup(address))
@@ -253,13 +285,13 @@ def test_a_weekly_recurring_job_from_the_plugin_runs_on_sundays(host, dmss):
     uid = started.json()["uid"]
     assert alice.poll(uid) == "registered"  # the plugin stops polling here
 
-    preview = requests.get(f"{host.url}/api/jobs/{uid}/schedule", params={"next": 4}, headers=alice.auth,
-                           timeout=30).json()
+    preview = requests.get(
+        f"{host.url}/api/jobs/{uid}/schedule", params={"next": 4}, headers=alice.auth, timeout=30
+    ).json()
     assert preview["weekdayDialect"] == "dmjob" and preview["cron"] == "30 7 * * 6"
     assert [fire["weekday"] for fire in preview["fireTimes"]] == ["Sunday"] * 4
     assert all(fire["utc"].endswith("T07:30:00Z") for fire in preview["fireTimes"])
-    assert all(datetime.fromisoformat(f["utc"].replace("Z", "+00:00")).weekday() == 6
-               for f in preview["fireTimes"])
+    assert all(datetime.fromisoformat(f["utc"].replace("Z", "+00:00")).weekday() == 6 for f in preview["fireTimes"])
 
     schedule = dmss.lookup(address)["schedule"]
     assert schedule["weekdayDialect"] == "dmjob"  # the entity says what it means now
@@ -270,8 +302,11 @@ def test_a_weekly_recurring_job_from_the_plugin_runs_on_sundays(host, dmss):
 
 
 def test_the_editors_24_00_is_refused_naming_the_field(host, dmss):
-    doc = dmss.put("DS", {"type": "dmss://DS/Blueprints/Analysis", "name": "a",
-                          "job": job_create_entity("0 24 * * 6")}, owner="alice")
+    doc = dmss.put(
+        "DS",
+        {"type": "dmss://DS/Blueprints/Analysis", "name": "a", "job": job_create_entity("0 24 * * 6")},
+        owner="alice",
+    )
     address = f"DS/${doc}.job"
     alice = Plugin(host.url, dmss, "alice", address)
     before = dmss.lookup(address)

@@ -4,6 +4,7 @@ A job stored without an orchestration (the host died between the two writes of a
 next reconciliation; a job whose orchestration was terminated under it is stopped and closed as failed with
 the reason; a repeated Idempotency-Key never answers with a job that does not exist.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -23,8 +24,11 @@ START = datetime(2026, 3, 2, 9, 0, 30, tzinfo=timezone.utc)
 
 
 def simulated(duration: float) -> dict:
-    return {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "reconcile",
-            "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration}}
+    return {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "reconcile",
+        "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration},
+    }
 
 
 @pytest.fixture
@@ -52,8 +56,9 @@ def test_a_job_whose_orchestration_was_terminated_is_closed_as_failed(host):
     uid = requests.post(f"{host.url}/api/jobs", json=simulated(3600), timeout=30).json()["uid"]
     host.advance(30)
     assert status(host, uid)["status"] == "running"
-    terminated = requests.post(f"{host.url}/runtime/webhooks/durabletask/instances/{uid}/terminate",
-                               params={"reason": "operator"}, timeout=30)
+    terminated = requests.post(
+        f"{host.url}/runtime/webhooks/durabletask/instances/{uid}/terminate", params={"reason": "operator"}, timeout=30
+    )
     assert terminated.status_code == 202, terminated.text
     host.advance(10 * 60)
     body = status(host, uid)
@@ -64,8 +69,9 @@ def test_a_job_whose_orchestration_was_terminated_is_closed_as_failed(host):
 def test_an_idempotency_key_never_points_at_a_job_that_does_not_exist(host):
     key = {"Idempotency-Key": "abandoned-start"}
     # a start that claimed the key and died before storing its job
-    store().claim_idempotency("anonymous", key["Idempotency-Key"], "0b7e3d52-5e0e-4b6b-9c7e-2a1d8f0c1e11",
-                              operations.IDEMPOTENCY_TTL)
+    store().claim_idempotency(
+        "anonymous", key["Idempotency-Key"], "0b7e3d52-5e0e-4b6b-9c7e-2a1d8f0c1e11", operations.IDEMPOTENCY_TTL
+    )
     soon = requests.post(f"{host.url}/api/jobs", json=simulated(1), headers=key, timeout=30)
     assert soon.status_code == 409 and soon.headers.get("Retry-After")
     host.advance(60)  # past ABANDONED_AFTER: the key is taken over by a real start

@@ -11,6 +11,7 @@ process of its own (`python -m devhost`, killed with SIGKILL like a host that di
   own environment in every /proc/<pid>/environ it can read. No canary may show in the job's status, log or
   result, nor in the host's log lines; the job did receive every value (it prints their SHA-256).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,10 @@ from tests.support.ports import free_port
 
 from .conftest import FINAL, ROOT, shell_job
 
-pytestmark = [pytest.mark.timeout(600),
-              pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to look for processes")]
+pytestmark = [
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to look for processes"),
+]
 
 ROUNDS = int(os.environ.get("RUNNER_FAULT_ROUNDS", "8"))
 HOST_CANARY = "host-only-canary-5e1f0c"
@@ -42,8 +45,13 @@ class Host:
     def __init__(self, tmp: Path, extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.log = tmp / "host.log"
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEDULE_TICK": "0 * * * * *",
-                    "JOB_WORK_DIR": str(tmp / "work"), **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SCHEDULE_TICK": "0 * * * * *",
+            "JOB_WORK_DIR": str(tmp / "work"),
+            **(extra_env or {}),
+        }
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -52,9 +60,23 @@ class Host:
 
     def start(self) -> None:
         with self.log.open("a") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "devhost", "--port", str(self.port), "--app-dir",
-                                          str(ROOT), "--worker-id", "runner-faults"], cwd=ROOT, env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "devhost",
+                    "--port",
+                    str(self.port),
+                    "--app-dir",
+                    str(ROOT),
+                    "--worker-id",
+                    "runner-faults",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -183,26 +205,36 @@ def test_no_canary_in_status_log_result_or_the_hosts_log(storage_env, tmp_path):
         "PASSED_SECRET": "passthrough-canary-26f1",
         "EXPORTED_SECRET": "exported-canary-c7e5",
     }
-    host = Host(tmp_path, {"PASSED_SECRET": values["PASSED_SECRET"], "EXPORTED_SECRET": values["EXPORTED_SECRET"],
-                           "JOB_ENV_PASSTHROUGH": "PASSED_SECRET", "JOB_ENV_EXPORT": "EXPORTED_SECRET",
-                           "HOST_ONLY_SECRET": HOST_CANARY})
+    host = Host(
+        tmp_path,
+        {
+            "PASSED_SECRET": values["PASSED_SECRET"],
+            "EXPORTED_SECRET": values["EXPORTED_SECRET"],
+            "JOB_ENV_PASSTHROUGH": "PASSED_SECRET",
+            "JOB_ENV_EXPORT": "EXPORTED_SECRET",
+            "HOST_ONLY_SECRET": HOST_CANARY,
+        },
+    )
     names = ["KV_SECRET", "MULTI_SECRET", "PASSED_SECRET", "EXPORTED_SECRET", "JOB_TOKEN"]
-    script = "\n".join([
-        'echo "kv=$KV_SECRET passed=$PASSED_SECRET exported=$EXPORTED_SECRET token=$JOB_TOKEN"',
-        'echo "multi quoted:"; printf "%s\\n" "$MULTI_SECRET"; echo "multi unquoted:" $MULTI_SECRET',
-        'echo "on stderr: $KV_SECRET $EXPORTED_SECRET" >&2',
-        "env | sort",
-        f'for v in {" ".join(names)}; do printf "%s" "${{!v}}" | sha256sum | sed "s/ .*//; s/^/sha:$v:/"; done',
-        # the host's environment, wherever this script can read one
-        f'for f in /proc/[0-9]*/environ; do tr "\\0" "\\n" < "$f" 2>/dev/null; done | grep -a "{HOST_CANARY}" '
-        '| sed "s/^/found in proc: /"',
-        'grep -a -c "" /proc/$PPID/environ 2>&1 | sed "s/^/parent environ: /"',
-        '{ echo "result kv=$KV_SECRET"; printf "%s\\n" "$MULTI_SECRET"; echo "exported=$EXPORTED_SECRET"; '
-        'echo "token=$JOB_TOKEN"; } > "$JOB_RESULT_FILE"',
-        "echo finished",
-    ])
-    job = shell_job(script, env=[f"KV_SECRET={values['KV_SECRET']}", f"MULTI_SECRET={values['MULTI_SECRET']}",
-                                 "PASSED_SECRET"])
+    script = "\n".join(
+        [
+            'echo "kv=$KV_SECRET passed=$PASSED_SECRET exported=$EXPORTED_SECRET token=$JOB_TOKEN"',
+            'echo "multi quoted:"; printf "%s\\n" "$MULTI_SECRET"; echo "multi unquoted:" $MULTI_SECRET',
+            'echo "on stderr: $KV_SECRET $EXPORTED_SECRET" >&2',
+            "env | sort",
+            f'for v in {" ".join(names)}; do printf "%s" "${{!v}}" | sha256sum | sed "s/ .*//; s/^/sha:$v:/"; done',
+            # the host's environment, wherever this script can read one
+            f'for f in /proc/[0-9]*/environ; do tr "\\0" "\\n" < "$f" 2>/dev/null; done | grep -a "{HOST_CANARY}" '
+            '| sed "s/^/found in proc: /"',
+            'grep -a -c "" /proc/$PPID/environ 2>&1 | sed "s/^/parent environ: /"',
+            '{ echo "result kv=$KV_SECRET"; printf "%s\\n" "$MULTI_SECRET"; echo "exported=$EXPORTED_SECRET"; '
+            'echo "token=$JOB_TOKEN"; } > "$JOB_RESULT_FILE"',
+            "echo finished",
+        ]
+    )
+    job = shell_job(
+        script, env=[f"KV_SECRET={values['KV_SECRET']}", f"MULTI_SECRET={values['MULTI_SECRET']}", "PASSED_SECRET"]
+    )
     host.start()
     try:
         uid = host.post(job)

@@ -1,5 +1,6 @@
 """Recurring jobs through the local host with its clock replaced: the timer trigger fires due schedules and
 starts each run as a normal job (real orchestrations, simulated runner, Azurite)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -17,10 +18,14 @@ START = datetime(2026, 3, 2, 0, 0, 30, tzinfo=timezone.utc)  # a Monday
 
 def recurring(cron: str, duration: float = 5, **schedule) -> dict:
     return {
-        "type": "dmss://WorkflowDS/Blueprints/RecurringJob", "label": "every so often",
+        "type": "dmss://WorkflowDS/Blueprints/RecurringJob",
+        "label": "every so often",
         "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
-        "applicationInput": {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "a run",
-                             "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration}},
+        "applicationInput": {
+            "type": "dmss://WorkflowDS/Blueprints/Job",
+            "label": "a run",
+            "runner": {"type": "JOBCORE:Simulated", "durationSeconds": duration},
+        },
         "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": cron, "runs": [], **schedule},
     }
 
@@ -51,8 +56,9 @@ def runs_of(host, uid) -> list[dict]:
 def started_jobs(host) -> list[dict]:
     jobs, token = [], None
     while True:
-        page = requests.get(f"{host.url}/api/jobs", params={"limit": 1000, **({"continuationToken": token}
-                                                                                if token else {})}).json()
+        page = requests.get(
+            f"{host.url}/api/jobs", params={"limit": 1000, **({"continuationToken": token} if token else {})}
+        ).json()
         jobs += [j for j in page["jobs"] if j["kind"] == "job"]
         token = page["continuationToken"]
         if not token:
@@ -109,8 +115,10 @@ def test_downtime_then_recovery_runs_once_and_records_the_missed(storage_env, cl
 
 
 def test_two_hosts_on_one_storage_start_each_run_once(storage_env, clock):
-    with DevHost(app_dir=ROOT, clock=clock, settings=HOST_SETTINGS, worker_id="a") as one, \
-            DevHost(app_dir=ROOT, clock=clock, settings=HOST_SETTINGS, worker_id="b") as two:
+    with (
+        DevHost(app_dir=ROOT, clock=clock, settings=HOST_SETTINGS, worker_id="a") as one,
+        DevHost(app_dir=ROOT, clock=clock, settings=HOST_SETTINGS, worker_id="b") as two,
+    ):
         register(one, recurring("* * * * *", duration=5))
         register(two, recurring("*/2 * * * *", duration=5))
         for _ in range(10):
@@ -148,10 +156,16 @@ def test_preview_in_utc_and_in_the_zone(host):
     assert requests.get(f"{host.url}/api/jobs/{uid}/schedule?next=zero").status_code == 400
 
 
-@pytest.mark.parametrize("schedule", [{"cron": "61 * * * *"}, {"cron": "* * *"},
-                                      {"cron": "* * * * *", "timezone": "Mars/Olympus"},
-                                      {"cron": "* * * * *", "startDate": "next tuesday"},
-                                      {"cron": "* * * * *", "concurrencyPolicy": "Sometimes"}])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"cron": "61 * * * *"},
+        {"cron": "* * *"},
+        {"cron": "* * * * *", "timezone": "Mars/Olympus"},
+        {"cron": "* * * * *", "startDate": "next tuesday"},
+        {"cron": "* * * * *", "concurrencyPolicy": "Sometimes"},
+    ],
+)
 def test_bad_schedules_are_rejected_with_nothing_stored(host, schedule):
     job = recurring("* * * * *")
     job["schedule"].update(schedule)

@@ -14,6 +14,7 @@ recurring job fires a run while a refusal is counted; a stand-in DMSS holds the 
 address names. FUZZ_EXAMPLES (default 20) bounds the random examples of each operation and STATEFUL_EXAMPLES
 (default 20) the stateful scenarios; run with -s for the figures (cases per operation, phase and status).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,13 @@ import pytest
 import requests
 import schemathesis
 from schemathesis import GenerationMode
-from schemathesis.checks import (content_type_conformance, not_a_server_error, response_headers_conformance,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.specs.openapi.checks import ensure_resource_availability, negative_data_rejection
 
 from devhost import DevHost
@@ -43,8 +49,14 @@ FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 STATEFUL_EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "20"))
 # the answer: no 5xx, a documented status, content type, schema and headers; and what the document refuses
 # (negative data: a value outside its schema) is refused
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
+]
 STORED_BY_A_START = ("Jobs", "JobIndex", "Idempotency", DUE_TABLE)
 ECHO = {"type": "dmss://Example/Blueprints/Echo", "message": "hello from DMSS", "seconds": 0.2}
 TALLY: dict[str, tuple[int, float]] = {}
@@ -91,8 +103,10 @@ class Ledger:
         now = stored()
         if response.status_code >= 400:
             self.checked += 1
-            assert now == self.known, f"a refused request ({response.status_code}) stored something (rows " \
-                                      f"{self.known} -> {now}): {case.operation.label} {response.text[:300]}"
+            assert now == self.known, (
+                f"a refused request ({response.status_code}) stored something (rows "
+                f"{self.known} -> {now}): {case.operation.label} {response.text[:300]}"
+            )
         self.known = now
 
 
@@ -104,8 +118,12 @@ def dmss_standin():
     server = DmssStandIn().start()
     data_source, doc_id = DMSS_EXAMPLE_ADDRESS.removeprefix("dmss://").split("/$")
     server.add_data_source(data_source)
-    server.put(data_source, {"type": "dmss://WorkflowDS/Blueprints/Job", "name": "fuzzed", "label": "from DMSS",
-                             "runner": ECHO}, doc_id=doc_id, owner="fuzzer")
+    server.put(
+        data_source,
+        {"type": "dmss://WorkflowDS/Blueprints/Job", "name": "fuzzed", "label": "from DMSS", "runner": ECHO},
+        doc_id=doc_id,
+        owner="fuzzer",
+    )
     yield server
     server.stop()
 
@@ -114,11 +132,17 @@ def dmss_standin():
 def fuzz_host(azurite, dmss_standin):
     prefix = "st" + os.urandom(4).hex()
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"AzureWebJobsStorage": azurite.connection_string, "JOB_STORE_PREFIX": prefix,
-                            "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h", "ENABLE_LOCAL_RUNNERS": "false",
-                            "JOB_RUNNER_MODULES": "examples.third_party_runner", "DMSS_URL": dmss_standin.url,
-                            "DMSS_TIMEOUT_SECONDS": "2", "JOB_MAX_RUN_SECONDS": "30",
-                            "SCHEDULE_TICK": "0 0 0 1 1 *"}.items():
+        for name, value in {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "JOB_STORE_PREFIX": prefix,
+            "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h",
+            "ENABLE_LOCAL_RUNNERS": "false",
+            "JOB_RUNNER_MODULES": "examples.third_party_runner",
+            "DMSS_URL": dmss_standin.url,
+            "DMSS_TIMEOUT_SECONDS": "2",
+            "JOB_MAX_RUN_SECONDS": "30",
+            "SCHEDULE_TICK": "0 0 0 1 1 *",
+        }.items():
             patch.setenv(name, value)
         patch.delenv("PUBLIC_DMSS_URL", raising=False)
         patch.delenv("DMSS_APP_ACCESS_KEY", raising=False)
@@ -133,8 +157,12 @@ def schedule_tick_setting():
 
 # The document the app serves (the fixture below checks that it is this one), loaded when the tests are collected
 schema = schemathesis.openapi.from_dict(document())
-schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=FUZZ_EXAMPLES,
-                                deterministic=True, allow_x00=False)
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+    max_examples=FUZZ_EXAMPLES,
+    deterministic=True,
+    allow_x00=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +186,12 @@ def _call_and_check(case, target: dict):
     started = time.perf_counter()
     response = case.call(**target)
     meta = case.meta
-    _count(f"{case.operation.label} {meta.phase.name.value} {meta.generation.mode.value}" if meta else
-           case.operation.label, time.perf_counter() - started)
+    _count(
+        f"{case.operation.label} {meta.phase.name.value} {meta.generation.mode.value}"
+        if meta
+        else case.operation.label,
+        time.perf_counter() - started,
+    )
     _count(f"status {case.operation.label} {response.status_code}")
     LEDGER.check(case, response)
     case.validate_response(response, checks=CHECKS)
@@ -167,8 +199,7 @@ def _call_and_check(case, target: dict):
 
 
 @schema.parametrize()
-@hypothesis.settings(deadline=None, suppress_health_check=list(hypothesis.HealthCheck), derandomize=True,
-                     database=None)
+@hypothesis.settings(deadline=None, suppress_health_check=list(hypothesis.HealthCheck), derandomize=True, database=None)
 def test_every_operation_answers_as_documented(case, target):
     _call_and_check(case, target)
 
@@ -176,8 +207,9 @@ def test_every_operation_answers_as_documented(case, target):
 def test_stateful_sequences_follow_the_links(target):
     class Workflow(schema.as_state_machine()):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
-            case.validate_response(response, checks=[*CHECKS, ensure_resource_availability],
-                                   transport_kwargs=kwargs or None)
+            case.validate_response(
+                response, checks=[*CHECKS, ensure_resource_availability], transport_kwargs=kwargs or None
+            )
 
         def call(self, case, **kwargs):
             # A repeated Idempotency-Key answers 200 where its first use answered 202: the same steps would
@@ -191,9 +223,16 @@ def test_stateful_sequences_follow_the_links(target):
             LEDGER.check(case, response)
             return response
 
-    Workflow.run(settings=hypothesis.settings(max_examples=STATEFUL_EXAMPLES, stateful_step_count=6,
-                                              deadline=None, derandomize=True, database=None,
-                                              suppress_health_check=list(hypothesis.HealthCheck)))
+    Workflow.run(
+        settings=hypothesis.settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
     assert any(key.startswith("stateful") for key in TALLY)
 
 
@@ -215,9 +254,14 @@ def test_without_a_function_key_every_key_route_answers_its_documented_401(azuri
     key = "k" + uuid.uuid4().hex
     with pytest.MonkeyPatch.context() as patch:
         prefix = "sk" + os.urandom(4).hex()
-        for name, value in {"AzureWebJobsStorage": azurite.connection_string, "JOB_STORE_PREFIX": prefix,
-                            "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h", "ENABLE_LOCAL_RUNNERS": "false",
-                            "JOB_RUNNER_MODULES": "examples.third_party_runner", "DMSS_URL": dmss_standin.url}.items():
+        for name, value in {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "JOB_STORE_PREFIX": prefix,
+            "JOB_ORCHESTRATION_STORE_PREFIX": prefix + "h",
+            "ENABLE_LOCAL_RUNNERS": "false",
+            "JOB_RUNNER_MODULES": "examples.third_party_runner",
+            "DMSS_URL": dmss_standin.url,
+        }.items():
             patch.setenv(name, value)
         settings = {"SCHEDULE_TICK": "0 0 0 1 1 *", "DEVHOST_REQUIRE_KEYS": "true", "DEVHOST_FUNCTION_KEY": key}
         with DevHost(app_dir=ROOT, settings=settings) as keyed:
@@ -227,8 +271,9 @@ def test_without_a_function_key_every_key_route_answers_its_documented_401(azuri
                 case = _minimal_case(operation)
                 keyless = case.call(base_url=base)
                 keyed_call = case.call(base_url=base, headers={"x-functions-key": key})
-                needs_key = "401" in operation.definition.raw["responses"] and \
-                    any("functionKey" in r for r in operation.definition.raw["security"])
+                needs_key = "401" in operation.definition.raw["responses"] and any(
+                    "functionKey" in r for r in operation.definition.raw["security"]
+                )
                 if needs_key:
                     assert keyless.status_code == 401 and not keyless.content, operation.label
                     assert keyed_call.status_code != 401 or keyed_call.content, "past the host"

@@ -1,4 +1,5 @@
 """Helpers for the infra tests: parse Bicep with pycep-parser and find what the templates set."""
+
 from __future__ import annotations
 
 import functools

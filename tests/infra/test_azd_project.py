@@ -1,4 +1,5 @@
 """(i) azure.yaml points azd at this function app; (j) the Azure runtime is the Python the code runs on."""
+
 from __future__ import annotations
 
 import re
@@ -63,9 +64,11 @@ def test_runtime_is_python_3_11_like_the_code():
     version = params["runtimeVersion"]
     assert version == "3.11"
     assert version == f"{sys.version_info.major}.{sys.version_info.minor}", (
-        "the tests run on another Python than the one deployed")
-    allowed = next(d["argument"] for d in parse(FLEX)["parameters"]["runtimeVersion"]["decorators"]
-                   if d["type"] == "allowed")
+        "the tests run on another Python than the one deployed"
+    )
+    allowed = next(
+        d["argument"] for d in parse(FLEX)["parameters"]["runtimeVersion"]["decorators"] if d["type"] == "allowed"
+    )
     assert version in allowed
     requirements = (ROOT / "requirements.txt").read_text()
     match = re.search(r"azure-functions\s*>=[^,\n]*,\s*<\s*1\.(\d+)", requirements)
@@ -75,6 +78,12 @@ def test_runtime_is_python_3_11_like_the_code():
 
 def test_outputs_azd_needs():
     outputs = parse(MAIN)["outputs"]
-    for name in ("AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "SERVICE_API_NAME",
-                 "AZURE_FUNCTION_NAME", "SERVICE_API_URI"):
+    for name in (
+        "AZURE_LOCATION",
+        "AZURE_TENANT_ID",
+        "AZURE_RESOURCE_GROUP",
+        "SERVICE_API_NAME",
+        "AZURE_FUNCTION_NAME",
+        "SERVICE_API_URI",
+    ):
         assert name in outputs

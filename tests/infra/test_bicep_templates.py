@@ -1,5 +1,6 @@
 """(a) Every Bicep file parses (pycep-parser; there is no Bicep compiler here), and the modules fit together:
 module paths exist, module parameters are declared and required ones given, referenced outputs exist."""
+
 from __future__ import annotations
 
 import re

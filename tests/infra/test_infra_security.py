@@ -1,4 +1,5 @@
 """(e) no secret literal in templates or parameter files, (f) shared keys off, (h) least-privilege roles present."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,16 @@ import pytest
 
 from shared.platform import settings
 from tests.infra.bicep_support import (
-    API, AZURE_YAML, INFRA, MAIN, PARAMETERS, bicep_files, load_parameters, module_params, parse, walk,
+    API,
+    AZURE_YAML,
+    INFRA,
+    MAIN,
+    PARAMETERS,
+    bicep_files,
+    load_parameters,
+    module_params,
+    parse,
+    walk,
 )
 
 TEMPLATE_FILES = bicep_files() + sorted(INFRA.rglob("*.json")) + [AZURE_YAML]
@@ -46,7 +56,9 @@ SECRET_PATTERNS = [
     re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),  # a JWT
 ]
 SECRETISH_NAME = re.compile(r"(password|secret|(?<![a-z])key|token|credential|connectionstring)", re.I)
-NOT_SECRET_NAMES = re.compile(r"(SecretName|KeyVault|keyVault|__credential|_KEY_SECRET_NAME|Credential$|connectionStringName$)")
+NOT_SECRET_NAMES = re.compile(
+    r"(SecretName|KeyVault|keyVault|__credential|_KEY_SECRET_NAME|Credential$|connectionStringName$)"
+)
 
 
 def _rel(path: Path) -> str:
@@ -116,8 +128,9 @@ def test_storage_shared_key_access_disabled():
 def test_application_insights_local_auth_disabled():
     monitoring = parse(INFRA / "core" / "monitor" / "monitoring.bicep")
     assert module_params(parse(MAIN), "monitoring")["disableLocalAuth"] is True
-    assert monitoring["resources"]["applicationInsights"]["config"]["properties"]["DisableLocalAuth"] == \
-        "disableLocalAuth"
+    assert (
+        monitoring["resources"]["applicationInsights"]["config"]["properties"]["DisableLocalAuth"] == "disableLocalAuth"
+    )
 
 
 def test_function_app_uses_the_user_assigned_identity_for_deployment_and_key_vault():
@@ -155,10 +168,15 @@ def test_role_is_assigned(role):
 def test_storage_and_monitoring_roles_target_the_right_resources():
     rbac = parse(INFRA / "app" / "rbac.bicep")
     variables = {name: var["value"] for name, var in rbac["variables"].items()}
-    assert {variables["storageBlobDataOwnerRoleId"], variables["storageQueueDataContributorRoleId"],
-            variables["storageTableDataContributorRoleId"]} == {
-        ROLE_IDS["Storage Blob Data Owner"], ROLE_IDS["Storage Queue Data Contributor"],
-        ROLE_IDS["Storage Table Data Contributor"]}
+    assert {
+        variables["storageBlobDataOwnerRoleId"],
+        variables["storageQueueDataContributorRoleId"],
+        variables["storageTableDataContributorRoleId"],
+    } == {
+        ROLE_IDS["Storage Blob Data Owner"],
+        ROLE_IDS["Storage Queue Data Contributor"],
+        ROLE_IDS["Storage Table Data Contributor"],
+    }
     resources = rbac["resources"]
     assert resources["storageRoleAssignments"]["config"]["config"]["scope"] == "storageAccount"
     assert resources["appInsightsRoleAssignment"]["config"]["scope"] == "applicationInsights"
@@ -192,8 +210,11 @@ def test_custom_container_group_role_is_narrow():
 
 def test_jobs_rights_are_scoped_to_the_jobs_resource_group():
     main = MAIN.read_text()
-    assert re.search(r"module jobsAccess './app/jobs-access.bicep' = \{\s*name: 'jobsAccess'\s*"
-                     r"scope: resourceGroup\(jobsRgName\)", main)
+    assert re.search(
+        r"module jobsAccess './app/jobs-access.bicep' = \{\s*name: 'jobsAccess'\s*"
+        r"scope: resourceGroup\(jobsRgName\)",
+        main,
+    )
     assert parse(MAIN)["parameters"]["useCustomJobsRole"]["default"] is True
 
 
@@ -221,13 +242,16 @@ def test_every_role_assignment_has_a_deterministic_name():
             assert any(isinstance(n, dict) and "principalType" in n for n in nodes), (_rel(path), name)
 
 
-@pytest.mark.parametrize("sample", [
-    "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=abc",
-    "Endpoint=sb://x/;SharedAccessKeyName=root;SharedAccessKey=abc",
-    "value: stg.listKeys().keys[0].value",
-    "InstrumentationKey=01234567-89ab-cdef-0123-456789abcdef",
-    "https://x.blob.core.windows.net/c?sv=2022&sig=abcdefghijklmnop",
-])
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=abc",
+        "Endpoint=sb://x/;SharedAccessKeyName=root;SharedAccessKey=abc",
+        "value: stg.listKeys().keys[0].value",
+        "InstrumentationKey=01234567-89ab-cdef-0123-456789abcdef",
+        "https://x.blob.core.windows.net/c?sv=2022&sig=abcdefghijklmnop",
+    ],
+)
 def test_secret_scan_catches_samples(sample):
     assert any(p.search(sample) for p in SECRET_PATTERNS)
 

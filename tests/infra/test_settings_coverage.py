@@ -1,5 +1,6 @@
 """One list of settings: shared/platform/settings.py is the list; the Bicep app settings, the code's reads and
 local.settings.json.example must agree with it."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,23 @@ from pathlib import Path
 
 from shared.platform import settings
 from tests.infra.bicep_support import (
-    API, FLEX, MAIN, ROOT, app_setting_sources, app_settings_set, module_params, parse, string_literal,
+    API,
+    FLEX,
+    MAIN,
+    ROOT,
+    app_setting_sources,
+    app_settings_set,
+    module_params,
+    parse,
+    string_literal,
 )
 
 #: Declared settings the template deliberately does not set, with the reason.
 NOT_SET_IN_AZURE = {
     "AzureWebJobsStorage": "connection string with a key; Azure uses the identity-based AzureWebJobsStorage__* "
-                           "settings (shared keys are disabled on the account)",
+    "settings (shared keys are disabled on the account)",
     "JOB_ORCHESTRATION_STORE_PREFIX": "read by the local host (devhost) only; in Azure the Durable extension keeps "
-                                      "its own history (task hub)",
+    "its own history (task hub)",
     "DOCKER_HOST": "local container runner only; local runners are off in Azure",
     "JOB_WORK_DIR": "shell/local runners' working directories only; local runners are off in Azure",
 }
@@ -44,7 +53,8 @@ CODE_PATHS = [ROOT / "shared", ROOT / "runners", ROOT / "function_app.py"]
 SETTINGS_READ = re.compile(r"""\bsettings\.get(?:_bool|_int|_float|_list)?\(\s*["']([^"']+)["']""")
 ENV_READ = re.compile(
     r"""\bos\.(?:environ\.get|environ\.setdefault|getenv|environ\.pop)\(\s*["']([^"']+)["']"""
-    r"""|\bos\.environ\[\s*["']([^"']+)["']\s*\]""")
+    r"""|\bos\.environ\[\s*["']([^"']+)["']\s*\]"""
+)
 
 
 def code_files() -> list[Path]:
@@ -67,9 +77,14 @@ def test_exemptions_are_declared_settings():
 
 def test_every_declared_setting_is_set_by_the_template():
     set_by_template = app_settings_set()
-    missing = [s.name for s in settings.SETTINGS
-               if s.name not in set_by_template and s.name not in NOT_SET_IN_AZURE and s.name not in SET_ELSEWHERE]
-    assert not missing, f"settings declared in shared/platform/settings.py but not set in infra/app/api.bicep: {missing}"
+    missing = [
+        s.name
+        for s in settings.SETTINGS
+        if s.name not in set_by_template and s.name not in NOT_SET_IN_AZURE and s.name not in SET_ELSEWHERE
+    ]
+    assert not missing, (
+        f"settings declared in shared/platform/settings.py but not set in infra/app/api.bicep: {missing}"
+    )
 
 
 def test_exempt_settings_are_not_set():
@@ -97,8 +112,9 @@ def test_plain_values_are_the_declared_cloud_or_default_values():
         setting = settings.BY_NAME.get(name)
         if literal is None or setting is None:
             continue
-        expected = setting.cloud if setting.cloud is not None else (
-            CLOUD_VALUES_NOT_DECLARED.get(name, setting.default or ""))
+        expected = (
+            setting.cloud if setting.cloud is not None else (CLOUD_VALUES_NOT_DECLARED.get(name, setting.default or ""))
+        )
         assert literal == expected, f"{name}: template sets {literal!r}, shared/platform/settings.py says {expected!r}"
         checked += 1
     assert checked >= 10
@@ -131,7 +147,9 @@ def test_parameter_defaults_match_declared_defaults():
             if default is None or string_literal(default) is None:
                 continue  # no default, or an expression (e.g. the deployment's location)
             assert string_literal(default) in (setting.default or "", ""), (
-                f"{name}: parameter {expression} defaults to {default}, shared/platform/settings.py says {setting.default!r}")
+                f"{name}: parameter {expression} defaults to {default}, "
+                f"shared/platform/settings.py says {setting.default!r}"
+            )
             checked += 1
     assert checked >= 5
 
@@ -181,8 +199,11 @@ def test_identity_based_storage_settings():
 def test_durable_task_scheduler_settings():
     variables = parse(API)["variables"]
     dts = variables["durableTaskSchedulerAppSettings"]["value"]
-    assert {"DURABLE_TASK_SCHEDULER_CONNECTION_STRING", "TASKHUB_NAME",
-            "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type"} <= set(dts)
+    assert {
+        "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",
+        "TASKHUB_NAME",
+        "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type",
+    } <= set(dts)
     assert dts["AzureFunctionsJobHost__extensions__durableTask__storageProvider__type"] == "azureManaged"
     assert "Authentication=ManagedIdentity" in dts["DURABLE_TASK_SCHEDULER_CONNECTION_STRING"]
 
@@ -223,8 +244,13 @@ def test_the_code_scan_finds_reads():
 
 
 def generated_example() -> str:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_local_settings.py")],
-                            capture_output=True, text=True, check=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_local_settings.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return result.stdout
 
 
@@ -244,4 +270,5 @@ def test_local_settings_example_is_generated_from_the_list():
     example = ROOT / "local.settings.json.example"
     assert example.is_file(), "local.settings.json.example is missing: python scripts/gen_local_settings.py --write"
     assert example.read_text(encoding="utf-8") == generated_example(), (
-        "local.settings.json.example is out of date: python scripts/gen_local_settings.py --write")
+        "local.settings.json.example is out of date: python scripts/gen_local_settings.py --write"
+    )

@@ -1,4 +1,5 @@
 """scripts/smoke.sh: syntax, and a run against a local stand-in of the jobs API."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,15 @@ class StandIn:
                 if self.path == "/api/jobs/u-1/result":
                     return self._reply(200, {"message": "ok", "result": "hello"})
                 status = stand_in.statuses.pop(0) if len(stand_in.statuses) > 1 else stand_in.statuses[0]
-                self._reply(200, {"status": status, "log": ["line one", "line two"], "percentage": None,
-                                  "message": "exit 1" if status == "failed" else ""})
+                self._reply(
+                    200,
+                    {
+                        "status": status,
+                        "log": ["line one", "line two"],
+                        "percentage": None,
+                        "message": "exit 1" if status == "failed" else "",
+                    },
+                )
 
             def do_DELETE(self):
                 self._record()
@@ -90,8 +98,7 @@ class StandIn:
 def run(url, *args, **env):
     full_env = {**os.environ, "SMOKE_POLL_SECONDS": "0", "SMOKE_TIMEOUT": "20", **env}
     full_env.pop("TOKEN", None) if "TOKEN" not in env else None
-    return subprocess.run(["bash", str(SCRIPT), url, *args], capture_output=True, text=True, env=full_env,
-                          timeout=60)
+    return subprocess.run(["bash", str(SCRIPT), url, *args], capture_output=True, text=True, env=full_env, timeout=60)
 
 
 @needs_tools

@@ -15,6 +15,7 @@ call, an orchestrator episode, an activity), with plain stand-ins for the protoc
 the worker does with the app is the real code; only the gRPC transport is missing. It is skipped when no Python
 3.13 is found or the packages cannot be installed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,7 +44,7 @@ def _functions(app) -> list[indexing.Indexed]:
     return indexing.index(app)
 
 
-_APP_FUNCTIONS = _functions(indexing.find_app(function_app))   # get_functions() may be called once per app
+_APP_FUNCTIONS = _functions(indexing.find_app(function_app))  # get_functions() may be called once per app
 
 
 def test_the_app_has_one_top_level_function_app():
@@ -59,8 +60,14 @@ def test_the_host_accepts_every_function():
 
 
 def test_every_setting_a_binding_names_is_declared_and_resolves_to_a_valid_schedule():
-    names = {n for f in _APP_FUNCTIONS for b in f.bindings for v in b.values() if isinstance(v, str)
-             for n in re.findall(r"%([^%]+)%", v)}
+    names = {
+        n
+        for f in _APP_FUNCTIONS
+        for b in f.bindings
+        for v in b.values()
+        if isinstance(v, str)
+        for n in re.findall(r"%([^%]+)%", v)
+    }
     assert names, "the app's timer reads %SCHEDULE_TICK%: the scan must find it"
     assert names <= set(settings.BY_NAME)
     for f in _APP_FUNCTIONS:
@@ -83,13 +90,17 @@ def test_the_worker_pool_leaves_threads_for_http():
 def _app_with(*routes: tuple[str, str | None, list[str]], timer: str | None = None) -> func.FunctionApp:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     for name, route, methods in routes:
+
         def handler(req: func.HttpRequest) -> func.HttpResponse:
             return func.HttpResponse("")
+
         handler.__name__ = name
         app.route(route=route, methods=methods)(handler)
     if timer is not None:
+
         def tick(timer: func.TimerRequest) -> None:
             pass
+
         app.timer_trigger(schedule=timer, arg_name="timer")(tick)
     return app
 
@@ -114,15 +125,22 @@ def test_a_function_without_a_route_gets_its_name_and_can_be_refused_for_it():
 
 
 def test_route_conflicts_as_the_host_sees_them():
-    app = _app_with(("a", "jobs/{uid}", ["GET"]), ("b", "/JOBS/{uid}/", ["GET", "PUT"]),
-                    ("c", "jobs/{uid}", ["DELETE"]), ("d", "jobs/{id}", ["GET"]), ("e", "jobs/{uid}", None))
+    app = _app_with(
+        ("a", "jobs/{uid}", ["GET"]),
+        ("b", "/JOBS/{uid}/", ["GET", "PUT"]),
+        ("c", "jobs/{uid}", ["DELETE"]),
+        ("d", "jobs/{id}", ["GET"]),
+        ("e", "jobs/{uid}", None),
+    )
     messages = _host_messages(app)
-    assert set(messages) == {"b", "e"}          # c: no common method; d: other text (ASP.NET would still clash)
+    assert set(messages) == {"b", "e"}  # c: no common method; d: other text (ASP.NET would still clash)
     assert "defined by function 'a'" in messages["b"]
 
 
-@pytest.mark.parametrize("schedule", ["*/5 * * * *", "0 0 25 * * *", "0 */0 * * * *", "0 0 * * * 7", "00:05:00",
-                                      "0 0 12 ? * MON", "0 0 12 L * *"])
+@pytest.mark.parametrize(
+    "schedule",
+    ["*/5 * * * *", "0 0 25 * * *", "0 */0 * * * *", "0 0 * * * 7", "00:05:00", "0 0 12 ? * MON", "0 0 12 L * *"],
+)
 def test_invalid_ncrontab_is_refused(schedule):
     assert "not a valid CRON expression" in _host_messages(_app_with(timer=schedule))["tick"]
 
@@ -136,15 +154,17 @@ def test_a_setting_no_list_declares_is_refused():
     messages = _host_messages(_app_with(timer="%SCHEDULE_TIK%"))
     assert "'%SCHEDULE_TIK%' does not resolve" in messages["tick"]
     assert _host_messages(_app_with(timer="%SCHEDULE_TICK%")) == {}
-    assert "not a valid CRON" in _host_messages(_app_with(timer="%SCHEDULE_TICK%"),
-                                                {**AZURE_VALUES, "SCHEDULE_TICK": "*/5 * * * *"})["tick"]
+    assert (
+        "not a valid CRON"
+        in _host_messages(_app_with(timer="%SCHEDULE_TICK%"), {**AZURE_VALUES, "SCHEDULE_TICK": "*/5 * * * *"})["tick"]
+    )
 
 
 def test_parameters_must_match_bindings():
     app = func.FunctionApp()
 
     @app.route(route="x")
-    def wrong(request: func.HttpRequest) -> func.HttpResponse:   # the binding is named `req`
+    def wrong(request: func.HttpRequest) -> func.HttpResponse:  # the binding is named `req`
         return func.HttpResponse("")
 
     problems = indexing.worker_problems(_functions(app))
@@ -276,11 +296,13 @@ asyncio.run(main())
 
 
 def _python313() -> str | None:
-    candidates = [shutil.which("python3.13")] + sorted(str(p) for p in Path.home().glob(
-        ".pyenv/versions/3.13*/bin/python3.13"))
+    candidates = [shutil.which("python3.13")] + sorted(
+        str(p) for p in Path.home().glob(".pyenv/versions/3.13*/bin/python3.13")
+    )
     for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info >= (3, 13))"],
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info >= (3, 13))"], capture_output=True, text=True
+        )
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return candidate
     return None
@@ -297,8 +319,10 @@ def worker313() -> Path:
     venv_python = cache / "bin" / "python"
     if not (cache / "ready").exists():
         shutil.rmtree(cache, ignore_errors=True)
-        steps = [[python, "-m", "venv", str(cache)],
-                 [str(venv_python), "-m", "pip", "install", "-q", RUNTIME, "-r", str(ROOT / "requirements.txt")]]
+        steps = [
+            [python, "-m", "venv", str(cache)],
+            [str(venv_python), "-m", "pip", "install", "-q", RUNTIME, "-r", str(ROOT / "requirements.txt")],
+        ]
         for step in steps:
             done = subprocess.run(step, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
@@ -310,11 +334,16 @@ def worker313() -> Path:
 def _drive(venv_python: Path, tmp_path: Path, calls: list) -> dict:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    done = subprocess.run([str(venv_python), str(script), str(ROOT), json.dumps(calls)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    done = subprocess.run(
+        [str(venv_python), str(script), str(ROOT), json.dumps(calls)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 class _NoOrchestrations:
@@ -330,18 +359,28 @@ def test_the_real_worker_library_indexes_and_invokes_the_app(worker313, storage_
     from shared.jobs.orchestrator import START_ACTIVITY, initial_input
     from shared.jobs.polling import PollPolicy
 
-    job = {"type": "dmss://WorkflowDS/Blueprints/Job", "label": "worker",
-           "runner": {"type": "dmss://WorkflowDS/Blueprints/Simulated", "durationSeconds": 3600}}
+    job = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "worker",
+        "runner": {"type": "dmss://WorkflowDS/Blueprints/Simulated", "durationSeconds": 3600},
+    }
     uid = service.start_job(job, caller=None, orchestrations=_NoOrchestrations()).uid
     activities.start(uid)
     now = datetime.now(timezone.utc)
-    context = orchestration_context([h.orchestrator_started(now), h.execution_started(now, "job_orchestrator",
-                                     None, uid, "e1")], json.dumps(initial_input(uid, 60, PollPolicy())), uid)
-    out = _drive(worker313, tmp_path, [
-        ["health", {"req": ["http", {"method": "GET", "url": "http://localhost/api/health"}]}, {}],
-        ["job_orchestrator", {"context": ["string", json.dumps(context)]}, {}],
-        ["poll_job_activity", {"uid": ["json", json.dumps(uid)]}, {}],
-    ])
+    context = orchestration_context(
+        [h.orchestrator_started(now), h.execution_started(now, "job_orchestrator", None, uid, "e1")],
+        json.dumps(initial_input(uid, 60, PollPolicy())),
+        uid,
+    )
+    out = _drive(
+        worker313,
+        tmp_path,
+        [
+            ["health", {"req": ["http", {"method": "GET", "url": "http://localhost/api/health"}]}, {}],
+            ["job_orchestrator", {"context": ["string", json.dumps(context)]}, {}],
+            ["poll_job_activity", {"uid": ["json", json.dumps(uid)]}, {}],
+        ],
+    )
     assert out["init"]["status"] == 1, out["init"]
     assert out["init"]["capabilities"]["RpcHttpBodyOnly"] == "true"
     # metadata: the same functions and bindings the 3.11 index (and devhost) reads

@@ -3,6 +3,7 @@
 With the real shell runner and real Azurite, calling the activities the way a host that died and came back
 would (the same activity twice, a poll after the job said it ended).
 """
+
 from __future__ import annotations
 
 import time
@@ -27,8 +28,9 @@ def _until_done(uid: str, timeout: float = 20) -> dict:
 
 def test_a_start_run_twice_launches_once(storage_env, tmp_path):
     marker = tmp_path / "starts"
-    started = service.start_job(_shell(f"echo start >> {marker}; sleep 1"), caller=None,
-                                orchestrations=NoOrchestrations())
+    started = service.start_job(
+        _shell(f"echo start >> {marker}; sleep 1"), caller=None, orchestrations=NoOrchestrations()
+    )
     first = activities.start(started.uid)
     handle = store().get(started.uid).handle
     second = activities.start(started.uid)  # the host died after the first returned; the activity runs again

@@ -1,4 +1,5 @@
 """The store against a real Azurite: ETag-safe updates, listing, idempotency, large text."""
+
 import threading
 from datetime import timedelta
 
@@ -20,8 +21,10 @@ def test_concurrent_updates_lose_nothing(storage_env):
 
     def bump():
         for _ in range(10):
+
             def inc(r):
                 r.extra["n"] += 1
+
             jobs.update("00000000-0000-0000-0000-000000000001", inc)
 
     threads = [threading.Thread(target=bump) for _ in range(4)]

@@ -1,4 +1,5 @@
 """Start, poll and finish activities with the real shell runner and real Azurite (no orchestration host)."""
+
 import os
 import time
 
@@ -23,8 +24,11 @@ class NoOrchestrations:
 
 
 def _shell(script, env=()):
-    return {"type": "JOBCORE:Job", "label": "t", "runner": {"type": "JOBCORE:Shell", "script": script,
-                                                             "environmentVariables": list(env)}}
+    return {
+        "type": "JOBCORE:Job",
+        "label": "t",
+        "runner": {"type": "JOBCORE:Shell", "script": script, "environmentVariables": list(env)},
+    }
 
 
 def _run_to_end(uid, timeout=20):
@@ -41,8 +45,9 @@ def _run_to_end(uid, timeout=20):
 
 def test_completed_with_result_file(storage_env):
     orch = NoOrchestrations()
-    started = service.start_job(_shell('echo hello; echo "$JOB_UID" > "$JOB_RESULT_FILE"'), caller=None,
-                                orchestrations=orch)
+    started = service.start_job(
+        _shell('echo hello; echo "$JOB_UID" > "$JOB_RESULT_FILE"'), caller=None, orchestrations=orch
+    )
     assert orch.started[0][0] == started.uid
     assert _run_to_end(started.uid)["status"] == "completed"
     body = service.get_job(started.uid)
@@ -61,8 +66,9 @@ def test_failure_reports_exit_code_and_result_falls_back_to_output(storage_env):
 def test_stop_kills_the_process_group(storage_env, tmp_path):
     pidfile = tmp_path / "pids"
     orch = NoOrchestrations()
-    started = service.start_job(_shell(f"sleep 300 & echo $! >> {pidfile}; echo $$ >> {pidfile}; wait"),
-                                caller=None, orchestrations=orch)
+    started = service.start_job(
+        _shell(f"sleep 300 & echo $! >> {pidfile}; echo $$ >> {pidfile}; wait"), caller=None, orchestrations=orch
+    )
     lifecycle.start(started.uid)
     deadline = time.monotonic() + 10
     while not (pidfile.exists() and len(pidfile.read_text().split()) == 2) and time.monotonic() < deadline:
@@ -81,19 +87,22 @@ def test_stop_kills_the_process_group(storage_env, tmp_path):
 
 def test_canary_secret_is_scrubbed_from_log_result_and_replies(storage_env):
     canary = "CANARY-7f3a9c-secret"
-    started = service.start_job(_shell('echo "token is $SECRET"; echo "$SECRET" > "$JOB_RESULT_FILE"',
-                                       [f"SECRET={canary}"]), caller=None, orchestrations=NoOrchestrations())
+    started = service.start_job(
+        _shell('echo "token is $SECRET"; echo "$SECRET" > "$JOB_RESULT_FILE"', [f"SECRET={canary}"]),
+        caller=None,
+        orchestrations=NoOrchestrations(),
+    )
     _run_to_end(started.uid)
     record = store().get(started.uid)
-    texts = [str(service.get_job(started.uid)), str(service.get_result(started.uid)),
-             store().get_text(record.log_ref)]
+    texts = [str(service.get_job(started.uid)), str(service.get_result(started.uid)), store().get_text(record.log_ref)]
     assert all(canary not in text for text in texts)
     assert "token is ***" in service.get_job(started.uid)["log"]
 
 
 def test_time_limit_marks_failed(storage_env):
-    started = service.start_job({**_shell("sleep 30"), "timeLimitSeconds": 5}, caller=None,
-                                orchestrations=NoOrchestrations())
+    started = service.start_job(
+        {**_shell("sleep 30"), "timeLimitSeconds": 5}, caller=None, orchestrations=NoOrchestrations()
+    )
     lifecycle.start(started.uid)
     result = lifecycle.finish({"uid": started.uid, "reason": "timeout"})
     assert result["status"] == "failed"
@@ -123,8 +132,9 @@ def test_finish_waits_for_a_throttling_runner_then_closes_the_job(storage_env):
     from runners.registry import default_registry
 
     default_registry().register(ThrottledAtTheEnd)
-    uid = service.start_job({"type": "JOBCORE:Job", "runner": {"type": "test:Throttled"}}, caller=None,
-                            orchestrations=NoOrchestrations()).uid
+    uid = service.start_job(
+        {"type": "JOBCORE:Job", "runner": {"type": "test:Throttled"}}, caller=None, orchestrations=NoOrchestrations()
+    ).uid
     assert lifecycle.start(uid)["state"] == "started"
     assert lifecycle.poll(uid) == {"done": False, "reason": None, "changed": False}
     assert "could not tell" in service.get_job(uid)["message"]

@@ -1,5 +1,6 @@
 """Progress is a fraction from 0 to 1: the DM web app's job plugin shows `Math.round(percentage * 100)%`
 (dm-core-plugins, common.tsx `Progress`), so 1.0 is "100%" and 40 would be "4000%"."""
+
 import json
 from datetime import datetime, timezone
 
@@ -27,9 +28,21 @@ class Recorder:
         pass
 
 
-@pytest.mark.parametrize("value, expected", [(None, None), (0, 0.0), (0.4, 0.4), (1, 1.0), (1.0, 1.0),
-                                             (40, 0.4), (100.0, 1.0), (250, 1.0), (-3, 0.0),
-                                             (float("nan"), None)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),
+        (0, 0.0),
+        (0.4, 0.4),
+        (1, 1.0),
+        (1.0, 1.0),
+        (40, 0.4),
+        (100.0, 1.0),
+        (250, 1.0),
+        (-3, 0.0),
+        (float("nan"), None),
+    ],
+)
 def test_fraction(value, expected):
     assert transitions.fraction(value) == expected
 
@@ -79,6 +92,7 @@ def test_status_body_of_a_record_stored_in_percent_shows_a_fraction(storage_env)
 
     def old_style(record):
         record.percentage = 100.0  # what this service stored before progress was a fraction
+
     store().update(uid, old_style)
     assert service.get_job(uid)["percentage"] == 1.0
 
@@ -94,8 +108,12 @@ def test_progress_outside_zero_to_one_is_refused_and_nothing_is_stored(storage_e
     assert raised.value.status == 422
     assert "fraction from 0 to 1" in raised.value.message and "0.4 for 40 %" in raised.value.message
     after = store().get(uid)
-    assert (after.percentage, after.reported_log, after.externally_reported, after.status) == \
-        (before.percentage, before.reported_log, before.externally_reported, before.status)
+    assert (after.percentage, after.reported_log, after.externally_reported, after.status) == (
+        before.percentage,
+        before.reported_log,
+        before.externally_reported,
+        before.status,
+    )
 
 
 @pytest.mark.parametrize("value", [0, 0.0, 0.4, 1, 1.0])

@@ -1,4 +1,5 @@
 """Every bad input gets its 4xx and leaves nothing behind (no row, no index entry, no orchestration)."""
+
 import json
 from dataclasses import dataclass
 
@@ -32,21 +33,28 @@ class Who:
 GOOD = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Shell", "script": "true"}}
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"{not json", 400),
-    (b"", 400),
-    (b"[1, 2]", 400),
-    (json.dumps({"type": "dmss://WorkflowDS/Blueprints/Other", "runner": {"type": "x"}}).encode(), 400),
-    (json.dumps({"runner": {"type": "JOBCORE:Shell"}}).encode(), 422),
-    (json.dumps({"type": "JOBCORE:Job"}).encode(), 422),
-    (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Shell"}}).encode(), 422),
-    (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Nope"}}).encode(), 422),
-    (json.dumps({"type": "JOBCORE:Job", "status": "bogus", "runner": {"type": "JOBCORE:Shell", "script": "x"}})
-     .encode(), 422),
-    (json.dumps({**GOOD, "runner": {**GOOD["runner"], "environmentVariables": ["NOT_ALLOWED"]}}).encode(), 422),
-    (json.dumps({**GOOD, "timeLimitSeconds": -1}).encode(), 422),
-    (b"{" + b" " * (1024 * 1024) + b"}", 413),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"{not json", 400),
+        (b"", 400),
+        (b"[1, 2]", 400),
+        (json.dumps({"type": "dmss://WorkflowDS/Blueprints/Other", "runner": {"type": "x"}}).encode(), 400),
+        (json.dumps({"runner": {"type": "JOBCORE:Shell"}}).encode(), 422),
+        (json.dumps({"type": "JOBCORE:Job"}).encode(), 422),
+        (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Shell"}}).encode(), 422),
+        (json.dumps({"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Nope"}}).encode(), 422),
+        (
+            json.dumps(
+                {"type": "JOBCORE:Job", "status": "bogus", "runner": {"type": "JOBCORE:Shell", "script": "x"}}
+            ).encode(),
+            422,
+        ),
+        (json.dumps({**GOOD, "runner": {**GOOD["runner"], "environmentVariables": ["NOT_ALLOWED"]}}).encode(), 422),
+        (json.dumps({**GOOD, "timeLimitSeconds": -1}).encode(), 422),
+        (b"{" + b" " * (1024 * 1024) + b"}", 413),
+    ],
+)
 def test_bad_start_is_refused_and_nothing_is_stored(storage_env, body, status):
     orch = Recorder()
     with pytest.raises(ApiError) as raised:
@@ -78,12 +86,16 @@ def test_failed_orchestration_start_leaves_nothing(storage_env):
     assert not result.existed
 
 
-@pytest.mark.parametrize("uid, status", [("not-a-uuid", 400), ("../etc", 400),
-                                         ("3f2b8c1e-0000-4000-8000-000000000000", 404)])
+@pytest.mark.parametrize(
+    "uid, status", [("not-a-uuid", 400), ("../etc", 400), ("3f2b8c1e-0000-4000-8000-000000000000", 404)]
+)
 def test_bad_and_unknown_uids(storage_env, uid, status):
-    for call in (lambda: service.get_job(uid), lambda: service.get_result(uid),
-                 lambda: service.stop_job(uid, None, Recorder()),
-                 lambda: service.report_progress(uid, b'{"percentage": 1, "logs": null, "status": null}', "true")):
+    for call in (
+        lambda: service.get_job(uid),
+        lambda: service.get_result(uid),
+        lambda: service.stop_job(uid, None, Recorder()),
+        lambda: service.report_progress(uid, b'{"percentage": 1, "logs": null, "status": null}', "true"),
+    ):
         with pytest.raises(ApiError) as raised:
             call()
         assert raised.value.status == status
@@ -106,8 +118,12 @@ def test_result_before_end_is_409(storage_env):
 def test_progress_semantics(storage_env):
     uid = service.start_job(GOOD, caller=None, orchestrations=Recorder()).uid
     token = store().get(uid).job_token
-    put = lambda body, overwrite: service.report_progress(uid, json.dumps(body).encode(), overwrite,  # noqa: E731
-                                                          job_token=token)
+    put = lambda body, overwrite: service.report_progress(
+        uid,
+        json.dumps(body).encode(),
+        overwrite,  # noqa: E731
+        job_token=token,
+    )
     assert put({"percentage": 0.1, "logs": "a\n\nb", "status": "running"}, "false") == {"response": "OK"}
     body = service.get_job(uid)
     assert body["log"] == ["a", "b"] and body["percentage"] == 0.1 and body["status"] == "running"
@@ -115,11 +131,13 @@ def test_progress_semantics(storage_env):
     assert service.get_job(uid)["log"] == ["a", "b", "c"]
     put({"percentage": None, "logs": "only line", "status": None}, "true")
     assert service.get_job(uid)["log"] == ["only line"]
-    for bad, overwrite in (({"percentage": "x", "logs": None, "status": None}, "true"),
-                           ({"percentage": None, "logs": None, "status": "nope"}, "true"),
-                           ({"percentage": None, "logs": 5, "status": None}, "true"),
-                           ({"percentage": None, "logs": None, "status": None}, None),
-                           ({"percentage": None, "logs": None, "status": None}, "maybe")):
+    for bad, overwrite in (
+        ({"percentage": "x", "logs": None, "status": None}, "true"),
+        ({"percentage": None, "logs": None, "status": "nope"}, "true"),
+        ({"percentage": None, "logs": 5, "status": None}, "true"),
+        ({"percentage": None, "logs": None, "status": None}, None),
+        ({"percentage": None, "logs": None, "status": None}, "maybe"),
+    ):
         with pytest.raises(ApiError) as raised:
             put(bad, overwrite)
         assert raised.value.status == 422
@@ -128,8 +146,11 @@ def test_progress_semantics(storage_env):
 def test_authorization_only_starter_may_stop(storage_env):
     uid = service.start_job(GOOD, caller=Who("alice"), orchestrations=Recorder()).uid
     assert service.get_job(uid, Who("alice"))["triggeredBy"] == "alice"
-    for call in (lambda: service.stop_job(uid, Who("mallory"), Recorder()),
-                 lambda: service.get_result(uid, Who("mallory")), lambda: service.get_job(uid, None)):
+    for call in (
+        lambda: service.stop_job(uid, Who("mallory"), Recorder()),
+        lambda: service.get_result(uid, Who("mallory")),
+        lambda: service.get_job(uid, None),
+    ):
         with pytest.raises(ApiError) as raised:
             call()
         assert raised.value.status == 403

@@ -1,4 +1,5 @@
 """Fixtures for the runner tests: replaced clock, ARM and Radix stand-ins, a real podman engine."""
+
 from __future__ import annotations
 
 import os
@@ -50,9 +51,16 @@ def arm(manual_clock, monkeypatch):
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-0000000000aa")
     monkeypatch.setenv("ACI_RESOURCE_GROUP", "rg-jobs")
     monkeypatch.setenv("ACI_LOCATION", "norwayeast")
-    for name in ("ACI_REGISTRY_SERVER", "ACI_JOB_IDENTITY_ID", "ACI_REGISTRY_USERNAME", "ACI_REGISTRY_PASSWORD",
-                 "ACI_KEEP_FAILED_GROUPS", "OMNIA_SUBNET_ID", "OMNIA_LOG_ANALYTICS_WORKSPACE_ID",
-                 "OMNIA_LOG_ANALYTICS_WORKSPACE_KEY"):
+    for name in (
+        "ACI_REGISTRY_SERVER",
+        "ACI_JOB_IDENTITY_ID",
+        "ACI_REGISTRY_USERNAME",
+        "ACI_REGISTRY_PASSWORD",
+        "ACI_KEEP_FAILED_GROUPS",
+        "OMNIA_SUBNET_ID",
+        "OMNIA_LOG_ANALYTICS_WORKSPACE_ID",
+        "OMNIA_LOG_ANALYTICS_WORKSPACE_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield server
     server.stop()
@@ -84,7 +92,7 @@ def _read_env_file() -> dict[str, str]:
 def _socket_alive(docker_host: str) -> bool:
     if not docker_host.startswith("unix://"):
         return False
-    path = docker_host[len("unix://"):]
+    path = docker_host[len("unix://") :]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(2)
@@ -101,12 +109,19 @@ def podman_host() -> str:
     when podman is installed but not serving. Skips (not under CI) or fails (CI set) when there is none."""
     host = _read_env_file().get("DOCKER_HOST", "")
     if not _socket_alive(host) and shutil.which("podman") and os.geteuid() == 0:
-        subprocess.run([str(ROOT / "scripts" / "setup_podman.sh")], check=False, timeout=300,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(ROOT / "scripts" / "setup_podman.sh")],
+            check=False,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         host = _read_env_file().get("DOCKER_HOST", "")
     if not _socket_alive(host):
-        reason = ("no podman Docker API socket (.work/podman.env): run scripts/setup_podman.sh as root to install "
-                  "podman and start its service")
+        reason = (
+            "no podman Docker API socket (.work/podman.env): run scripts/setup_podman.sh as root to install "
+            "podman and start its service"
+        )
         if os.environ.get("CI"):
             pytest.fail(reason + " [CI is set: local container tests must run]")
         pytest.skip(reason)

@@ -10,6 +10,7 @@ first handle (a fresh runner instance, as a restarted host has) runs it once. Ea
 its engine can: a marker line per run (shell), containers with the job's label (podman), container group
 creations and PUTs (ARM stand-in), jobs with the job's jobId (Radix stand-in).
 """
+
 from __future__ import annotations
 
 import json
@@ -187,10 +188,14 @@ class LocalContainerAdapter(Adapter):
         return self._runner
 
     def config(self, job):
-        return {"type": "dmss://WorkflowDS/Blueprints/LocalContainer", "name": "contract",
-                "image": {"registryName": "localhost", "imageName": "busybox", "version": "test"},
-                "customCommand": ["sh", "-c", self.script(job, "/tmp/job-result")],
-                "network": "none", "computeResource": {"cpu": 0.5, "memory": 0.25}}
+        return {
+            "type": "dmss://WorkflowDS/Blueprints/LocalContainer",
+            "name": "contract",
+            "image": {"registryName": "localhost", "imageName": "busybox", "version": "test"},
+            "customCommand": ["sh", "-c", self.script(job, "/tmp/job-result")],
+            "network": "none",
+            "computeResource": {"cpu": 0.5, "memory": 0.25},
+        }
 
     def leftovers(self, handle):
         found = self.docker.containers.list(all=True, filters={"name": handle["container"]})
@@ -223,7 +228,8 @@ class AciAdapter(Adapter):
         from runners import azure_container
 
         self._runner = getattr(azure_container, self.runner_module_class)(
-            credential=request.getfixturevalue("credential"))
+            credential=request.getfixturevalue("credential")
+        )
 
     def runner(self):
         return self._runner
@@ -236,10 +242,13 @@ class AciAdapter(Adapter):
         return "; ".join(parts)
 
     def config(self, job):
-        return {"type": "dmss://WorkflowDS/Blueprints/AzureContainer", "name": "main",
-                "image": {"registryName": "registry.example.invalid", "imageName": "jobs/worker", "version": "1.2"},
-                "customCommand": ["sh", "-c", self.script(job, "")],
-                "computeResource": {"cpu": 1, "memory": 2}}
+        return {
+            "type": "dmss://WorkflowDS/Blueprints/AzureContainer",
+            "name": "main",
+            "image": {"registryName": "registry.example.invalid", "imageName": "jobs/worker", "version": "1.2"},
+            "customCommand": ["sh", "-c", self.script(job, "")],
+            "computeResource": {"cpu": 1, "memory": 2},
+        }
 
     def leftovers(self, handle):
         return [f"container group {name}" for name in self.arm.group_names() if name == handle["group"]]
@@ -252,8 +261,11 @@ class AciAdapter(Adapter):
         from runners.azure_container import group_name
 
         suffix = f"/containerGroups/{group_name(uid)}"
-        return sum(1 for method, path, status in self.arm.requests
-                   if method == "PUT" and path.endswith(suffix) and status < 300)
+        return sum(
+            1
+            for method, path, status in self.arm.requests
+            if method == "PUT" and path.endswith(suffix) and status < 300
+        )
 
     def throttle_cleanup(self, on):
         """ACI's documented delete rate (100 per 5 minutes), here reached."""
@@ -270,11 +282,12 @@ class OmniaAdapter(AciAdapter):
     runner_module_class = "OmniaClassicRunner"
 
     def config(self, job):
-        return {"type": "dmss://DMT-Internal/DMT/AzureContainerInstanceJobClassic",
-                "image": "registry.example.invalid/jobs/worker:1.2",
-                "command": ["sh", "-c", self.script(job, "")],
-                "subnetId": "/subscriptions/x/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/"
-                            "subnets/aci"}
+        return {
+            "type": "dmss://DMT-Internal/DMT/AzureContainerInstanceJobClassic",
+            "image": "registry.example.invalid/jobs/worker:1.2",
+            "command": ["sh", "-c", self.script(job, "")],
+            "subnetId": "/subscriptions/x/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/aci",
+        }
 
 
 class RadixAdapter(Adapter):
@@ -296,18 +309,29 @@ class RadixAdapter(Adapter):
         return self._runner
 
     def config(self, job):
-        return {"type": "dmss://WorkflowDS/Blueprints/Radix", "jobName": "compute",
-                "schedulerPort": str(self.scheduler.port), "imageTagName": "v1"}
+        return {
+            "type": "dmss://WorkflowDS/Blueprints/Radix",
+            "jobName": "compute",
+            "schedulerPort": str(self.scheduler.port),
+            "imageTagName": "v1",
+        }
 
     def environment(self, job):
         # TRAPS_SIGTERM: the job ends on the SIGTERM Radix sends at its time limit, as radix-config advises
         # (otherwise Kubernetes kills it 30 s later)
-        return {**super().environment(job), "SLEEP_SECONDS": f"{job.sleep:g}", "EXIT_CODE": str(job.exit_code),
-                "TRAPS_SIGTERM": "1"}
+        return {
+            **super().environment(job),
+            "SLEEP_SECONDS": f"{job.sleep:g}",
+            "EXIT_CODE": str(job.exit_code),
+            "TRAPS_SIGTERM": "1",
+        }
 
     def leftovers(self, handle):
-        return [f"radix job {name}" for name, job in self.scheduler.jobs.items()
-                if name == handle["name"] or job.job_id == handle.get("jobId")]
+        return [
+            f"radix job {name}"
+            for name, job in self.scheduler.jobs.items()
+            if name == handle["name"] or job.job_id == handle.get("jobId")
+        ]
 
     def runs(self, uid):
         return sum(1 for job in self.scheduler.jobs.values() if job.job_id == uid)
@@ -317,8 +341,9 @@ class RadixAdapter(Adapter):
         return True
 
 
-ADAPTERS = {a.name: a for a in (ShellAdapter, SimulatedAdapter, LocalContainerAdapter, AciAdapter, OmniaAdapter,
-                                 RadixAdapter)}
+ADAPTERS = {
+    a.name: a for a in (ShellAdapter, SimulatedAdapter, LocalContainerAdapter, AciAdapter, OmniaAdapter, RadixAdapter)
+}
 
 
 @pytest.fixture(params=list(ADAPTERS))
@@ -328,11 +353,13 @@ def adapter(request) -> Adapter:
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
+
 def job_spec(adapter: Adapter, job: Job, time_limit: int = 3600) -> JobSpec:
     config = adapter.config(job)
     adapter.runner().validate(config)
-    return JobSpec(uid=str(uuid.uuid4()), config=config, environment=adapter.environment(job),
-                   time_limit_seconds=time_limit)
+    return JobSpec(
+        uid=str(uuid.uuid4()), config=config, environment=adapter.environment(job), time_limit_seconds=time_limit
+    )
 
 
 def start(adapter: Adapter, job: Job, time_limit: int = 3600) -> tuple[Runner, dict[str, Any], JobSpec]:
@@ -366,6 +393,7 @@ def finished(status: RunnerStatus) -> bool:
 
 
 # --- the contract ------------------------------------------------------------------------------------------
+
 
 def test_runs_to_completion_with_log_exit_code_and_result(adapter):
     job = Job(sleep=1.5)
@@ -443,6 +471,7 @@ def test_cleanup_leaves_nothing_behind(adapter):
 
 
 # --- idempotent starts -------------------------------------------------------------------------------------
+
 
 def _run_once_to_the_end(adapter: Adapter, runner: Runner, handle: dict[str, Any], spec: JobSpec) -> None:
     status, _ = poll(adapter, runner, handle, finished)

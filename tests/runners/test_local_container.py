@@ -1,4 +1,5 @@
 """Local container runner: validation, state mapping, and details against real podman."""
+
 from __future__ import annotations
 
 import json
@@ -16,22 +17,31 @@ SECRET = "s3cr3t-Value-never-shown"
 
 
 def config(command, **extra):
-    return {"type": LOCAL, "name": "t", "containerImage": "localhost/busybox:test", "network": "none",
-            "customCommand": ["sh", "-c", command], **extra}
+    return {
+        "type": LOCAL,
+        "name": "t",
+        "containerImage": "localhost/busybox:test",
+        "network": "none",
+        "customCommand": ["sh", "-c", command],
+        **extra,
+    }
 
 
 def spec(cfg):
     return JobSpec(uid=str(uuid.uuid4()), config=cfg, environment={"TOKEN": SECRET}, time_limit_seconds=60)
 
 
-@pytest.mark.parametrize("state,expected", [
-    ({"Status": "created"}, JobStatus.STARTING),
-    ({"Status": "running", "Running": True}, JobStatus.RUNNING),
-    ({"Status": "exited", "ExitCode": 0}, JobStatus.COMPLETED),
-    ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, JobStatus.FAILED),
-    ({"Status": "dead", "ExitCode": 0}, JobStatus.FAILED),
-    ({"Status": "weird"}, JobStatus.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "state,expected",
+    [
+        ({"Status": "created"}, JobStatus.STARTING),
+        ({"Status": "running", "Running": True}, JobStatus.RUNNING),
+        ({"Status": "exited", "ExitCode": 0}, JobStatus.COMPLETED),
+        ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, JobStatus.FAILED),
+        ({"Status": "dead", "ExitCode": 0}, JobStatus.FAILED),
+        ({"Status": "weird"}, JobStatus.UNKNOWN),
+    ],
+)
 def test_state_mapping(state, expected):
     assert map_container_state(state)["state"] == expected
 
@@ -40,12 +50,15 @@ def test_oom_is_explained():
     assert "out of memory" in map_container_state({"Status": "exited", "ExitCode": 137, "OOMKilled": True})["message"]
 
 
-@pytest.mark.parametrize("bad,fragment", [
-    ({"containerImage": None}, "an image is required"),
-    ({"computeResource": {"cpu": 0}}, "runner.computeResource.cpu"),
-    ({"computeResource": {"memory": -1}}, "runner.computeResource.memory"),
-    ({"customCommand": 5}, "runner.customCommand"),
-])
+@pytest.mark.parametrize(
+    "bad,fragment",
+    [
+        ({"containerImage": None}, "an image is required"),
+        ({"computeResource": {"cpu": 0}}, "runner.computeResource.cpu"),
+        ({"computeResource": {"memory": -1}}, "runner.computeResource.memory"),
+        ({"customCommand": 5}, "runner.customCommand"),
+    ],
+)
 def test_validation(bad, fragment):
     with pytest.raises(ConfigError) as caught:
         LocalContainerRunner().validate({**config("true"), **bad})
@@ -56,8 +69,10 @@ def test_image_object_and_string_command():
     from runners.config import parse_config
     from runners.local_container import LocalContainerConfig
 
-    cfg = parse_config(LocalContainerConfig, {"type": LOCAL, "image": {"registryName": "", "imageName": "busybox"},
-                                              "customCommand": "sh -c 'echo a b'"})
+    cfg = parse_config(
+        LocalContainerConfig,
+        {"type": LOCAL, "image": {"registryName": "", "imageName": "busybox"}, "customCommand": "sh -c 'echo a b'"},
+    )
     assert cfg.image_reference() == "busybox:latest"
     assert cfg.command_list() == ["sh", "-c", "echo a b"]
     assert cfg.network == "none"
@@ -113,8 +128,13 @@ def test_a_container_created_but_never_started_is_started_once(docker_env, docke
     """The start died between the engine's create and start: the next start starts that container."""
     job = spec(config("echo ran once"))
     name = container_name(job.uid)
-    docker_client.containers.create("localhost/busybox:test", ["sh", "-c", "echo ran once"], name=name,
-                                    labels={"dm-job.uid": job.uid}, network_mode="none")
+    docker_client.containers.create(
+        "localhost/busybox:test",
+        ["sh", "-c", "echo ran once"],
+        name=name,
+        labels={"dm-job.uid": job.uid},
+        network_mode="none",
+    )
     runner = LocalContainerRunner()
     try:
         handle = runner.start(job)
@@ -133,8 +153,14 @@ def test_a_container_created_but_never_started_is_started_once(docker_env, docke
 def test_a_start_that_loses_the_name_to_another_start_takes_its_container(docker_env, docker_client):
     job = spec(config("sleep 30"))
     name = container_name(job.uid)
-    other = docker_client.containers.run("localhost/busybox:test", ["sleep", "30"], name=name, detach=True,
-                                         labels={"dm-job.uid": job.uid}, network_mode="none")
+    other = docker_client.containers.run(
+        "localhost/busybox:test",
+        ["sleep", "30"],
+        name=name,
+        detach=True,
+        labels={"dm-job.uid": job.uid},
+        network_mode="none",
+    )
     runner = LocalContainerRunner()
     try:
         from runners.config import parse_config

@@ -1,5 +1,6 @@
 """Shell runner details: starts that crash half-way, processes that leave the group, reused pids, and what a
 script can see of the app (its environment, its process)."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,12 @@ def work(tmp_path, monkeypatch):
 
 
 def spec(script: str, **environment: str) -> JobSpec:
-    return JobSpec(uid=str(uuid.uuid4()), config={"type": ShellRunner.type_names[0], "script": script},
-                   environment={"JOB_UID": "x", **environment}, time_limit_seconds=60)
+    return JobSpec(
+        uid=str(uuid.uuid4()),
+        config={"type": ShellRunner.type_names[0], "script": script},
+        environment={"JOB_UID": "x", **environment},
+        time_limit_seconds=60,
+    )
 
 
 def wait_until(condition, timeout: float = 20.0):
@@ -140,6 +145,7 @@ def test_handles_of_the_previous_version_still_work(work):
 
 # --- what a script can see of the app ---------------------------------------------------------------------
 
+
 def test_the_script_gets_none_of_the_apps_environment(work, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage", f"DefaultEndpointsProtocol=http;AccountKey={CANARY}")
     runner = ShellRunner()
@@ -148,8 +154,17 @@ def test_the_script_gets_none_of_the_apps_environment(work, monkeypatch):
     names = {line.partition("=")[0] for line in runner.logs(handle).splitlines()}
     assert CANARY not in runner.logs(handle)
     assert "OWN" in names and "AzureWebJobsStorage" not in names
-    assert names <= {"OWN", "JOB_UID", "JOB_RESULT_FILE", shell.LAUNCH_MARKER, "PWD", "SHLVL", "_", "OLDPWD",
-                     *shell._INHERITED}, names
+    assert names <= {
+        "OWN",
+        "JOB_UID",
+        "JOB_RESULT_FILE",
+        shell.LAUNCH_MARKER,
+        "PWD",
+        "SHLVL",
+        "_",
+        "OLDPWD",
+        *shell._INHERITED,
+    }, names
     runner.cleanup(handle)
 
 
@@ -160,10 +175,12 @@ def test_the_script_cannot_read_the_apps_process(work):
     runner = ShellRunner()
     assert host_guard.guard_state() == {"host_non_dumpable": True, "scripts_without_capabilities": True}
     app = os.getpid()
-    script = (f"cat /proc/{app}/environ > environ.txt 2>/dev/null && echo ENVIRON-READ; "
-              f"head -c 16 /proc/{app}/mem > /dev/null 2>&1 && echo MEM-READ; "
-              f"tr '\\0' '\\n' < /proc/{app}/environ 2>&1 | head -c 200; "
-              "grep CapEff /proc/self/status; echo checked")
+    script = (
+        f"cat /proc/{app}/environ > environ.txt 2>/dev/null && echo ENVIRON-READ; "
+        f"head -c 16 /proc/{app}/mem > /dev/null 2>&1 && echo MEM-READ; "
+        f"tr '\\0' '\\n' < /proc/{app}/environ 2>&1 | head -c 200; "
+        "grep CapEff /proc/self/status; echo checked"
+    )
     handle = runner.start(spec(script))
     finish(runner, handle)
     text = runner.logs(handle)
@@ -220,8 +237,13 @@ print("after:", "CANARY_SEEN" if sys.argv[2] in after else "-")
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not Path("/usr/bin/python3").exists()
-                    or not Path("/usr/bin/setpriv").exists(), reason="needs root, /usr/bin/python3 and setpriv")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid")
+    or os.geteuid() != 0
+    or not Path("/usr/bin/python3").exists()
+    or not Path("/usr/bin/setpriv").exists(),
+    reason="needs root, /usr/bin/python3 and setpriv",
+)
 def test_an_app_that_is_not_root_is_out_of_reach_of_its_scripts_too():
     """What a developer who is not root gets: the app's process is non-dumpable, so a script of the same user
     cannot read its environment (before, it could). Run as `nobody` with the system Python."""
@@ -242,10 +264,23 @@ def test_an_app_that_is_not_root_is_out_of_reach_of_its_scripts_too():
 def _probe_as_nobody(probe: Path, guard_file: Path) -> None:
     import subprocess
 
-    done = subprocess.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           "/usr/bin/python3", str(probe), str(guard_file), CANARY],
-                          env={"PATH": "/usr/bin:/bin", "NOBODY_CANARY": CANARY}, capture_output=True, text=True,
-                          timeout=60, cwd="/")
+    done = subprocess.run(
+        [
+            "/usr/bin/setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            str(probe),
+            str(guard_file),
+            CANARY,
+        ],
+        env={"PATH": "/usr/bin:/bin", "NOBODY_CANARY": CANARY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     if done.returncode != 0 and "Permission denied" in done.stderr:
         pytest.skip(f"nobody cannot run the probe here: {done.stderr.strip()[:200]}")
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,5 @@
 """A third-party runner module is loaded through JOB_RUNNER_MODULES, next to the built-ins."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,8 +23,9 @@ def test_example_runner_loads_via_job_runner_modules(fresh_registry, manual_cloc
     assert fresh_registry.get("dmss://Example/Blueprints/Echo") is runner  # created once
     with pytest.raises(ConfigError, match="runner.message"):
         runner.validate({"type": "dmss://Example/Blueprints/Echo"})
-    handle = runner.start(JobSpec("u1", {"type": "dmss://Example/Blueprints/Echo", "message": "hi", "seconds": 5},
-                                  {}, 60))
+    handle = runner.start(
+        JobSpec("u1", {"type": "dmss://Example/Blueprints/Echo", "message": "hi", "seconds": 5}, {}, 60)
+    )
     assert runner.status(handle).state == JobStatus.RUNNING
     manual_clock.advance(5)
     assert runner.status(handle).state == JobStatus.COMPLETED
@@ -32,10 +34,15 @@ def test_example_runner_loads_via_job_runner_modules(fresh_registry, manual_cloc
 
 def test_builtin_runners_are_registered(fresh_registry):
     types = fresh_registry.types()
-    for name in ("dmss://WorkflowDS/Blueprints/LocalContainer", "dmss://WorkflowDS/Blueprints/AzureContainer",
-                 "dmss://WorkflowDS/Blueprints/OmniaClassicAzureContainer",
-                 "dmss://DMT-Internal/DMT/AzureContainerInstanceJobClassic", "dmss://WorkflowDS/Blueprints/Radix"):
+    for name in (
+        "dmss://WorkflowDS/Blueprints/LocalContainer",
+        "dmss://WorkflowDS/Blueprints/AzureContainer",
+        "dmss://WorkflowDS/Blueprints/OmniaClassicAzureContainer",
+        "dmss://DMT-Internal/DMT/AzureContainerInstanceJobClassic",
+        "dmss://WorkflowDS/Blueprints/Radix",
+    ):
         assert name in types
     assert type(fresh_registry.get("JOBCORE:AzureContainer")).__name__ == "AzureContainerRunner"
-    assert type(fresh_registry.get("DMT-Internal/DMT/AzureContainerInstanceJobClassic")).__name__ == \
-        "OmniaClassicRunner"
+    assert (
+        type(fresh_registry.get("DMT-Internal/DMT/AzureContainerInstanceJobClassic")).__name__ == "OmniaClassicRunner"
+    )

@@ -1,4 +1,5 @@
 """Helpers for the schedule tests against Azurite: recurring-job records and a fake run starter."""
+
 from __future__ import annotations
 
 import threading
@@ -18,9 +19,14 @@ def recurring_entity(cron: str = "*/5 * * * *", **schedule: Any) -> dict[str, An
         "status": "registered",
         "runner": {"type": RECURRING_JOB_HANDLER_TYPE},
         "applicationInput": {
-            "type": JOB_TYPE, "label": "the template", "status": "not started",
-            "applicationInput": {"type": "dmss://system/SIMOS/Reference", "referenceType": "link",
-                                 "address": "~.~.~.sce"},
+            "type": JOB_TYPE,
+            "label": "the template",
+            "status": "not started",
+            "applicationInput": {
+                "type": "dmss://system/SIMOS/Reference",
+                "referenceType": "link",
+                "address": "~.~.~.sce",
+            },
             "runner": {"type": "dmss://WorkflowDS/Blueprints/Shell", "script": "echo hi"},
         },
         "schedule": {"type": CRON_JOB_TYPE, "cron": cron, "runs": [], **schedule},
@@ -34,8 +40,14 @@ def new_record(cron: str = "*/5 * * * *", **schedule: Any):
     uid = str(uuid.uuid4())
     entity = recurring_entity(cron, **schedule)
     entity["uid"] = uid
-    return JobRecord(uid=uid, kind="recurring", status=JobStatus.REGISTERED, entity=entity,
-                     runner_type=RECURRING_JOB_HANDLER_TYPE, label=entity["label"])
+    return JobRecord(
+        uid=uid,
+        kind="recurring",
+        status=JobStatus.REGISTERED,
+        entity=entity,
+        runner_type=RECURRING_JOB_HANDLER_TYPE,
+        label=entity["label"],
+    )
 
 
 def stored_record(cron: str = "*/5 * * * *", **schedule: Any):

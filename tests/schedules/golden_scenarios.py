@@ -7,6 +7,7 @@ exactly what the dict of string keys did.
 Every scenario uses fixed uids, fixed times and run uids derived from (schedule uid, scheduled time), so that
 its stored JSON is the same on every run.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,16 @@ class Runs:
 def _record(uid: str, cron: str, **schedule: Any) -> JobRecord:
     entity = recurring_entity(cron, **schedule)
     entity["uid"] = uid
-    return store().create(JobRecord(uid=uid, kind="recurring", status=JobStatus.REGISTERED, entity=entity,
-                                    runner_type=RECURRING_JOB_HANDLER_TYPE, label=entity["label"]))
+    return store().create(
+        JobRecord(
+            uid=uid,
+            kind="recurring",
+            status=JobStatus.REGISTERED,
+            entity=entity,
+            runner_type=RECURRING_JOB_HANDLER_TYPE,
+            label=entity["label"],
+        )
+    )
 
 
 def _uid(name: str) -> str:
@@ -147,8 +156,10 @@ def expiry(api) -> list[dict]:
 
 def suspended(api) -> list[dict]:
     uid, runs = _uid("suspended"), Runs()
-    registered = api.register(_record(uid, "30 7 * * mon-fri", suspend=True, timezone="Europe/Oslo",
-                                      weekdayDialect="dmjob", custom="kept"), now=T0)
+    registered = api.register(
+        _record(uid, "30 7 * * mon-fri", suspend=True, timezone="Europe/Oslo", weekdayDialect="dmjob", custom="kept"),
+        now=T0,
+    )
     first = _snapshot(api, uid)
     api.resume(uid, now=minute(3))
     _ticks(api, runs, [4])
@@ -161,11 +172,13 @@ def listener(api) -> list[dict]:
     api.register(_record(uid, "*/5 * * * *", suspendAfterFailures=1), now=T0)
     _ticks(api, runs, [0])
     run_uid = next(iter(runs.status))
-    api.status_changed(SimpleNamespace(uid=run_uid, triggered_by=f"Schedule ({uid})", status=JobStatus.RUNNING,
-                                       ended=None))
+    api.status_changed(
+        SimpleNamespace(uid=run_uid, triggered_by=f"Schedule ({uid})", status=JobStatus.RUNNING, ended=None)
+    )
     running = _snapshot(api, uid)
-    api.status_changed(SimpleNamespace(uid=run_uid, triggered_by=f"Schedule ({uid})", status=JobStatus.FAILED,
-                                       ended=minute(2)))
+    api.status_changed(
+        SimpleNamespace(uid=run_uid, triggered_by=f"Schedule ({uid})", status=JobStatus.FAILED, ended=minute(2))
+    )
     return [running, _snapshot(api, uid)]
 
 
@@ -182,8 +195,13 @@ def crashed_claim(api) -> list[dict]:
     api.register(_record(uid, "*/5 * * * *"), now=T0)
 
     def crash_after_claim(r):  # a claim in another key order, left by a tick that died
-        r.schedule["pending"] = {"scheduled": "2026-05-04T00:00:00Z", "claimedBy": "dead", "attempts": 0,
-                                 "claimedAt": "2026-05-04T00:00:05Z", "stop": []}
+        r.schedule["pending"] = {
+            "scheduled": "2026-05-04T00:00:00Z",
+            "claimedBy": "dead",
+            "attempts": 0,
+            "claimedAt": "2026-05-04T00:00:05Z",
+            "stop": [],
+        }
         r.schedule["lastConsidered"] = "2026-05-04T00:00:05Z"
 
     store().update(uid, crash_after_claim)
@@ -194,15 +212,22 @@ def crashed_claim(api) -> list[dict]:
 
 
 SCENARIOS: dict[str, Callable[[Any], list[dict]]] = {
-    f.__name__: f for f in (allow, forbid, replace, missed, failures, retry, expiry, suspended, listener, removed,
-                            crashed_claim)}
+    f.__name__: f
+    for f in (allow, forbid, replace, missed, failures, retry, expiry, suspended, listener, removed, crashed_claim)
+}
 
 
 def current_api():
     """The schedules API of the code as it is now (after the split into modules)."""
-    return SimpleNamespace(register=operations.register, tick=tick.tick, suspend=operations.suspend,
-                           resume=operations.resume, unregister=operations.unregister, view=operations.view,
-                           status_changed=history.RUN_LISTENER.status_changed)
+    return SimpleNamespace(
+        register=operations.register,
+        tick=tick.tick,
+        suspend=operations.suspend,
+        resume=operations.resume,
+        unregister=operations.unregister,
+        view=operations.view,
+        status_changed=history.RUN_LISTENER.status_changed,
+    )
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 """shared/schedules/tick.py: what `claim` and `finalize` find, as typed outcomes, on records in memory. Pure."""
+
 from __future__ import annotations
 
 import copy
@@ -12,8 +13,22 @@ from shared.jobs.status import JobStatus
 from shared.platform.errors import BadRequest
 from shared.schedules.operations import new_state, validate
 from shared.schedules.state import Lifecycle, ScheduleRecord
-from shared.schedules.tick import (LEASE, MAX_START_ATTEMPTS, Attempt, Busy, Claimed, Done, Inactive, Lost, Moved,
-                                   Retry, Stale, Suspended, claim, finalize)
+from shared.schedules.tick import (
+    LEASE,
+    MAX_START_ATTEMPTS,
+    Attempt,
+    Busy,
+    Claimed,
+    Done,
+    Inactive,
+    Lost,
+    Moved,
+    Retry,
+    Stale,
+    Suspended,
+    claim,
+    finalize,
+)
 
 UTC = timezone.utc
 T0 = datetime(2026, 5, 3, 23, 59, 30, tzinfo=UTC)
@@ -28,13 +43,21 @@ def at(minutes: int, seconds: int = 5) -> datetime:
 def record_for(cron: str = "*/5 * * * *", runs: list[dict] | None = None, **schedule) -> JobRecord:
     entity = recurring_entity(cron, **schedule)
     state = new_state(validate(entity, T0), T0, runs or [])
-    return JobRecord(uid="sched", kind="recurring", status=JobStatus.REGISTERED, entity=entity,
-                     schedule=state.to_dict())
+    return JobRecord(
+        uid="sched", kind="recurring", status=JobStatus.REGISTERED, entity=entity, schedule=state.to_dict()
+    )
 
 
 def running(uid: str = "run-1") -> list[dict]:
-    return [{"uid": uid, "scheduled": "2026-05-03T23:55:00Z", "started": "2026-05-03T23:55:05Z",
-             "status": "running", "ended": None}]
+    return [
+        {
+            "uid": uid,
+            "scheduled": "2026-05-03T23:55:00Z",
+            "started": "2026-05-03T23:55:05Z",
+            "status": "running",
+            "ended": None,
+        }
+    ]
 
 
 def statuses(known: dict[str, str]):
@@ -50,8 +73,13 @@ def test_a_due_fire_is_claimed_for_this_tick():
     record = record_for()
     outcome = claim(record, FIRST, at(0), "me", nobody)
     assert outcome == Claimed("2026-05-04T00:00:00Z", ())
-    assert record.schedule["pending"] == {"scheduled": "2026-05-04T00:00:00Z", "claimedBy": "me",
-                                          "claimedAt": "2026-05-04T00:00:05Z", "stop": [], "attempts": 0}
+    assert record.schedule["pending"] == {
+        "scheduled": "2026-05-04T00:00:00Z",
+        "claimedBy": "me",
+        "claimedAt": "2026-05-04T00:00:05Z",
+        "stop": [],
+        "attempts": 0,
+    }
 
 
 def test_a_claim_within_its_lease_is_busy_and_changes_nothing():
@@ -76,12 +104,15 @@ def test_a_row_in_the_wrong_bucket_is_stale_and_changes_nothing():
     assert record.schedule == before
 
 
-@pytest.mark.parametrize("change", [
-    lambda r: r.schedule.update(state="suspended"),
-    lambda r: r.schedule.update(state="removed"),
-    lambda r: setattr(r, "status", JobStatus.REMOVED),
-    lambda r: setattr(r, "schedule", None),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: r.schedule.update(state="suspended"),
+        lambda r: r.schedule.update(state="removed"),
+        lambda r: setattr(r, "status", JobStatus.REMOVED),
+        lambda r: setattr(r, "schedule", None),
+    ],
+)
 def test_a_schedule_that_is_not_active_is_inactive(change):
     record = record_for()
     change(record)
@@ -140,8 +171,13 @@ def test_a_started_run_is_recorded_and_the_row_moves_on():
     final = finalize(record, Attempt(outcome.scheduled, "me", at(0), run_uid="run-2"))
     assert final == Done(Lifecycle.ACTIVE, "202605040005", "2026-05-04T00:05:00Z")
     assert record.schedule["pending"] is None and record.schedule["counts"]["started"] == 1
-    assert record.schedule["runs"][-1] == {"uid": "run-2", "scheduled": "2026-05-04T00:00:00Z",
-                                           "started": "2026-05-04T00:00:05Z", "status": "starting", "ended": None}
+    assert record.schedule["runs"][-1] == {
+        "uid": "run-2",
+        "scheduled": "2026-05-04T00:00:00Z",
+        "started": "2026-05-04T00:00:05Z",
+        "status": "starting",
+        "ended": None,
+    }
 
 
 def test_a_claim_taken_over_meanwhile_is_lost_and_changes_nothing():
@@ -174,8 +210,12 @@ def test_the_last_attempt_and_a_refusal_are_recorded_as_failed_runs():
 def test_replace_marks_the_stopped_runs_and_notes_the_others():
     record = record_for(concurrencyPolicy="Replace", runs=running() + running("run-x"))
     outcome = claim(record, FIRST, at(0), "me", statuses({"run-1": "running", "run-x": "running"}))
-    finalize(record, Attempt(outcome.scheduled, "me", at(0), run_uid="run-2", stopped=("run-1",),
-                             notes=("run-x not stopped (KeyError)",)))
+    finalize(
+        record,
+        Attempt(
+            outcome.scheduled, "me", at(0), run_uid="run-2", stopped=("run-1",), notes=("run-x not stopped (KeyError)",)
+        ),
+    )
     runs = {r["uid"]: r for r in record.schedule["runs"]}
     assert runs["run-1"]["stoppedBy"] == "concurrencyPolicy Replace (2026-05-04T00:00:00Z)"
     assert "stoppedBy" not in runs["run-x"] and runs["run-2"]["note"] == "run-x not stopped (KeyError)"

@@ -1,6 +1,7 @@
 """shared/schedules/cron.py: parsing with clear errors, dialects, the DST rule, iteration.
 
 Pure: no storage, no clock."""
+
 from __future__ import annotations
 
 import random
@@ -10,8 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from shared.schedules.cron import CronError, parse_cron, parse_datetime, resolve_wall_time, \
-    translate_dmjob_weekdays
+from shared.schedules.cron import CronError, parse_cron, parse_datetime, resolve_wall_time, translate_dmjob_weekdays
 
 UTC = timezone.utc
 OSLO = ZoneInfo("Europe/Oslo")
@@ -35,30 +35,33 @@ def hm(times, zone):
 
 
 # ---- parsing and validation -------------------------------------------------------------------------------
-@pytest.mark.parametrize("expr, message", [
-    ("", "empty"),
-    ("* * * *", "has 4 field(s); expected 5"),
-    ("0 * * * * *", "has 6 field(s)"),
-    ("61 * * * *", "minute: 61 is out of range 0-59"),
-    ("0 24 * * *", "hour: 24 is out of range 0-23"),
-    ("0 0 0 * *", "day-of-month: 0 is out of range 1-31"),
-    ("0 0 32 * *", "day-of-month: 32 is out of range 1-31"),
-    ("0 0 1 13 *", "month: 13 is out of range 1-12"),
-    ("0 0 * * 8", "day-of-week: 8 is out of range 0-7"),
-    ("0 0 * foo *", "month: 'foo' is not a number or name"),
-    ("x * * * *", "minute: 'x' is not a number"),
-    ("*/0 * * * *", "minute: step '0'"),
-    ("*/x * * * *", "minute: step 'x'"),
-    ("1,,2 * * * *", "minute: empty item"),
-    ("30-10 * * * *", "minute: range '30-10' runs backwards"),
-    ("0 0 L * *", "day-of-month: 'L'"),
-    ("0 0 15W * *", "day-of-month: '15W'"),
-    ("0 0 * * 1#2", "day-of-week: # (nth weekday)"),
-    ("0 0 ? * *", "day-of-month: ?"),
-    ("0 0 30 2 *", "never fires"),
-    ("0 0 31 4,6,9,11 *", "never fires"),
-    ("@every5m", "unknown nickname"),
-])
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("", "empty"),
+        ("* * * *", "has 4 field(s); expected 5"),
+        ("0 * * * * *", "has 6 field(s)"),
+        ("61 * * * *", "minute: 61 is out of range 0-59"),
+        ("0 24 * * *", "hour: 24 is out of range 0-23"),
+        ("0 0 0 * *", "day-of-month: 0 is out of range 1-31"),
+        ("0 0 32 * *", "day-of-month: 32 is out of range 1-31"),
+        ("0 0 1 13 *", "month: 13 is out of range 1-12"),
+        ("0 0 * * 8", "day-of-week: 8 is out of range 0-7"),
+        ("0 0 * foo *", "month: 'foo' is not a number or name"),
+        ("x * * * *", "minute: 'x' is not a number"),
+        ("*/0 * * * *", "minute: step '0'"),
+        ("*/x * * * *", "minute: step 'x'"),
+        ("1,,2 * * * *", "minute: empty item"),
+        ("30-10 * * * *", "minute: range '30-10' runs backwards"),
+        ("0 0 L * *", "day-of-month: 'L'"),
+        ("0 0 15W * *", "day-of-month: '15W'"),
+        ("0 0 * * 1#2", "day-of-week: # (nth weekday)"),
+        ("0 0 ? * *", "day-of-month: ?"),
+        ("0 0 30 2 *", "never fires"),
+        ("0 0 31 4,6,9,11 *", "never fires"),
+        ("@every5m", "unknown nickname"),
+    ],
+)
 def test_invalid_cron_names_the_field(expr, message):
     with pytest.raises(CronError) as info:
         parse_cron(expr)
@@ -76,8 +79,20 @@ def test_invalid_zone_and_dialect():
         parse_cron("0 0 * * 7", "UTC", "dmjob")
 
 
-@pytest.mark.parametrize("expr", ["*/5 * * * *", "0 9 * * mon-fri", "0 0 1 jan *", "@hourly", "@weekly",
-                                  "5/10 1-5/2 1,15 * *", "0 0 * * 7", "0 0 * * MON", "0 0 29 2 *"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "*/5 * * * *",
+        "0 9 * * mon-fri",
+        "0 0 1 jan *",
+        "@hourly",
+        "@weekly",
+        "5/10 1-5/2 1,15 * *",
+        "0 0 * * 7",
+        "0 0 * * MON",
+        "0 0 29 2 *",
+    ],
+)
 def test_valid_cron(expr):
     assert parse_cron(expr).unix_expression
 
@@ -114,8 +129,19 @@ def test_sunday_as_7_and_in_ranges():
 
 
 # ---- weekday dialects -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dmjob, unix", [("6", "0"), ("0", "1"), ("0-4", "1-5"), ("5,6", "0,6"),
-                                         ("*/2", "0-1,3,5"), ("*", "*"), ("mon-fri", "1-5"), ("sun", "0")])
+@pytest.mark.parametrize(
+    "dmjob, unix",
+    [
+        ("6", "0"),
+        ("0", "1"),
+        ("0-4", "1-5"),
+        ("5,6", "0,6"),
+        ("*/2", "0-1,3,5"),
+        ("*", "*"),
+        ("mon-fri", "1-5"),
+        ("sun", "0"),
+    ],
+)
 def test_translate_dmjob_weekdays(dmjob, unix):
     assert translate_dmjob_weekdays(dmjob) == unix
 
@@ -126,8 +152,9 @@ def test_dmjob_dialect_six_is_sunday_like_the_old_ui():
     assert [t.strftime("%a %H:%M") for t in old_ui] == ["Sun 08:30"]
     unix = fires("30 8 * * 6", start, start + timedelta(days=7), dialect="unix")
     assert [t.strftime("%a %H:%M") for t in unix] == ["Sat 08:30"]
-    assert fires("0 0 * * 0-4", start, start + timedelta(days=7), dialect="dmjob") == \
-        fires("0 0 * * 1-5", start, start + timedelta(days=7))
+    assert fires("0 0 * * 0-4", start, start + timedelta(days=7), dialect="dmjob") == fires(
+        "0 0 * * 1-5", start, start + timedelta(days=7)
+    )
 
 
 def test_dmjob_dialect_days_must_all_match_like_apscheduler():
@@ -140,8 +167,9 @@ def test_dmjob_dialect_days_must_all_match_like_apscheduler():
 def test_weekly_nickname_is_sunday_in_both_dialects():
     start = u(2026, 5, 4)
     for dialect in ("unix", "dmjob"):
-        assert [t.strftime("%a") for t in fires("@weekly", start, start + timedelta(days=7), dialect=dialect)] \
-            == ["Sun"]
+        assert [t.strftime("%a") for t in fires("@weekly", start, start + timedelta(days=7), dialect=dialect)] == [
+            "Sun"
+        ]
 
 
 # ---- 29 February ------------------------------------------------------------------------------------------
@@ -171,11 +199,17 @@ def test_oslo_spring_gap_is_skipped():
     c = parse_cron("30 2 * * *", "Europe/Oslo")
     times = list(c.fire_times(u(2026, 3, 27), u(2026, 3, 31)))
     assert hm(times, OSLO) == ["27 02:30+0100", "28 02:30+0100", "30 02:30+0200"]
-    hourly = list(parse_cron("0 * * * *", "Europe/Oslo").fire_times(local(OSLO, 2026, 3, 29, 0, 30),
-                                                                        local(OSLO, 2026, 3, 29, 4, 0)))
+    hourly = list(
+        parse_cron("0 * * * *", "Europe/Oslo").fire_times(
+            local(OSLO, 2026, 3, 29, 0, 30), local(OSLO, 2026, 3, 29, 4, 0)
+        )
+    )
     assert hm(hourly, OSLO) == ["29 01:00+0100", "29 03:00+0200", "29 04:00+0200"]
-    half = list(parse_cron("*/30 * * * *", "Europe/Oslo").fire_times(local(OSLO, 2026, 3, 29, 1, 10),
-                                                                         local(OSLO, 2026, 3, 29, 3, 30)))
+    half = list(
+        parse_cron("*/30 * * * *", "Europe/Oslo").fire_times(
+            local(OSLO, 2026, 3, 29, 1, 10), local(OSLO, 2026, 3, 29, 3, 30)
+        )
+    )
     assert hm(half, OSLO) == ["29 01:30+0100", "29 03:00+0200", "29 03:30+0200"]
 
 
@@ -184,13 +218,22 @@ def test_oslo_autumn_overlap_runs_once():
     c = parse_cron("30 2 * * *", "Europe/Oslo")
     times = list(c.fire_times(u(2026, 10, 24), u(2026, 10, 27)))
     assert hm(times, OSLO) == ["24 02:30+0200", "25 02:30+0200", "26 02:30+0100"]
-    hourly = list(parse_cron("0 * * * *", "Europe/Oslo").fire_times(local(OSLO, 2026, 10, 25, 0, 30),
-                                                                        local(OSLO, 2026, 10, 25, 4, 0)))
+    hourly = list(
+        parse_cron("0 * * * *", "Europe/Oslo").fire_times(
+            local(OSLO, 2026, 10, 25, 0, 30), local(OSLO, 2026, 10, 25, 4, 0)
+        )
+    )
     assert hm(hourly, OSLO) == ["25 01:00+0200", "25 02:00+0200", "25 03:00+0100", "25 04:00+0100"]
     # a day of hourly fires is 23 runs in spring, 24 on a normal day, 24 (not 25) in autumn
     daily = parse_cron("0 * * * *", "Europe/Oslo")
-    count = lambda y, m, d: len(list(daily.fire_times(local(OSLO, y, m, d) - timedelta(microseconds=1),  # noqa
-                                                      local(OSLO, y, m, d) + timedelta(hours=23, minutes=59))))
+    count = lambda y, m, d: len(
+        list(
+            daily.fire_times(
+                local(OSLO, y, m, d) - timedelta(microseconds=1),  # noqa
+                local(OSLO, y, m, d) + timedelta(hours=23, minutes=59),
+            )
+        )
+    )
     assert (count(2026, 3, 29), count(2026, 6, 1), count(2026, 10, 25)) == (23, 24, 24)
 
 
@@ -201,8 +244,7 @@ def test_new_york_spring_and_autumn():
     one_thirty = parse_cron("30 1 * * *", "America/New_York")
     autumn = list(one_thirty.fire_times(u(2026, 10, 31), u(2026, 11, 3)))
     assert hm(autumn, NY) == ["31 01:30-0400", "01 01:30-0400", "02 01:30-0500"]
-    every15 = list(parse_cron("*/15 1 * * *", "America/New_York").fire_times(u(2026, 11, 1, 4),
-                                                                               u(2026, 11, 1, 8)))
+    every15 = list(parse_cron("*/15 1 * * *", "America/New_York").fire_times(u(2026, 11, 1, 4), u(2026, 11, 1, 8)))
     assert hm(every15, NY) == ["01 01:00-0400", "01 01:15-0400", "01 01:30-0400", "01 01:45-0400"]
 
 
@@ -216,13 +258,16 @@ def test_next_fire_from_inside_the_overlap_second_pass():
     assert c.prev_fire(first_pass) == local(OSLO, 2026, 10, 25, 2, 0, fold=0).astimezone(UTC)
 
 
-@pytest.mark.parametrize("expr, tz, start", [
-    ("*/30 * * * *", "Europe/Oslo", u(2026, 3, 28, 20)),
-    ("*/30 * * * *", "Europe/Oslo", u(2026, 10, 24, 20)),
-    ("0,17,45 1-3 * * *", "America/New_York", u(2026, 10, 31, 20)),
-    ("0,17,45 1-3 * * *", "America/New_York", u(2026, 3, 7, 20)),
-    ("*/7 * * * *", "Australia/Lord_Howe", u(2026, 4, 4, 10)),  # 30-minute DST shift
-])
+@pytest.mark.parametrize(
+    "expr, tz, start",
+    [
+        ("*/30 * * * *", "Europe/Oslo", u(2026, 3, 28, 20)),
+        ("*/30 * * * *", "Europe/Oslo", u(2026, 10, 24, 20)),
+        ("0,17,45 1-3 * * *", "America/New_York", u(2026, 10, 31, 20)),
+        ("0,17,45 1-3 * * *", "America/New_York", u(2026, 3, 7, 20)),
+        ("*/7 * * * *", "Australia/Lord_Howe", u(2026, 4, 4, 10)),  # 30-minute DST shift
+    ],
+)
 def test_forward_backward_and_window_agree(expr, tz, start):
     """next_fire, prev_fire, fire_times and fire_times_backwards describe the same ordered set of instants,
     each fire's wall time is unique and none falls in a gap."""
@@ -250,14 +295,17 @@ def test_resolve_wall_time():
 
 
 # ---- dates, preview -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, expected", [
-    ("2026-03-01T08:00", u(2026, 3, 1, 7)),  # the old UI: naive, the schedule's zone
-    ("2026-03-01T08:00:00", u(2026, 3, 1, 7)),
-    ("2026-03-01", u(2026, 2, 28, 23)),
-    ("2026-03-01T08:00:00Z", u(2026, 3, 1, 8)),
-    ("2026-03-01T08:00:00+02:00", u(2026, 3, 1, 6)),
-    ("2026-07-01T08:00", u(2026, 7, 1, 6)),  # summer time
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-03-01T08:00", u(2026, 3, 1, 7)),  # the old UI: naive, the schedule's zone
+        ("2026-03-01T08:00:00", u(2026, 3, 1, 7)),
+        ("2026-03-01", u(2026, 2, 28, 23)),
+        ("2026-03-01T08:00:00Z", u(2026, 3, 1, 8)),
+        ("2026-03-01T08:00:00+02:00", u(2026, 3, 1, 6)),
+        ("2026-07-01T08:00", u(2026, 7, 1, 6)),  # summer time
+    ],
+)
 def test_parse_datetime(text, expected):
     assert parse_datetime(text, OSLO) == expected
 

@@ -2,6 +2,7 @@
 
 golden_state.json was written by golden_scenarios.py from the code where the schedule state was a dict of
 string keys; the same scripted histories must store and show exactly the same text now."""
+
 from __future__ import annotations
 
 import json

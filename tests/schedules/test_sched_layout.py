@@ -1,5 +1,6 @@
 """shared/schedules/ depends on the job store, never on the job service (except runs.py, the glue), and its
 imports are at the top of its modules."""
+
 from __future__ import annotations
 
 import ast
@@ -36,14 +37,19 @@ def test_no_module_but_the_glue_imports_the_job_service(path):
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
 def test_imports_are_at_the_top(path):
     tree = ast.parse(path.read_text())
-    nested = [node.lineno for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-              and node not in tree.body]
+    nested = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and node not in tree.body
+    ]
     assert nested == []
 
 
 def test_the_schedule_operations_load_without_the_job_service():
-    code = ("import sys; import shared.schedules.operations, shared.schedules.history, shared.schedules.tick; "
-            "print('shared.service' in sys.modules)")
+    code = (
+        "import sys; import shared.schedules.operations, shared.schedules.history, shared.schedules.tick; "
+        "print('shared.service' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,4 +1,5 @@
 """shared/schedules/policy.py: the spec (validation, defaults, preserved attributes) and `decide`. Pure."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -6,8 +7,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.schedules.policy import (Defaults, ScheduleError, ScheduleSpec, ScheduleState, apply_decision_to_runs,
-    apply_status, decide, iso, run_entry, run_template, trim_history)
+from shared.schedules.policy import (
+    Defaults,
+    ScheduleError,
+    ScheduleSpec,
+    ScheduleState,
+    apply_decision_to_runs,
+    apply_status,
+    decide,
+    iso,
+    run_entry,
+    run_template,
+    trim_history,
+)
 
 UTC = timezone.utc
 OSLO = ZoneInfo("Europe/Oslo")
@@ -60,8 +72,13 @@ def test_defaults_from_settings(monkeypatch):
     monkeypatch.setenv("SCHEDULE_SUSPEND_AFTER_FAILURES", "3")
     d = Defaults.from_settings()
     sp = ScheduleSpec.parse({"cron": "0 8 * * 6"}, d)
-    assert (sp.weekday_dialect, sp.concurrency_policy, sp.starting_deadline_seconds, sp.history_limit,
-            sp.suspend_after_failures) == ("dmjob", "Forbid", 120, 7, 3)
+    assert (
+        sp.weekday_dialect,
+        sp.concurrency_policy,
+        sp.starting_deadline_seconds,
+        sp.history_limit,
+        sp.suspend_after_failures,
+    ) == ("dmjob", "Forbid", 120, 7, 3)
     assert sp.next_fire(u(2026, 5, 4)).strftime("%a") == "Sun"
     # the schedule's own values win
     own = ScheduleSpec.parse({"cron": "0 8 * * 6", "weekdayDialect": "unix", "concurrencyPolicy": "replace"}, d)
@@ -75,22 +92,25 @@ def test_bad_setting_is_reported(monkeypatch):
         Defaults.from_settings()
 
 
-@pytest.mark.parametrize("attrs, message", [
-    ({"cron": None}, "schedule.cron: required"),
-    ({"cron": "61 * * * *"}, "schedule.cron '61 * * * *': minute: 61 is out of range 0-59"),
-    ({"cron": "* * *"}, "schedule.cron: '* * *' has 3 field(s)"),
-    ({"timezone": "Europe/Olso"}, "schedule.timezone: 'Europe/Olso' is not an IANA"),
-    ({"weekdayDialect": "iso"}, "schedule.weekdayDialect: 'iso' is not one of"),
-    ({"startDate": "yesterday"}, "schedule.startDate: 'yesterday' is not an ISO 8601"),
-    ({"endDate": "2026-02-30T10:00"}, "schedule.endDate: '2026-02-30T10:00'"),
-    ({"startDate": "2026-05-02", "endDate": "2026-05-01"}, "schedule.endDate: '2026-05-01' is before startDate"),
-    ({"concurrencyPolicy": "Sometimes"}, "schedule.concurrencyPolicy: 'Sometimes' is not one of: Allow, Forbid"),
-    ({"startingDeadlineSeconds": -1}, "schedule.startingDeadlineSeconds: -1 must be >= 0"),
-    ({"startingDeadlineSeconds": "soon"}, "schedule.startingDeadlineSeconds: 'soon' is not a whole number"),
-    ({"historyLimit": 0}, "schedule.historyLimit: 0 must be between 1 and 1000"),
-    ({"suspendAfterFailures": True}, "schedule.suspendAfterFailures: True is not a whole number"),
-    ({"suspend": "maybe"}, "schedule.suspend: 'maybe' is not true or false"),
-])
+@pytest.mark.parametrize(
+    "attrs, message",
+    [
+        ({"cron": None}, "schedule.cron: required"),
+        ({"cron": "61 * * * *"}, "schedule.cron '61 * * * *': minute: 61 is out of range 0-59"),
+        ({"cron": "* * *"}, "schedule.cron: '* * *' has 3 field(s)"),
+        ({"timezone": "Europe/Olso"}, "schedule.timezone: 'Europe/Olso' is not an IANA"),
+        ({"weekdayDialect": "iso"}, "schedule.weekdayDialect: 'iso' is not one of"),
+        ({"startDate": "yesterday"}, "schedule.startDate: 'yesterday' is not an ISO 8601"),
+        ({"endDate": "2026-02-30T10:00"}, "schedule.endDate: '2026-02-30T10:00'"),
+        ({"startDate": "2026-05-02", "endDate": "2026-05-01"}, "schedule.endDate: '2026-05-01' is before startDate"),
+        ({"concurrencyPolicy": "Sometimes"}, "schedule.concurrencyPolicy: 'Sometimes' is not one of: Allow, Forbid"),
+        ({"startingDeadlineSeconds": -1}, "schedule.startingDeadlineSeconds: -1 must be >= 0"),
+        ({"startingDeadlineSeconds": "soon"}, "schedule.startingDeadlineSeconds: 'soon' is not a whole number"),
+        ({"historyLimit": 0}, "schedule.historyLimit: 0 must be between 1 and 1000"),
+        ({"suspendAfterFailures": True}, "schedule.suspendAfterFailures: True is not a whole number"),
+        ({"suspend": "maybe"}, "schedule.suspend: 'maybe' is not true or false"),
+    ],
+)
 def test_invalid_schedule_says_what_is_wrong(attrs, message):
     base = {"cron": "*/5 * * * *"}
     base.update(attrs)
@@ -109,8 +129,7 @@ def test_schedule_that_never_fires_in_its_window():
 
 
 def test_numbers_as_strings_and_timezone_alias():
-    sp = ScheduleSpec.parse({"cron": "0 * * * *", "historyLimit": "5", "timeZone": "Europe/Oslo",
-                             "suspend": "true"})
+    sp = ScheduleSpec.parse({"cron": "0 * * * *", "historyLimit": "5", "timeZone": "Europe/Oslo", "suspend": "true"})
     assert sp.history_limit == 5 and sp.timezone == "Europe/Oslo" and sp.suspend
 
 
@@ -123,8 +142,9 @@ def test_naive_dates_are_in_the_schedules_zone_and_inclusive():
 
 
 def test_offset_dates_are_exact():
-    sp = spec("0 * * * *", timezone="Europe/Oslo", startDate="2026-06-01T10:00:00Z",
-              endDate="2026-06-01T11:30:00+00:00")
+    sp = spec(
+        "0 * * * *", timezone="Europe/Oslo", startDate="2026-06-01T10:00:00Z", endDate="2026-06-01T11:30:00+00:00"
+    )
     assert [t["utc"] for t in sp.preview(10, u(2026, 5, 1))] == ["2026-06-01T10:00:00Z", "2026-06-01T11:00:00Z"]
 
 
@@ -148,18 +168,22 @@ def test_registered_in_the_middle_of_the_window_does_not_backfill():
 
 # ---- simulated days (DST) -------------------------------------------------------------------------------
 def test_every_five_minutes_for_a_day_is_288_runs():
-    started = simulate(spec("*/5 * * * *"), u(2026, 5, 4), u(2026, 5, 5) - timedelta(minutes=1),
-                       jitter=timedelta(seconds=7))
+    started = simulate(
+        spec("*/5 * * * *"), u(2026, 5, 4), u(2026, 5, 5) - timedelta(minutes=1), jitter=timedelta(seconds=7)
+    )
     assert len(started) == 288 and len(set(started)) == 288
 
 
-@pytest.mark.parametrize("zone, day, expected", [
-    ("Europe/Oslo", (2026, 3, 29), 0),  # spring: 02:30 does not exist that day
-    ("Europe/Oslo", (2026, 10, 25), 1),  # autumn: 02:30 exists twice, runs once
-    ("Europe/Oslo", (2026, 6, 1), 1),
-    ("America/New_York", (2026, 3, 8), 0),
-    ("America/New_York", (2026, 11, 1), 1),
-])
+@pytest.mark.parametrize(
+    "zone, day, expected",
+    [
+        ("Europe/Oslo", (2026, 3, 29), 0),  # spring: 02:30 does not exist that day
+        ("Europe/Oslo", (2026, 10, 25), 1),  # autumn: 02:30 exists twice, runs once
+        ("Europe/Oslo", (2026, 6, 1), 1),
+        ("America/New_York", (2026, 3, 8), 0),
+        ("America/New_York", (2026, 11, 1), 1),
+    ],
+)
 def test_daily_run_at_0230_on_dst_days(zone, day, expected):
     tz = ZoneInfo(zone)
     start = datetime(*day, tzinfo=tz).astimezone(UTC)
@@ -260,17 +284,29 @@ def test_apply_status_counts_failures_in_a_row():
 
 
 def test_missed_and_skipped_entries():
-    d = decide(spec(concurrencyPolicy="Forbid"), state(u(2026, 5, 4, 9, 0, 3), running=["r1"]),
-               u(2026, 5, 4, 9, 20, 3), missed_record_limit=2)
+    d = decide(
+        spec(concurrencyPolicy="Forbid"),
+        state(u(2026, 5, 4, 9, 0, 3), running=["r1"]),
+        u(2026, 5, 4, 9, 20, 3),
+        missed_record_limit=2,
+    )
     runs = apply_decision_to_runs([], d)
     assert [(r["status"], r.get("scheduled"), r.get("count")) for r in runs] == [
-        ("missed", None, 1), ("missed", iso(u(2026, 5, 4, 9, 10)), None), ("missed", iso(u(2026, 5, 4, 9, 15)), None),
-        ("skipped", iso(u(2026, 5, 4, 9, 20)), None)]
+        ("missed", None, 1),
+        ("missed", iso(u(2026, 5, 4, 9, 10)), None),
+        ("missed", iso(u(2026, 5, 4, 9, 15)), None),
+        ("skipped", iso(u(2026, 5, 4, 9, 20)), None),
+    ]
 
 
 def test_run_template():
-    template = {"type": "dmss://WorkflowDS/Blueprints/Job", "uid": "old", "status": "completed", "result": {},
-                "applicationInput": {"type": "dmss://system/SIMOS/Reference", "address": "~.~.~.sce"}}
+    template = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "uid": "old",
+        "status": "completed",
+        "result": {},
+        "applicationInput": {"type": "dmss://system/SIMOS/Reference", "address": "~.~.~.sce"},
+    }
     run = run_template(template, "S1", deeper=True)
     assert run["triggeredBy"] == "Schedule (S1)" and run["status"] == "not started" and "uid" not in run
     assert run["applicationInput"]["address"] == "~.~.~.~.sce" and template["uid"] == "old"

@@ -1,4 +1,5 @@
 """shared/schedules/state.py: the typed schedule state reads and writes exactly the JSON stored before. Pure."""
+
 from __future__ import annotations
 
 import json
@@ -37,19 +38,45 @@ def test_new_state_is_the_dict_registration_always_wrote():
     spec = validate(recurring_entity("*/5 * * * *", historyLimit=2), T0)
     runs = [{"uid": None, "scheduled": f"2026-05-0{d}T00:00:00Z", "status": "completed"} for d in (1, 2, 3)]
     assert new_state(spec, T0, runs).to_dict() == {
-        "spec": spec.to_dict(), "state": "active", "suspendedReason": None, "registered": "2026-05-03T23:59:30Z",
-        "lastConsidered": "2026-05-03T23:59:30Z", "nextFire": "2026-05-04T00:00:00Z", "dueBucket": "202605040000",
-        "pending": None, "runs": runs[1:], "olderRuns": {"completed": 1},
-        "counts": {"started": 0, "missed": 0, "skipped": 0, "failedToStart": 0}, "consecutiveFailures": 0}
+        "spec": spec.to_dict(),
+        "state": "active",
+        "suspendedReason": None,
+        "registered": "2026-05-03T23:59:30Z",
+        "lastConsidered": "2026-05-03T23:59:30Z",
+        "nextFire": "2026-05-04T00:00:00Z",
+        "dueBucket": "202605040000",
+        "pending": None,
+        "runs": runs[1:],
+        "olderRuns": {"completed": 1},
+        "counts": {"started": 0, "missed": 0, "skipped": 0, "failedToStart": 0},
+        "consecutiveFailures": 0,
+    }
     assert list(new_state(spec, T0).to_dict()) == list(ScheduleRecord.KEYS)
 
 
 def test_unknown_keys_and_the_read_key_order_are_kept():
-    raw = {"state": "active", "spec": {"cron": "* * * * *"}, "addedLater": {"x": 1}, "runs": [], "counts": {},
-           "pending": {"claimedAt": "2026-05-04T00:00:05Z", "scheduled": "2026-05-04T00:00:00Z", "note": "kept",
-                       "claimedBy": "dead", "stop": [], "attempts": 0},
-           "suspendedReason": None, "registered": None, "lastConsidered": None, "nextFire": None,
-           "dueBucket": None, "olderRuns": {}, "consecutiveFailures": 0}
+    raw = {
+        "state": "active",
+        "spec": {"cron": "* * * * *"},
+        "addedLater": {"x": 1},
+        "runs": [],
+        "counts": {},
+        "pending": {
+            "claimedAt": "2026-05-04T00:00:05Z",
+            "scheduled": "2026-05-04T00:00:00Z",
+            "note": "kept",
+            "claimedBy": "dead",
+            "stop": [],
+            "attempts": 0,
+        },
+        "suspendedReason": None,
+        "registered": None,
+        "lastConsidered": None,
+        "nextFire": None,
+        "dueBucket": None,
+        "olderRuns": {},
+        "consecutiveFailures": 0,
+    }
     state = ScheduleRecord.from_dict(raw)
     assert state.extra == {"addedLater": {"x": 1}} and state.pending.extra == {"note": "kept"}
     assert stored_text(state.to_dict()) == stored_text(raw)

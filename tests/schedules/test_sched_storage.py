@@ -1,6 +1,7 @@
 """shared/schedules/ against a real Azurite: the due index, the tick, exactly-once, policies, lifecycle.
 
 `schedules` is shared.schedules.operations (register, suspend, resume, unregister, preview, view, validate)."""
+
 from __future__ import annotations
 
 import threading
@@ -29,8 +30,11 @@ def minute(i: int, second: int = 5) -> datetime:
 
 
 def index_rows() -> list[tuple[str, str]]:
-    return sorted((r["PartitionKey"], r["RowKey"]) for r in due_index.due_table().list_entities()
-                  if r["PartitionKey"] != due_index.STATE_PK)
+    return sorted(
+        (r["PartitionKey"], r["RowKey"])
+        for r in due_index.due_table().list_entities()
+        if r["PartitionKey"] != due_index.STATE_PK
+    )
 
 
 def tick(fake: FakeRuns, now: datetime, **kw):
@@ -85,8 +89,11 @@ def test_two_tickers_on_one_storage_start_each_run_once(storage_env):
     assert len(fake.calls) == len(set(fake.calls)), "a run was started twice"
     for record, cron in zip(records, crons):
         step = {"* * * * *": 1, "*/2 * * * *": 2, "*/5 * * * *": 5, "*/3 * * * *": 3}.get(cron)
-        expected = ([u(2026, 5, 4) + timedelta(minutes=m) for m in range(0, minutes, step)] if step else
-                    [u(2026, 5, 4) + timedelta(minutes=m) for m in range(minutes) if m % 60 in (0, 1, 2, 3)])
+        expected = (
+            [u(2026, 5, 4) + timedelta(minutes=m) for m in range(0, minutes, step)]
+            if step
+            else [u(2026, 5, 4) + timedelta(minutes=m) for m in range(minutes) if m % 60 in (0, 1, 2, 3)]
+        )
         assert fake.started_for(record.uid) == expected, cron
     both = [r for rs in reports for r in rs]
     assert sum(r.started for r in both) == len(fake.calls)
@@ -192,14 +199,17 @@ def test_start_date_in_the_future_and_naive_dates_in_the_schedules_zone(storage_
     assert fake.started_for(record.uid) == [u(2026, 5, 4, 3), u(2026, 5, 4, 4)]
 
 
-@pytest.mark.parametrize("schedule, message", [
-    ({"cron": "*/5 * * *"}, "has 4 field(s)"),
-    ({"cron": "0 25 * * *"}, "hour: 25 is out of range 0-23"),
-    ({"cron": "*/5 * * * *", "timezone": "Europe/Osl"}, "schedule.timezone: 'Europe/Osl'"),
-    ({"cron": "*/5 * * * *", "startDate": "2026-05-04T25:00"}, "schedule.startDate"),
-    ({"cron": "*/5 * * * *", "endDate": "2020-01-01T00:00Z"}, "is in the past"),
-    ({"cron": "*/5 * * * *", "weekdayDialect": "quartz"}, "weekdayDialect"),
-])
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ({"cron": "*/5 * * *"}, "has 4 field(s)"),
+        ({"cron": "0 25 * * *"}, "hour: 25 is out of range 0-23"),
+        ({"cron": "*/5 * * * *", "timezone": "Europe/Osl"}, "schedule.timezone: 'Europe/Osl'"),
+        ({"cron": "*/5 * * * *", "startDate": "2026-05-04T25:00"}, "schedule.startDate"),
+        ({"cron": "*/5 * * * *", "endDate": "2020-01-01T00:00Z"}, "is in the past"),
+        ({"cron": "*/5 * * * *", "weekdayDialect": "quartz"}, "weekdayDialect"),
+    ],
+)
 def test_bad_schedules_are_rejected_with_nothing_stored(storage_env, schedule, message):
     from shared import service
 
@@ -231,8 +241,11 @@ def test_register_through_the_service_and_get_shows_the_schedule(storage_env, mo
 
     monkeypatch.setattr(clock, "_clock", clock.ManualClock(T0))
     fake = FakeRuns()
-    result = service.start_job(recurring_entity("*/5 * * * *", timezone="Europe/Oslo", weekdayDialect="dmjob"),
-                               caller=None, orchestrations=None)
+    result = service.start_job(
+        recurring_entity("*/5 * * * *", timezone="Europe/Oslo", weekdayDialect="dmjob"),
+        caller=None,
+        orchestrations=None,
+    )
     assert result.status == JobStatus.REGISTERED
     tick(fake, minute(6))
     body = service.get_job(result.uid)
@@ -320,8 +333,13 @@ def test_a_crashed_claim_is_taken_over_after_the_lease(storage_env):
     schedules.register(record, now=T0)
 
     def crash_after_claim(r):  # what a tick that died between claim and start leaves behind
-        r.schedule["pending"] = {"scheduled": "2026-05-04T00:00:00Z", "claimedBy": "dead", "attempts": 0,
-                                 "claimedAt": "2026-05-04T00:00:05Z", "stop": []}
+        r.schedule["pending"] = {
+            "scheduled": "2026-05-04T00:00:00Z",
+            "claimedBy": "dead",
+            "attempts": 0,
+            "claimedAt": "2026-05-04T00:00:05Z",
+            "stop": [],
+        }
         r.schedule["lastConsidered"] = "2026-05-04T00:00:05Z"
 
     store().update(record.uid, crash_after_claim)

@@ -44,6 +44,7 @@ Failure modes, set per test: `throttle_windows` / `delete_throttle_windows` (the
 300 per hour), `fail_next_creates` (5xx), `pull_failure_images`, `provisioning_failure` (+ `_event`),
 `inaccessible_images` (400 at PUT), `remove_resource_group(rg)`, `make_unhealthy(name, ...)`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -65,15 +66,22 @@ PROVIDER = "Microsoft.ContainerInstance"
 API_VERSION = "2023-05-01"  # SDK: the default api_version of azure-mgmt-containerinstance 10.1.0
 GROUP_PATH = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.ContainerInstance/"
-    r"containerGroups/(?P<name>[^/]+)(?P<rest>/.*)?$", re.IGNORECASE)
+    r"containerGroups/(?P<name>[^/]+)(?P<rest>/.*)?$",
+    re.IGNORECASE,
+)
 LIST_RG_PATH = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.ContainerInstance/"
-    r"containerGroups/?$", re.IGNORECASE)
+    r"containerGroups/?$",
+    re.IGNORECASE,
+)
 LIST_SUB_PATH = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.ContainerInstance/containerGroups/?$", re.IGNORECASE)
+    r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.ContainerInstance/containerGroups/?$", re.IGNORECASE
+)
 OPERATION_PATH = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/]+))?/providers/Microsoft\.ContainerInstance/"
-    r"locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)$", re.IGNORECASE)
+    r"locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)$",
+    re.IGNORECASE,
+)
 RG_PATH = re.compile(r"^/subscriptions/[^/]+/resourceGroups/(?P<rg>[^/]+)/", re.IGNORECASE)
 API_VERSION_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 NAME_OK = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -94,8 +102,14 @@ def _error(status: int, code: str, message: str, headers: Optional[dict[str, str
 
 def _event(name: str, message: str, first: datetime, last: datetime, kind: str = "Normal", count: int = 1) -> dict:
     """SPEC Event: count, firstTimestamp, lastTimestamp, name, message, type."""
-    return {"count": count, "firstTimestamp": _iso(first), "lastTimestamp": _iso(last), "name": name,
-            "message": message, "type": kind}
+    return {
+        "count": count,
+        "firstTimestamp": _iso(first),
+        "lastTimestamp": _iso(last),
+        "name": name,
+        "message": message,
+        "type": kind,
+    }
 
 
 @dataclass
@@ -165,10 +179,17 @@ class Operation:
 
 
 class ArmStandIn:
-    def __init__(self, *, clock: Optional[Callable[[], datetime]] = None, start_delay: float = 2.0,
-                 default_run_seconds: float = 1.0, throttle_windows: tuple[tuple[int, float], ...] = DOCUMENTED_RATE,
-                 delete_throttle_windows: tuple[tuple[int, float], ...] = DOCUMENTED_RATE,
-                 require_auth: bool = True, location: str = "norwayeast"):
+    def __init__(
+        self,
+        *,
+        clock: Optional[Callable[[], datetime]] = None,
+        start_delay: float = 2.0,
+        default_run_seconds: float = 1.0,
+        throttle_windows: tuple[tuple[int, float], ...] = DOCUMENTED_RATE,
+        delete_throttle_windows: tuple[tuple[int, float], ...] = DOCUMENTED_RATE,
+        require_auth: bool = True,
+        location: str = "norwayeast",
+    ):
         self._now = clock or shared_clock.now
         self.start_delay = start_delay
         self.default_run_seconds = default_run_seconds
@@ -188,8 +209,14 @@ class ArmStandIn:
         self.operations: dict[str, Operation] = {}
         self.create_times: deque[datetime] = deque()
         self.delete_times: deque[datetime] = deque()
-        self.counts = {"creates": 0, "throttled": 0, "delete_throttled": 0, "server_errors": 0, "deletes": 0,
-                       "requests": 0}
+        self.counts = {
+            "creates": 0,
+            "throttled": 0,
+            "delete_throttled": 0,
+            "server_errors": 0,
+            "deletes": 0,
+            "requests": 0,
+        }
         self.requests: list[tuple[str, str, int]] = []
         self.last_put_bodies: dict[str, dict[str, Any]] = {}  # name -> raw PUT body (tests check what was sent)
         self._lock = threading.RLock()
@@ -227,8 +254,11 @@ class ArmStandIn:
             now = self._now()
             for group in self.groups.values():
                 if group.name == name:
-                    group.unhealthy = (now, now + timedelta(seconds=unhealthy_seconds),
-                                       now + timedelta(seconds=unhealthy_seconds + repairing_seconds))
+                    group.unhealthy = (
+                        now,
+                        now + timedelta(seconds=unhealthy_seconds),
+                        now + timedelta(seconds=unhealthy_seconds + repairing_seconds),
+                    )
 
     # -- dispatch
     def handle(self, request: Request) -> Response:
@@ -244,17 +274,26 @@ class ArmStandIn:
             return _error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
         version = request.query.get("api-version")
         if version is None:
-            return _error(400, "MissingApiVersionParameter",
-                          "The api-version query parameter (?api-version=) is required for all requests.")
+            return _error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
         if not API_VERSION_SHAPE.match(version):  # ERRS: Azure/azure-sdk-for-net#2276
-            return _error(400, "InvalidApiVersionParameter",
-                          f"The api-version '{version}' is invalid. The supported versions are '{API_VERSION}'.")
+            return _error(
+                400,
+                "InvalidApiVersionParameter",
+                f"The api-version '{version}' is invalid. The supported versions are '{API_VERSION}'.",
+            )
         if version != API_VERSION:  # ERRS: Azure/azure-cli#28496
             kind = "locations/operations" if "/operations/" in request.path else "containerGroups"
-            return _error(400, "NoRegisteredProviderFound",
-                          f"No registered resource provider found for location '{self.location}' and API version "
-                          f"'{version}' for type '{kind}'. The supported api-versions are '{API_VERSION}'. The "
-                          f"supported locations are '{self.location}'.")
+            return _error(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider found for location '{self.location}' and API version "
+                f"'{version}' for type '{kind}'. The supported api-versions are '{API_VERSION}'. The "
+                f"supported locations are '{self.location}'.",
+            )
         rg = RG_PATH.match(request.path)
         if rg and rg["rg"].lower() in self.missing_resource_groups:  # ERRS: pulumi/pulumi#3891
             return _error(404, "ResourceGroupNotFound", f"Resource group '{rg['rg']}' could not be found.")
@@ -314,23 +353,32 @@ class ArmStandIn:
         try:
             body = request.json()
         except ValueError:
-            return _error(400, "InvalidRequestContent",
-                          "The request content was invalid and could not be deserialized.")
+            return _error(
+                400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
+            )
         if self.fail_next_creates > 0:
             self.fail_next_creates -= 1
             self.counts["server_errors"] += 1
             headers = {"Retry-After": str(self.fail_retry_after)} if self.fail_retry_after is not None else {}
-            return _error(self.fail_status, "InternalServerError" if self.fail_status == 500 else "ServiceUnavailable",
-                          "The service is temporarily unavailable.", headers)
+            return _error(
+                self.fail_status,
+                "InternalServerError" if self.fail_status == 500 else "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+                headers,
+            )
         existing = self.groups.get(key)
         if existing is None:
             wait = self._wait(self.create_times, self.throttle_windows, now)
             if wait is not None:  # ERRS: 429 with Retry-After (the ACI code and text are not documented)
                 self.counts["throttled"] += 1
                 seconds = int(math.ceil(wait))
-                return _error(429, "TooManyRequests",
-                              f"The container group creation rate limit of this subscription and region is reached. "
-                              f"Please retry after {seconds} seconds.", {"Retry-After": str(seconds)})
+                return _error(
+                    429,
+                    "TooManyRequests",
+                    f"The container group creation rate limit of this subscription and region is reached. "
+                    f"Please retry after {seconds} seconds.",
+                    {"Retry-After": str(seconds)},
+                )
         problem = self._validate(name, body)
         if problem:
             return problem
@@ -338,24 +386,37 @@ class ArmStandIn:
         for container in props["containers"]:
             image = container["properties"]["image"]
             if image in self.inaccessible_images:
-                return _error(400, "InaccessibleImage",
-                              f"The image '{image}' in container group '{name}' is not accessible. Please check the "
-                              f"image and registry credential.")
+                return _error(
+                    400,
+                    "InaccessibleImage",
+                    f"The image '{image}' in container group '{name}' is not accessible. Please check the "
+                    f"image and registry credential.",
+                )
         self.last_put_bodies[name] = copy.deepcopy(body)
         if existing is not None:
             existing.body = body
             return Response(200, self._render(existing, now), self._async_headers(existing.operation, sub, None))
         operation = str(uuid.uuid4())
-        scripts = {c["name"]: parse_script(c["properties"].get("command"), self.default_run_seconds)
-                   for c in props["containers"]}
+        scripts = {
+            c["name"]: parse_script(c["properties"].get("command"), self.default_run_seconds)
+            for c in props["containers"]
+        }
         failure = (self.provisioning_failure_event, self.provisioning_failure) if self.provisioning_failure else None
-        group = Group(sub, rg, name, body, now, operation, scripts,
-                      pull_failure=any(c["properties"]["image"] in self.pull_failure_images
-                                       for c in props["containers"]),
-                      provisioning_failure=failure)
+        group = Group(
+            sub,
+            rg,
+            name,
+            body,
+            now,
+            operation,
+            scripts,
+            pull_failure=any(c["properties"]["image"] in self.pull_failure_images for c in props["containers"]),
+            provisioning_failure=failure,
+        )
         self.groups[key] = group
-        self.operations[operation] = Operation(operation, "create", sub, body.get("location") or self.location, now,
-                                               group)
+        self.operations[operation] = Operation(
+            operation, "create", sub, body.get("location") or self.location, now, group
+        )
         self._record(self.create_times, now)
         self.counts["creates"] += 1
         # STATE: "PUT (create) operations are asynchronous. The returned value from the PUT's response body is not the
@@ -367,14 +428,19 @@ class ArmStandIn:
         has it under the resource group."""
         scope = f"/subscriptions/{sub}" + (f"/resourceGroups/{rg}" if rg else "")
         location = self.operations[operation].location if operation in self.operations else self.location
-        return {"Azure-AsyncOperation": f"{self.url}{scope}/providers/{PROVIDER}/locations/{location}/operations/"
-                                        f"{operation}?api-version={API_VERSION}"}
+        return {
+            "Azure-AsyncOperation": f"{self.url}{scope}/providers/{PROVIDER}/locations/{location}/operations/"
+            f"{operation}?api-version={API_VERSION}"
+        }
 
     def _validate(self, name: str, body: Any) -> Optional[Response]:
         if not NAME_OK.match(name):
-            return _error(400, "ContainerGroupNameInvalid",
-                          f"The container group name '{name}' is invalid. A container group name must contain no more "
-                          f"than 63 characters and must match the regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?'.")
+            return _error(
+                400,
+                "ContainerGroupNameInvalid",
+                f"The container group name '{name}' is invalid. A container group name must contain no more "
+                f"than 63 characters and must match the regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?'.",
+            )
         if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
             return _error(400, "InvalidRequestContent", "The request content must have 'properties'.")
         if not body.get("location"):
@@ -400,8 +466,9 @@ class ArmStandIn:
                 return _error(400, "InvalidContainerImage", "The container image is required.")
             requests = (cprops.get("resources") or {}).get("requests") or {}
             if "cpu" not in requests or "memoryInGB" not in requests:  # SPEC ResourceRequests: both required
-                return _error(400, "InvalidResourceRequests",
-                              "The container resource requests need cpu and memoryInGB.")
+                return _error(
+                    400, "InvalidResourceRequests", "The container resource requests need cpu and memoryInGB."
+                )
             cpu += float(requests["cpu"])
             memory += float(requests["memoryInGB"])
             ports |= {p.get("port") for p in cprops.get("ports") or []}
@@ -409,26 +476,38 @@ class ArmStandIn:
                 if not env.get("name"):
                     return _error(400, "InvalidEnvironmentVariable", "An environment variable has no name.")
         if cpu > 4 or memory > 16:  # QUOTA: Linux container groups, 4 CPU and 16 GB
-            return _error(400, "ResourceRequestsExceedLimits" if cpu > 4 else "MemoryRequestExceedsLimit",
-                          f"The requested resource (cpu {cpu:g}, memory {memory:g} GB) exceeds the limit of a Linux "
-                          f"container group (4 CPU, 16 GB).")
+            return _error(
+                400,
+                "ResourceRequestsExceedLimits" if cpu > 4 else "MemoryRequestExceedsLimit",
+                f"The requested resource (cpu {cpu:g}, memory {memory:g} GB) exceeds the limit of a Linux "
+                f"container group (4 CPU, 16 GB).",
+            )
         ip = props.get("ipAddress")
         if ip:
             if ip.get("type") == "Private" and not props.get("subnetIds"):
-                return _error(400, "PrivateIPAddressNotSupported",
-                              "IP Address type in container group is 'Private' but no subnet is specified.")
+                return _error(
+                    400,
+                    "PrivateIPAddressNotSupported",
+                    "IP Address type in container group is 'Private' but no subnet is specified.",
+                )
             for port in ip.get("ports") or []:
                 if port.get("port") not in ports:
-                    return _error(400, "InvalidIpAddressPorts",
-                                  f"The ports in the 'ipAddress' of container group '{name}' must be exposed by a "
-                                  f"container.")
+                    return _error(
+                        400,
+                        "InvalidIpAddressPorts",
+                        f"The ports in the 'ipAddress' of container group '{name}' must be exposed by a container.",
+                    )
         for cred in props.get("imageRegistryCredentials") or []:
             if not cred.get("server"):
                 return _error(400, "InvalidImageRegistryCredential", "The registry server is required.")
-            if cred.get("identity") and cred["identity"] not in ((body.get("identity") or {}).get(
-                    "userAssignedIdentities") or {}):
-                return _error(400, "InvalidImageRegistryCredentialIdentity",
-                              "The identity of an image registry credential must be assigned to the container group.")
+            if cred.get("identity") and cred["identity"] not in (
+                (body.get("identity") or {}).get("userAssignedIdentities") or {}
+            ):
+                return _error(
+                    400,
+                    "InvalidImageRegistryCredentialIdentity",
+                    "The identity of an image registry credential must be assigned to the container group.",
+                )
         return None
 
     # -- read
@@ -439,9 +518,12 @@ class ArmStandIn:
         return Response(200, self._render(group, self._now()))
 
     def _not_found(self, key: tuple[str, str, str]) -> Response:
-        return _error(404, "ResourceNotFound",  # ERRS: ManageIQ/manageiq#8662
-                      f"The Resource '{PROVIDER}/containerGroups/{key[2]}' under resource group '{key[1]}' was not "
-                      f"found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
+        return _error(
+            404,
+            "ResourceNotFound",  # ERRS: ManageIQ/manageiq#8662
+            f"The Resource '{PROVIDER}/containerGroups/{key[2]}' under resource group '{key[1]}' was not "
+            f"found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+        )
 
     def _list(self, sub: str, rg: Optional[str]) -> Response:
         now = self._now()
@@ -462,19 +544,24 @@ class ArmStandIn:
         now = self._now()
         body: dict[str, Any] = {
             "id": f"/subscriptions/{operation.sub}/providers/{PROVIDER}/locations/{operation.location}/operations/{op}",
-            "name": op, "startTime": _iso(operation.started)}
+            "name": op,
+            "startTime": _iso(operation.started),
+        }
         if operation.kind == "delete":
             body["status"] = "Succeeded" if operation.done_at is None or now >= operation.done_at else "InProgress"
             return Response(200, body)
         group = operation.group
         failed = (group.provisioning_failure and now >= self._start_time(group)) or (
-            group.pull_failure and (now - group.created).total_seconds() > PROVISIONING_TIMEOUT)
+            group.pull_failure and (now - group.created).total_seconds() > PROVISIONING_TIMEOUT
+        )
         # ASYNC: "Succeeded | Failed | Canceled | {resource provider values}"; STATE: Pending and Creating are not
         # final, Succeeded once the containers got to running
         if failed:
             body["status"] = "Failed"  # ASYNC: with an error object (ACI's code for it is not documented)
-            body["error"] = {"code": "ContainerGroupProvisioningFailed",
-                             "message": (group.provisioning_failure or ("", "Container group provisioning failed."))[1]}
+            body["error"] = {
+                "code": "ContainerGroupProvisioningFailed",
+                "message": (group.provisioning_failure or ("", "Container group provisioning failed."))[1],
+            }
         elif group.pull_failure or group.provisioning_failure or now < self._start_time(group):
             body["status"] = "InProgress"
         else:
@@ -487,14 +574,17 @@ class ArmStandIn:
             return self._not_found(key)
         script = group.scripts.get(container)
         if script is None:
-            return _error(404, "ContainerNotFound", f"The container '{container}' could not be found in container "
-                          f"group '{key[2]}'.")
+            return _error(
+                404,
+                "ContainerNotFound",
+                f"The container '{container}' could not be found in container group '{key[2]}'.",
+            )
         now = self._now()
         lines = self._visible_lines(group, script, now)
         if group.stopped_at is not None or now >= self._end_time(group, script):
             lines = _stopped_log(lines)  # QUOTA: a stopped instance keeps 16 KB or 1,000 lines
         if tail:
-            lines = lines[-int(tail):] if int(tail) > 0 else []
+            lines = lines[-int(tail) :] if int(tail) > 0 else []
         return Response(200, {"content": "".join(line + "\n" for line in lines)})  # SPEC Containers_ListLogs
 
     # -- change
@@ -507,14 +597,20 @@ class ArmStandIn:
         if wait is not None:  # QUOTA: deletes per 5 minutes / per hour
             self.counts["delete_throttled"] += 1
             seconds = int(math.ceil(wait))
-            return _error(429, "TooManyRequests", f"The container group deletion rate limit of this subscription and "
-                          f"region is reached. Please retry after {seconds} seconds.", {"Retry-After": str(seconds)})
+            return _error(
+                429,
+                "TooManyRequests",
+                f"The container group deletion rate limit of this subscription and "
+                f"region is reached. Please retry after {seconds} seconds.",
+                {"Retry-After": str(seconds)},
+            )
         del self.groups[key]
         self._record(self.delete_times, now)
         self.counts["deletes"] += 1
         operation = str(uuid.uuid4())
-        self.operations[operation] = Operation(operation, "delete", key[0], group.body.get("location") or self.location,
-                                               now, done_at=now)
+        self.operations[operation] = Operation(
+            operation, "delete", key[0], group.body.get("location") or self.location, now, done_at=now
+        )
         # SPEC delete example: 202 with azure-asyncoperation under the resource group
         return Response(202, None, self._async_headers(operation, key[0], group.rg))
 
@@ -587,30 +683,55 @@ class ArmStandIn:
             # PULL: events Pulling (Normal), Failed (Warning) "Failed to pull image ...", BackOff (Normal); ACI
             # retries for a while. detailStatus as the SPEC's waiting container: ""
             tries = 1 + int((now - created).total_seconds() // 10)
-            events = [_event("Pulling", f'pulling image "{image}"', created, now, count=tries),
-                      _event("Failed", f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to '
-                                       f'resolve reference "{image}": not found', created, now, "Warning", tries),
-                      _event("BackOff", f'Back-off pulling image "{image}"', created, now, count=tries)]
+            events = [
+                _event("Pulling", f'pulling image "{image}"', created, now, count=tries),
+                _event(
+                    "Failed",
+                    f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to '
+                    f'resolve reference "{image}": not found',
+                    created,
+                    now,
+                    "Warning",
+                    tries,
+                ),
+                _event("BackOff", f'Back-off pulling image "{image}"', created, now, count=tries),
+            ]
             return {"restartCount": 0, "currentState": {"state": "Waiting", "detailStatus": ""}, "events": events}
         if state == "Waiting":
             events = [pulling]
             if group.provisioning_failure:  # SPEC Get_Failed example: pulled, and waiting with detailStatus ""
                 events.append(_event("Pulled", f'Successfully pulled image "{image}"', created, created))
-            return {"restartCount": 0, "currentState": {"state": "Waiting", "detailStatus": "",
-                                                        "startTime": _iso(created)}, "events": events}
-        events = [pulling, _event("Pulled", f'Successfully pulled image "{image}"', start, start),
-                  _event("Created", "Created container", start, start),
-                  _event("Started", "Started container", start, start)]
+            return {
+                "restartCount": 0,
+                "currentState": {"state": "Waiting", "detailStatus": "", "startTime": _iso(created)},
+                "events": events,
+            }
+        events = [
+            pulling,
+            _event("Pulled", f'Successfully pulled image "{image}"', start, start),
+            _event("Created", "Created container", start, start),
+            _event("Started", "Started container", start, start),
+        ]
         if state == "Running":
-            return {"restartCount": 0, "currentState": {"state": "Running", "startTime": _iso(start),
-                                                        "detailStatus": ""}, "events": events}
+            return {
+                "restartCount": 0,
+                "currentState": {"state": "Running", "startTime": _iso(start), "detailStatus": ""},
+                "events": events,
+            }
         script = group.scripts[name]
         # STATE: "currentState ... contain additional information, such as an exit code or a reason"
-        return {"restartCount": 0,
-                "currentState": {"state": "Terminated", "startTime": _iso(start), "exitCode": script.exit_code,
-                                 "finishTime": _iso(self._end_time(group, script)),
-                                 "detailStatus": "Completed" if script.exit_code == 0 else "Error"},
-                "previousState": None, "events": events}
+        return {
+            "restartCount": 0,
+            "currentState": {
+                "state": "Terminated",
+                "startTime": _iso(start),
+                "exitCode": script.exit_code,
+                "finishTime": _iso(self._end_time(group, script)),
+                "detailStatus": "Completed" if script.exit_code == 0 else "Error",
+            },
+            "previousState": None,
+            "events": events,
+        }
 
     def _group_state(self, group: Group, now: datetime) -> str:
         """STATE, Container Groups: Running, Stopped, Pending, Succeeded (Never/OnFailure), Failed (Never)."""
@@ -652,12 +773,14 @@ class ArmStandIn:
             for value in (identity.get("userAssignedIdentities") or {}).values():
                 value.setdefault("principalId", "00000000-0000-0000-0000-000000000001")
                 value.setdefault("clientId", "00000000-0000-0000-0000-000000000002")
-        body.update({
-            "id": f"/subscriptions/{group.sub}/resourceGroups/{group.rg}/providers/{PROVIDER}/containerGroups/"
-                  f"{group.name}",
-            "name": group.name,
-            "type": f"{PROVIDER}/containerGroups",
-        })
+        body.update(
+            {
+                "id": f"/subscriptions/{group.sub}/resourceGroups/{group.rg}/providers/{PROVIDER}/containerGroups/"
+                f"{group.name}",
+                "name": group.name,
+                "type": f"{PROVIDER}/containerGroups",
+            }
+        )
         return body
 
 

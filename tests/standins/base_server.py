@@ -1,4 +1,5 @@
 """A small threaded HTTP server on 127.0.0.1 (free port) that stand-ins build on."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ class Request:
 class Response:
     """A JSON answer, or with `raw` bytes sent as they are (`content_type`, default text/plain)."""
 
-    def __init__(self, status: int, body: Any = None, headers: Optional[dict[str, str]] = None,
-                 raw: Optional[bytes] = None, content_type: str = "text/plain; charset=utf-8"):
+    def __init__(
+        self,
+        status: int,
+        body: Any = None,
+        headers: Optional[dict[str, str]] = None,
+        raw: Optional[bytes] = None,
+        content_type: str = "text/plain; charset=utf-8",
+    ):
         self.status = status
         self.body = body
         self.headers = headers or {}

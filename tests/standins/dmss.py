@@ -47,6 +47,7 @@ What it does, after DMSS (data-modelling-storage-service):
 - Records: `requests` (every request: method, endpoint, address, params, status, auth headers seen) and
   `writes` (successful PUT/POST only), so tests can assert "polls alone do not write".
 """
+
 from __future__ import annotations
 
 import copy
@@ -78,9 +79,13 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.type = type_ or {400: "BadRequestException", 401: "UnauthorizedException",
-                              403: "MissingPrivilegeException", 404: "NotFoundException",
-                              422: "ValidationException"}.get(status, "ApplicationException")
+        self.type = type_ or {
+            400: "BadRequestException",
+            401: "UnauthorizedException",
+            403: "MissingPrivilegeException",
+            404: "NotFoundException",
+            422: "ValidationException",
+        }.get(status, "ApplicationException")
         self.data = data
 
 
@@ -143,8 +148,13 @@ class Principal:
 
     def user(self) -> dict[str, Any]:
         """What `GET /api/whoami` returns (the User model's fields)."""
-        return {"user_id": self.subject, "email": None, "full_name": None, "roles": list(self.roles),
-                "scope": self.scope}
+        return {
+            "user_id": self.subject,
+            "email": None,
+            "full_name": None,
+            "roles": list(self.roles),
+            "scope": self.scope,
+        }
 
 
 @dataclass
@@ -163,8 +173,9 @@ def make_jwt(subject: str = "alice", expires_in: float = 3600, **claims: Any) ->
     """A Bearer JWT as an identity provider would issue (HS256 with a test key; the stand-in does not check
     the signature, as DMSS tests do not have the IdP's keys)."""
     now = int(time.time())
-    return jwt.encode({"sub": subject, "iat": now, "exp": now + int(expires_in), **claims}, JWT_TEST_KEY,
-                      algorithm="HS256")
+    return jwt.encode(
+        {"sub": subject, "iat": now, "exp": now + int(expires_in), **claims}, JWT_TEST_KEY, algorithm="HS256"
+    )
 
 
 class DmssStandIn:
@@ -194,8 +205,9 @@ class DmssStandIn:
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="dmss-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="dmss-standin", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -229,8 +241,13 @@ class DmssStandIn:
         """Move the stand-in's clock (token and JWT expiry) forward."""
         self.time_offset += seconds
 
-    def issue_token(self, subject: str = "alice", ttl_seconds: float = 3600, scope: str = "WRITE",
-                    roles: list[str] | tuple[str, ...] | None = None) -> str:
+    def issue_token(
+        self,
+        subject: str = "alice",
+        ttl_seconds: float = 3600,
+        scope: str = "WRITE",
+        roles: list[str] | tuple[str, ...] | None = None,
+    ) -> str:
         """A personal access token of `subject` (with the roles given, else those of `set_roles`)."""
         token = "DMSS_" + secrets.token_hex(16)
         with self.lock:
@@ -251,8 +268,16 @@ class DmssStandIn:
         with self.lock:
             self.roles[subject] = tuple(roles)
 
-    def set_acl(self, data_source: str, doc_id: str, owner: str, *, roles: dict[str, str] | None = None,
-                users: dict[str, str] | None = None, others: str = "READ") -> dict[str, Any]:
+    def set_acl(
+        self,
+        data_source: str,
+        doc_id: str,
+        owner: str,
+        *,
+        roles: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+        others: str = "READ",
+    ) -> dict[str, Any]:
         """Give a stored document an ACL (DMSS's AccessControlList; levels NONE, READ, WRITE)."""
         acl = {"owner": owner, "roles": dict(roles or {}), "users": dict(users or {}), "others": others}
         for level in [*acl["roles"].values(), *acl["users"].values(), others]:
@@ -275,10 +300,12 @@ class DmssStandIn:
 
     # --- faults -----------------------------------------------------------------------------------------
 
-    def fail(self, endpoint: str = "*", status: int = 500, times: int | None = None,
-             message: str | None = None) -> Fault:
-        fault = Fault(endpoint, "fail", status=status, times=times,
-                      message=message or f"Stand-in DMSS answers {status}")
+    def fail(
+        self, endpoint: str = "*", status: int = 500, times: int | None = None, message: str | None = None
+    ) -> Fault:
+        fault = Fault(
+            endpoint, "fail", status=status, times=times, message=message or f"Stand-in DMSS answers {status}"
+        )
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -323,8 +350,12 @@ class DmssStandIn:
             doc["_id"] = doc_id
             docs[doc_id] = doc
             if owner is not None:
-                self.acls[(data_source, doc_id)] = {"owner": owner, "roles": {ADMIN_ROLE: "WRITE"}, "users": {},
-                                                    "others": "READ"}
+                self.acls[(data_source, doc_id)] = {
+                    "owner": owner,
+                    "roles": {ADMIN_ROLE: "WRITE"},
+                    "users": {},
+                    "others": "READ",
+                }
             return doc_id
 
     def add_root_package(self, data_source: str, name: str, content: list | None = None) -> str:
@@ -393,11 +424,11 @@ class DmssStandIn:
                 items.append(("name", value))
             elif c == "[":
                 j = path.index("]", i)
-                items.append(("index", int(path[i + 1:j])))
+                items.append(("index", int(path[i + 1 : j])))
                 i = j + 1
             elif c == "(":
                 j = path.index(")", i)
-                pairs = [part.split("=", 1) for part in path[i + 1:j].split(",")]
+                pairs = [part.split("=", 1) for part in path[i + 1 : j].split(",")]
                 items.append(("query", [(k.strip(), v.strip()) for k, v in pairs]))
                 i = j + 1
             else:
@@ -441,8 +472,7 @@ class DmssStandIn:
         if kind == "id":
             loc = _Loc(ds, self._stored(ds, first), True, first)
         else:
-            roots = [d for d in self.data_sources[ds].values()
-                     if d.get("isRoot") and d.get("name") == first]
+            roots = [d for d in self.data_sources[ds].values() if d.get("isRoot") and d.get("name") == first]
             if not roots:
                 raise HttpError(404, f"Root package '{first}' not found in '{ds}'")
             loc = _Loc(ds, roots[0], True, roots[0]["_id"])
@@ -458,8 +488,11 @@ class DmssStandIn:
                 for index, element in enumerate(content):
                     resolved, stored_id = self._deref(ds, element)
                     if isinstance(resolved, dict) and resolved.get("name") == arg:
-                        loc = (_Loc(ds, resolved, True, stored_id) if stored_id
-                               else _Loc(ds, resolved, True, loc.doc_id, content, index))
+                        loc = (
+                            _Loc(ds, resolved, True, stored_id)
+                            if stored_id
+                            else _Loc(ds, resolved, True, loc.doc_id, content, index)
+                        )
                         break
                 else:
                     raise HttpError(404, f"'{arg}' not found in package of '{address}'")
@@ -470,23 +503,32 @@ class DmssStandIn:
                     loc = _Loc(ds, None, False, loc.doc_id, current, arg)
                     continue
                 resolved, stored_id = self._deref(ds, current[arg])
-                loc = (_Loc(ds, resolved, True, stored_id) if stored_id
-                       else _Loc(ds, resolved, True, loc.doc_id, current, arg))
+                loc = (
+                    _Loc(ds, resolved, True, stored_id)
+                    if stored_id
+                    else _Loc(ds, resolved, True, loc.doc_id, current, arg)
+                )
             elif kind == "index":
                 if not isinstance(current, list):
                     raise HttpError(404, f"'{address}': [{arg}] on something that is not a list")
                 if arg >= len(current):
                     raise HttpError(404, f"'{address}': index {arg} out of range")
                 resolved, stored_id = self._deref(ds, current[arg])
-                loc = (_Loc(ds, resolved, True, stored_id) if stored_id
-                       else _Loc(ds, resolved, True, loc.doc_id, current, arg))
+                loc = (
+                    _Loc(ds, resolved, True, stored_id)
+                    if stored_id
+                    else _Loc(ds, resolved, True, loc.doc_id, current, arg)
+                )
             else:  # query
                 if isinstance(current, list):
                     for index, element in enumerate(current):
                         resolved, stored_id = self._deref(ds, element)
                         if self._matches(resolved, arg):
-                            loc = (_Loc(ds, resolved, True, stored_id) if stored_id
-                                   else _Loc(ds, resolved, True, loc.doc_id, current, index))
+                            loc = (
+                                _Loc(ds, resolved, True, stored_id)
+                                if stored_id
+                                else _Loc(ds, resolved, True, loc.doc_id, current, index)
+                            )
                             break
                     else:
                         raise HttpError(404, f"No element matches the query in '{address}'")
@@ -661,7 +703,8 @@ def _parse_form(content_type: str, body: bytes) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
     if ctype.startswith("multipart/form-data"):
         message = BytesParser(policy=HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
         fields: dict[str, str] = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
@@ -717,7 +760,7 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
             address: str | None = None
             if raw_path.startswith("/api/documents/") and method in ("GET", "PUT", "POST"):
                 endpoint = {"GET": "get", "PUT": "put", "POST": "post"}[method]
-                address = unquote(raw_path[len("/api/documents/"):])
+                address = unquote(raw_path[len("/api/documents/") :])
             elif raw_path == "/api/token" and method == "POST":
                 endpoint = "token"
             elif raw_path == "/api/healthcheck" and method == "GET":
@@ -726,7 +769,7 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
                 endpoint = "whoami"
             elif raw_path.startswith("/api/acl/") and method == "GET":
                 endpoint = "acl"
-                address = unquote(raw_path[len("/api/acl/"):])
+                address = unquote(raw_path[len("/api/acl/") :])
             else:
                 endpoint = "unknown"
             auth = self.headers.get("Authorization") or ""
@@ -750,20 +793,38 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
                 return
             elif fault is not None and fault.kind == "fail":
                 record.status = fault.status
-                self._send(fault.status, {"status": fault.status, "type": "ApplicationException",
-                                          "message": fault.message, "debug": "", "data": None})
+                self._send(
+                    fault.status,
+                    {
+                        "status": fault.status,
+                        "type": "ApplicationException",
+                        "message": fault.message,
+                        "debug": "",
+                        "data": None,
+                    },
+                )
                 return
             try:
                 status, payload, ctype = self._handle(endpoint, method, address, params, bearer, access_key, form)
             except HttpError as exc:
-                status, payload, ctype = exc.status, {"status": exc.status, "type": exc.type,
-                                                      "message": exc.message, "debug": "", "data": exc.data}, \
-                    "application/json"
+                status, payload, ctype = (
+                    exc.status,
+                    {"status": exc.status, "type": exc.type, "message": exc.message, "debug": "", "data": exc.data},
+                    "application/json",
+                )
             record.status = status
             self._send(status, payload, ctype)
 
-        def _handle(self, endpoint: str, method: str, address: str | None, params: dict[str, str],
-                    bearer: str | None, access_key: str | None, form: dict[str, str]) -> tuple[int, Any, str]:
+        def _handle(
+            self,
+            endpoint: str,
+            method: str,
+            address: str | None,
+            params: dict[str, str],
+            bearer: str | None,
+            access_key: str | None,
+            form: dict[str, str],
+        ) -> tuple[int, Any, str]:
             if endpoint == "health":
                 return 200, "OK", "text/plain"
             if endpoint == "unknown":
@@ -782,8 +843,9 @@ def _make_handler(standin: DmssStandIn) -> type[BaseHTTPRequestHandler]:
                 token = "DMSS_" + secrets.token_hex(16)
                 with standin.lock:
                     standin.tokens[token] = TokenInfo(principal.subject, scope, standin.now() + ttl, principal.roles)
-                    standin.token_requests.append({"subject": principal.subject, "via": principal.via,
-                                                   "scope": scope, "time_to_live": ttl})
+                    standin.token_requests.append(
+                        {"subject": principal.subject, "via": principal.via, "scope": scope, "time_to_live": ttl}
+                    )
                 return 200, token, "text/plain"
             assert address is not None
             ds, _ = standin._split(address)
@@ -816,4 +878,3 @@ def _json_field(form: dict[str, str], name: str) -> Any:
         return json.loads(form[name])
     except ValueError:
         raise HttpError(422, f"Field {name} is not valid JSON") from None
-

@@ -32,6 +32,7 @@ while the pod pulls), `stop_seconds` (stop -> Stopped), `backoff_base` (Kubernet
 without /stop), `fail_next_posts` [(status, message)], `fail_next_deletes` [(status, message)] (e.g. 429 from the
 cluster's ingress, with Retry-After), `keep_finished` (10).
 """
+
 from __future__ import annotations
 
 import json
@@ -74,6 +75,7 @@ def _rand(n: int) -> str:
 
 # --- what one job does ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Behaviour:
     sleep: float = 1.0
@@ -89,9 +91,12 @@ class Behaviour:
             values = {}
         values = values if isinstance(values, dict) else {}
         codes = str(values.get("EXIT_CODES") or values.get("EXIT_CODE") or "0")
-        return cls(sleep=float(values.get("SLEEP_SECONDS", 1)),
-                   exit_codes=tuple(int(c) for c in codes.split(",") if c.strip()) or (0,),
-                   oom=str(values.get("OOM", "")) == "1", traps_sigterm=str(values.get("TRAPS_SIGTERM", "")) == "1")
+        return cls(
+            sleep=float(values.get("SLEEP_SECONDS", 1)),
+            exit_codes=tuple(int(c) for c in codes.split(",") if c.strip()) or (0,),
+            oom=str(values.get("OOM", "")) == "1",
+            traps_sigterm=str(values.get("TRAPS_SIGTERM", "")) == "1",
+        )
 
 
 @dataclass
@@ -148,9 +153,19 @@ class SimBatch:
 
 
 class RadixStandIn:
-    def __init__(self, *, component: str = "compute", app: str = "app", environment: str = "dev",
-                 clock: Optional[Callable[[], datetime]] = None, start_delay: float = 1.0, stop_seconds: float = 1.0,
-                 keep_finished: int = 10, backoff_base: float = 10.0, deadline_level: str = "pod"):
+    def __init__(
+        self,
+        *,
+        component: str = "compute",
+        app: str = "app",
+        environment: str = "dev",
+        clock: Optional[Callable[[], datetime]] = None,
+        start_delay: float = 1.0,
+        stop_seconds: float = 1.0,
+        keep_finished: int = 10,
+        backoff_base: float = 10.0,
+        deadline_level: str = "pod",
+    ):
         self.component = component
         self.namespace = f"{app}-{environment}"
         self._now = clock or shared_clock.now
@@ -201,7 +216,7 @@ class RadixStandIn:
         path = request.path.rstrip("/")
         if not path.startswith(API + "/"):
             return Response(404, raw=b"404 page not found")
-        parts = path[len(API) + 1:].split("/")
+        parts = path[len(API) + 1 :].split("/")
         if parts[0] == "jobs":
             response = self._jobs_route(request.method, parts[1:], request)
         elif parts[0] == "batches":
@@ -279,8 +294,11 @@ class RadixStandIn:
         if stop and method == "POST":
             phase = self._view(job, now)["phase"]
             if phase in ("Succeeded", "Failed", "Stopped"):  # pkg/batch/batch.go stopJobsInBatch
-                return _status(400, "BadRequest",
-                               f"cannot stop the job {job_name} with the status {phase} in the batch {batch.name}")
+                return _status(
+                    400,
+                    "BadRequest",
+                    f"cannot stop the job {job_name} with the status {phase} in the batch {batch.name}",
+                )
             self._request_stop([job])
             return _ok(f"job {job_name} in the batch {batch.name} successfully stopped")
         return None
@@ -313,8 +331,11 @@ class RadixStandIn:
             body = None
         descriptions = body.get("jobScheduleDescriptions") if isinstance(body, dict) else None
         defaults = (body or {}).get("defaultRadixJobComponentConfig") if isinstance(body, dict) else None
-        if not isinstance(descriptions, list) or not all(isinstance(d, dict) for d in descriptions) or (
-                defaults is not None and not isinstance(defaults, dict)):
+        if (
+            not isinstance(descriptions, list)
+            or not all(isinstance(d, dict) for d in descriptions)
+            or (defaults is not None and not isinstance(defaults, dict))
+        ):
             return _status(422, "Invalid", "BatchScheduleDescription is invalid")
         for description in descriptions:
             problem = self._invalid({**(defaults or {}), **description})
@@ -330,8 +351,9 @@ class RadixStandIn:
         if not self.fail_next_posts:
             return None
         status, message = self.fail_next_posts.pop(0)
-        return _status(status, {400: "BadRequest", 404: "NotFound", 422: "Invalid"}.get(status, "InternalError"),
-                       message)
+        return _status(
+            status, {400: "BadRequest", 404: "NotFound", 422: "Invalid"}.get(status, "InternalError"), message
+        )
 
     @staticmethod
     def _invalid(description: dict[str, Any]) -> Optional[str]:
@@ -342,12 +364,18 @@ class RadixStandIn:
             return "payload is invalid"
         limit = description.get("timeLimitSeconds")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            return "payload is invalid" if not isinstance(limit, int) else \
-                "spec.jobs[0].timeLimitSeconds is invalid: should be greater than or equal to 1"
+            return (
+                "payload is invalid"
+                if not isinstance(limit, int)
+                else "spec.jobs[0].timeLimitSeconds is invalid: should be greater than or equal to 1"
+            )
         backoff = description.get("backoffLimit")
         if backoff is not None and (not isinstance(backoff, int) or isinstance(backoff, bool) or backoff < 0):
-            return "payload is invalid" if not isinstance(backoff, int) else \
-                "spec.jobs[0].backoffLimit is invalid: should be greater than or equal to 0"
+            return (
+                "payload is invalid"
+                if not isinstance(backoff, int)
+                else "spec.jobs[0].backoffLimit is invalid: should be greater than or equal to 0"
+            )
         return _invalid_policy(description.get("failurePolicy"))
 
     def _new_batch(self, kind: str, batch_id: str) -> SimBatch:
@@ -362,8 +390,15 @@ class RadixStandIn:
 
     def _add_job(self, batch: SimBatch, description: dict[str, Any], defaults: dict[str, Any]) -> None:
         merged = {**defaults, **description}
-        job = SimJob(batch=batch, job_name=_rand(8), job_id=str(merged.get("jobId") or ""), request=description,
-                     attempts=[], outcome=None, k8s_start=batch.created + timedelta(seconds=self.start_delay / 2))
+        job = SimJob(
+            batch=batch,
+            job_name=_rand(8),
+            job_id=str(merged.get("jobId") or ""),
+            request=description,
+            attempts=[],
+            outcome=None,
+            k8s_start=batch.created + timedelta(seconds=self.start_delay / 2),
+        )
         self._plan(job, merged)
         batch.jobs.append(job)
 
@@ -377,8 +412,9 @@ class RadixStandIn:
         deadline = job.k8s_start + timedelta(seconds=limit) if limit and self.deadline_level == "job" else None
         for index in range(MAX_ATTEMPTS):
             if deadline is not None and t >= deadline:  # no new pod once the Job's deadline has passed
-                job.outcome = Outcome("Failed", deadline, "DeadlineExceeded",
-                                      "Job was active longer than specified deadline")
+                job.outcome = Outcome(
+                    "Failed", deadline, "DeadlineExceeded", "Job was active longer than specified deadline"
+                )
                 return
             attempt = self._attempt(job, index, t, behaviour, limit)
             job.attempts.append(attempt)
@@ -387,31 +423,38 @@ class RadixStandIn:
                 # Job status will become type: Failed with reason: DeadlineExceeded"; it takes precedence over
                 # backoffLimit. The message is the Job controller's (kubernetes pkg/controller/job).
                 _terminate(attempt, deadline, behaviour.traps_sigterm)
-                job.outcome = Outcome("Failed", deadline, "DeadlineExceeded",
-                                      "Job was active longer than specified deadline")
+                job.outcome = Outcome(
+                    "Failed", deadline, "DeadlineExceeded", "Job was active longer than specified deadline"
+                )
                 return
             if attempt.exit_code == 0:
                 job.outcome = Outcome("Succeeded", attempt.ended, "Completed", "")
                 return
             action, rule = _policy_action(rules, attempt.exit_code)
             if action == "FailJob":  # tasks/job/pod-failure-policy.md: reason PodFailurePolicy, this message
-                job.outcome = Outcome("Failed", attempt.ended, "PodFailurePolicy",
-                                      f"Container {self.component} for pod {self.namespace}/{attempt.name} failed "
-                                      f"with exit code {attempt.exit_code} matching FailJob rule at index {rule}")
+                job.outcome = Outcome(
+                    "Failed",
+                    attempt.ended,
+                    "PodFailurePolicy",
+                    f"Container {self.component} for pod {self.namespace}/{attempt.name} failed "
+                    f"with exit code {attempt.exit_code} matching FailJob rule at index {rule}",
+                )
                 return
             attempt.counted = action != "Ignore"  # "Ignore: the counter towards .backoffLimit is not incremented"
             counted += attempt.counted
             if counted > backoff_limit:
                 # kubernetes pkg/controller/job/job_controller_test.go: JobReasonBackoffLimitExceeded with this message
-                job.outcome = Outcome("Failed", attempt.ended, "BackoffLimitExceeded",
-                                      "Job has reached the specified backoff limit")
+                job.outcome = Outcome(
+                    "Failed", attempt.ended, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+                )
                 return
             failures += 1
             delay = min(self.backoff_base * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
             t = attempt.ended + timedelta(seconds=delay)
 
-    def _attempt(self, job: SimJob, index: int, created: datetime, behaviour: Behaviour,
-                 limit: Optional[int]) -> Attempt:
+    def _attempt(
+        self, job: SimJob, index: int, created: datetime, behaviour: Behaviour, limit: Optional[int]
+    ) -> Attempt:
         pod = f"{job.name}-{_rand(5)}"
         started = created + timedelta(seconds=self.start_delay / 2)  # the image pull
         ended = started + timedelta(seconds=behaviour.sleep)
@@ -444,13 +487,21 @@ class RadixStandIn:
         pods = [self._pod_phase(a, frozen) for a in job.attempts if a.created <= frozen]
         if self.stuck_active:  # a replica that never becomes ready
             pods = [(job.attempts[0], "Pending", False)] if job.k8s_start <= now else []
-        view: dict[str, Any] = {"pods": pods, "ended": None, "message": "", "phase": "Waiting",
-                                "started": job.k8s_start if job.k8s_start <= now else None}
+        view: dict[str, Any] = {
+            "pods": pods,
+            "ended": None,
+            "message": "",
+            "phase": "Waiting",
+            "started": job.k8s_start if job.k8s_start <= now else None,
+        }
         outcome = job.outcome
         if stopped is not None and now >= stopped:
             # status.go: a stop request -> phase Stopped, EndTime now; Pending/Running pods show Stopped
-            view.update(phase="Stopped", ended=stopped,
-                        pods=[(a, "Stopped" if p in ("Pending", "Running") else p, up) for a, p, up in pods])
+            view.update(
+                phase="Stopped",
+                ended=stopped,
+                pods=[(a, "Stopped" if p in ("Pending", "Running") else p, up) for a, p, up in pods],
+            )
         elif outcome is not None and outcome.ended <= now and not self.stuck_active:
             view.update(phase=outcome.phase, ended=outcome.ended, message=outcome.message)
         elif any(p == "Running" for _, p, _ in pods):
@@ -485,9 +536,15 @@ class RadixStandIn:
         if job.batch.kind == "batch":
             body["batchName"] = job.batch.name
         failed = sum(1 for a, p, _ in view["pods"] if p == "Failed" and a.counted)
-        body.update({"name": job.name, "created": _rfc3339(job.k8s_start if view["pods"] else None),
-                     "started": _rfc3339(view["started"] if view["pods"] else None), "ended": _rfc3339(view["ended"]),
-                     "status": view["status"]})
+        body.update(
+            {
+                "name": job.name,
+                "created": _rfc3339(job.k8s_start if view["pods"] else None),
+                "started": _rfc3339(view["started"] if view["pods"] else None),
+                "ended": _rfc3339(view["ended"]),
+                "status": view["status"],
+            }
+        )
         if view["message"]:
             body["message"] = view["message"]
         body["updated"] = None
@@ -537,11 +594,18 @@ class RadixStandIn:
         body: dict[str, Any] = {"name": batch.name}
         if batch.kind == "batch" and batch.batch_id:
             body["batchId"] = batch.batch_id
-        body.update({"created": _rfc3339(batch.created), "started": _rfc3339(started if condition != "Waiting"
-                                                                             else None),
-                     "ended": _rfc3339(ended), "status": condition, "updated": None,
-                     "jobStatuses": [self._job_status(j, now) for j in batch.jobs], "batchType": batch.kind,
-                     "DeploymentName": f"{self.namespace}-deployment"})
+        body.update(
+            {
+                "created": _rfc3339(batch.created),
+                "started": _rfc3339(started if condition != "Waiting" else None),
+                "ended": _rfc3339(ended),
+                "status": condition,
+                "updated": None,
+                "jobStatuses": [self._job_status(j, now) for j in batch.jobs],
+                "batchType": batch.kind,
+                "DeploymentName": f"{self.namespace}-deployment",
+            }
+        )
         return body
 
     # -- single jobs by name (job_handler.go; a job name is "{batchName}-{jobName}")
@@ -603,10 +667,11 @@ class RadixStandIn:
         """radix-public-site docs/guides/jobs (configure-jobs): "Maximum 10 single completed jobs remains in the
         history of a job component ... The same rule is for batches"."""
         now = self._now()
-        finished = [b for b in self.batches.values()
-                    if b.kind == kind and self._batch_status(b, now)["status"] == "Completed"]
+        finished = [
+            b for b in self.batches.values() if b.kind == kind and self._batch_status(b, now)["status"] == "Completed"
+        ]
         finished.sort(key=lambda b: b.created)
-        for batch in finished[:max(0, len(finished) - self.keep_finished)]:
+        for batch in finished[: max(0, len(finished) - self.keep_finished)]:
             self.batches.pop(batch.name, None)
 
 
@@ -648,12 +713,16 @@ def _invalid_policy(policy: Any) -> Optional[str]:
         on = rule.get("onExitCodes") if isinstance(rule, dict) else None
         where = f"{field_name}.rules[{index}]"
         if not isinstance(on, dict) or rule.get("action") not in ("FailJob", "Ignore", "Count"):
-            return f"{where}.action is invalid: supported values: \"FailJob\", \"Ignore\", \"Count\""
+            return f'{where}.action is invalid: supported values: "FailJob", "Ignore", "Count"'
         values = on.get("values")
         if on.get("operator") not in ("In", "NotIn"):
-            return f"{where}.onExitCodes.operator is invalid: supported values: \"In\", \"NotIn\""
-        if not isinstance(values, list) or not 1 <= len(values) <= 255 or not all(
-                isinstance(v, int) and 0 <= v <= INT32_MAX for v in values) or len(set(values)) != len(values):
+            return f'{where}.onExitCodes.operator is invalid: supported values: "In", "NotIn"'
+        if (
+            not isinstance(values, list)
+            or not 1 <= len(values) <= 255
+            or not all(isinstance(v, int) and 0 <= v <= INT32_MAX for v in values)
+            or len(set(values)) != len(values)
+        ):
             return f"{where}.onExitCodes.values is invalid"
     return None
 

@@ -1,4 +1,5 @@
 """Start a real Azurite (Blob, Queue, Table) on free ports for a test session or a benchmark."""
+
 from __future__ import annotations
 
 import os
@@ -55,10 +56,30 @@ def start_azurite() -> Azurite:
     directory = tempfile.mkdtemp(prefix="azurite-")
     ports = [free_port(), free_port(), free_port()]
     process = subprocess.Popen(
-        [azurite_binary(), "--silent", "--location", directory, "--loose", "--skipApiVersionCheck",
-         "--disableTelemetry", "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
-         "--blobPort", str(ports[0]), "--queuePort", str(ports[1]), "--tablePort", str(ports[2])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
+        [
+            azurite_binary(),
+            "--silent",
+            "--location",
+            directory,
+            "--loose",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--blobHost",
+            "127.0.0.1",
+            "--queueHost",
+            "127.0.0.1",
+            "--tableHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(ports[0]),
+            "--queuePort",
+            str(ports[1]),
+            "--tablePort",
+            str(ports[2]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
     )
     for port in ports:
         wait_for_port(port)

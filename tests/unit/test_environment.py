@@ -44,7 +44,6 @@ def test_redaction_and_scrubbing():
     assert lines == ["value *** and ***", "clean"]
 
 
-
 CANARY = "canary-7f3e-never-shown"
 
 
@@ -68,7 +67,7 @@ def test_every_value_a_job_receives_is_a_secret(monkeypatch):
 def test_multi_line_values_are_scrubbed_however_they_are_printed():
     value = f"-----BEGIN KEY-----\n{CANARY}-line-2\r\nlast line of it\n"
     secrets = environment.secret_values([f"KEY={value}"])
-    quoted = f'before\n{value}after'.split("\n")  # echo "$KEY": its own lines
+    quoted = f"before\n{value}after".split("\n")  # echo "$KEY": its own lines
     unquoted = [f"x {' '.join(value.split())} y"]  # echo $KEY: words joined by spaces
     as_json = [json.dumps({"KEY": value})]  # a job dumping its environment as JSON
     cut = [f"{CANARY}-line-2", "last line of it"]  # a log tail starting inside the value

@@ -13,10 +13,14 @@ def test_jobcore_alias_expands():
 
 
 def test_unknown_attributes_are_kept_at_every_level():
-    job = Job.model_validate({
-        "type": "JOBCORE:Job", "custom": {"a": 1}, "status": "not started",
-        "runner": {"type": "JOBCORE:Shell", "script": "echo hi", "environmentVariables": ["A=1"], "extra": True},
-    })
+    job = Job.model_validate(
+        {
+            "type": "JOBCORE:Job",
+            "custom": {"a": 1},
+            "status": "not started",
+            "runner": {"type": "JOBCORE:Shell", "script": "echo hi", "environmentVariables": ["A=1"], "extra": True},
+        }
+    )
     dumped = job.dump()
     assert dumped["custom"] == {"a": 1}
     assert dumped["runner"]["script"] == "echo hi"
@@ -25,8 +29,16 @@ def test_unknown_attributes_are_kept_at_every_level():
 
 
 def test_status_strings_are_the_old_ones():
-    assert [s.value for s in JobStatus] == ["registered", "not started", "starting", "running", "failed",
-                                            "completed", "removed", "unknown"]
+    assert [s.value for s in JobStatus] == [
+        "registered",
+        "not started",
+        "starting",
+        "running",
+        "failed",
+        "completed",
+        "removed",
+        "unknown",
+    ]
     assert parse_status("Running") is JobStatus.RUNNING
     with pytest.raises(ValueError, match="expected one of"):
         parse_status("done")
@@ -44,11 +56,15 @@ def test_null_status_and_env_default():
 
 
 def test_recurring_job_needs_schedule_with_cron():
-    base = {"type": "JOBCORE:RecurringJob", "runner": {"type": "JOBCORE:RecurringJobHandler"},
-            "applicationInput": {"type": JOB_TYPE, "runner": {"type": "JOBCORE:Shell", "script": "true"}}}
+    base = {
+        "type": "JOBCORE:RecurringJob",
+        "runner": {"type": "JOBCORE:RecurringJobHandler"},
+        "applicationInput": {"type": JOB_TYPE, "runner": {"type": "JOBCORE:Shell", "script": "true"}},
+    }
     with pytest.raises(ValidationError):
         RecurringJob.model_validate(base)
-    job = RecurringJob.model_validate({**base, "schedule": {"type": "JOBCORE:CronJob", "cron": "* * * * *",
-                                                            "runs": None, "timezone": "Europe/Oslo"}})
+    job = RecurringJob.model_validate(
+        {**base, "schedule": {"type": "JOBCORE:CronJob", "cron": "* * * * *", "runs": None, "timezone": "Europe/Oslo"}}
+    )
     assert job.is_recurring and job.schedule.runs == []
     assert job.dump()["schedule"]["timezone"] == "Europe/Oslo"

@@ -6,8 +6,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_settings_table_in_readme_is_generated_from_the_settings_list():
-    result = subprocess.run([sys.executable, "scripts/gen_settings_table.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_settings_table.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout
 
 

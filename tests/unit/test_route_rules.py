@@ -11,6 +11,7 @@ hands the host):
 Template matching itself is devhost.routing.RouteTemplate's (literal segments case-insensitive, catch-all may be
 empty, `%2F` kept encoded in a segment).
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,15 +38,20 @@ def _http_functions() -> tuple[tuple[str, RouteTemplate, frozenset[str]], ...]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     index = FunctionIndex.from_app(module.app)
-    return tuple((info.name, RouteTemplate(info.trigger["route"]),
-                  frozenset(m.upper() for m in info.trigger.get("methods") or []))
-                 for info in index.of_type("httpTrigger"))
+    return tuple(
+        (
+            info.name,
+            RouteTemplate(info.trigger["route"]),
+            frozenset(m.upper() for m in info.trigger.get("methods") or []),
+        )
+        for info in index.of_type("httpTrigger")
+    )
 
 
 def _segments(path: str) -> list[str]:
     path = path.split("?", 1)[0]
     assert path.startswith("/api/")
-    rest = path[len("/api/"):]
+    rest = path[len("/api/") :]
     return rest.split("/") if rest else []
 
 
@@ -71,8 +77,11 @@ def by_function_name(method: str, path: str) -> str | None:
 
 
 def by_specificity(method: str, path: str) -> str | None:
-    matches = [(_inbound_precedence(t), name) for name, t, methods in _http_functions()
-               if method in methods and t.match(_segments(path)) is not None]
+    matches = [
+        (_inbound_precedence(t), name)
+        for name, t, methods in _http_functions()
+        if method in methods and t.match(_segments(path)) is not None
+    ]
     return min(matches)[1] if matches else None
 
 
@@ -116,8 +125,9 @@ def test_every_post_route_under_jobs_sorts_before_the_catch_all():
     catch_all = "start_job_from_dmss"
     for name, template, methods in _http_functions():
         if "POST" in methods and template.template.startswith("jobs") and name != catch_all:
-            assert name.lower() < catch_all, f"{name} sorts after {catch_all}: the real host would route its " \
-                                             "requests to the catch-all"
+            assert name.lower() < catch_all, (
+                f"{name} sorts after {catch_all}: the real host would route its requests to the catch-all"
+            )
 
 
 def test_every_http_function_is_listed_here():

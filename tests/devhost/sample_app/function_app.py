@@ -1,4 +1,5 @@
 """Sample Durable Functions app used by the devhost tests (not shipped)."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 # Observations the tests read (the app runs in the test process).
 TICKS: list = []
-GATE = threading.Event()          # the `gated` activity blocks until a test sets it
+GATE = threading.Event()  # the `gated` activity blocks until a test sets it
 ACTIVITY_CALLS: list = []
 _lock = threading.Lock()
 
@@ -48,16 +49,27 @@ def item_special(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="items/{*rest}", methods=["GET", "DELETE"])
 def item_catch_all(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"route": "catchall", "rest": req.route_params.get("rest")}),
-                             mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps({"route": "catchall", "rest": req.route_params.get("rest")}), mimetype="application/json"
+    )
 
 
 @app.route(route="echo/{name}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps({"method": req.method, "name": req.route_params["name"], "params": dict(req.params),
-                    "body": req.get_body().decode(), "header": req.headers.get("x-test")}),
-        status_code=201, headers={"X-Echo": "yes"}, mimetype="application/json")
+        json.dumps(
+            {
+                "method": req.method,
+                "name": req.route_params["name"],
+                "params": dict(req.params),
+                "body": req.get_body().decode(),
+                "header": req.headers.get("x-test"),
+            }
+        ),
+        status_code=201,
+        headers={"X-Echo": "yes"},
+        mimetype="application/json",
+    )
 
 
 @app.route(route="ping", methods=["GET"])
@@ -171,10 +183,20 @@ def tick(timer: func.TimerRequest) -> None:
 @app.route(route="inspect/{*rest}", methods=["GET", "POST", "PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 def inspect_request(req: func.HttpRequest) -> func.HttpResponse:
     """What the function got, as the worker hands it over (headers, query, route values, body, thread)."""
-    return func.HttpResponse(json.dumps({
-        "method": req.method, "url": req.url, "headers": dict(req.headers), "params": dict(req.params),
-        "route": dict(req.route_params), "body": req.get_body().decode("utf-8", "replace"),
-        "thread": threading.current_thread().name}), mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps(
+            {
+                "method": req.method,
+                "url": req.url,
+                "headers": dict(req.headers),
+                "params": dict(req.params),
+                "route": dict(req.route_params),
+                "body": req.get_body().decode("utf-8", "replace"),
+                "thread": threading.current_thread().name,
+            }
+        ),
+        mimetype="application/json",
+    )
 
 
 @app.route(route="level/admin", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
@@ -231,7 +253,7 @@ def sleepy(seconds: float) -> float:
     return seconds
 
 
-RUNNING = [0, 0]          # sleepy activities running now, at most
+RUNNING = [0, 0]  # sleepy activities running now, at most
 
 
 THREADS: list = []
