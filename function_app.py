@@ -15,13 +15,12 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import openapi, service
+from shared import service
 from shared.dmss.access import DmssAccess
 from shared.dmss.start import start_from_address
 from shared.dmss.writeback import DmssWriteBack
 from shared.jobs import activities, orchestrator, reconcile
 from shared.jobs.access import add_delegate
-from shared.openapi import swagger
 from shared.platform import clock, hooks, settings
 from shared.platform.durable import ClientOrchestrations, purge_finished_history, run_sync
 from shared.platform.errors import ApiError, from_exception
@@ -207,11 +206,15 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # routes only, no data
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import openapi  # ~0.1 s of pydantic models: loaded on the first request, not at every cold start
+
     return func.HttpResponse(openapi.document_json(), mimetype=JSON, headers={"Cache-Control": "no-cache"})
 
 
 @app.route(route="docs/{*file}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # static HTML + JS
 def swagger_ui(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.openapi import swagger  # with the document's models: loaded when first asked for
+
     answer = swagger.serve(req.route_params.get("file"), urllib.parse.urlsplit(req.url).path)
     return func.HttpResponse(
         answer.body, status_code=answer.status, headers={**answer.headers, "Content-Type": answer.content_type}
