@@ -102,7 +102,8 @@ def test_start_never_5xx_and_refusals_store_nothing(api, quiet_local_runner):
 
 
 def test_progress_never_5xx_and_refusals_change_nothing(api):
-    uid = api.start(shell_job("sleep 60")).json()["uid"]
+    uid = api.start(shell_job("sleep 120")).json()["uid"]
+    api.wait(uid, {"running"})  # its own status settled: only a report could change it now
     token_free = f"{api.base}/api/jobs/{uid}"
 
     @EXAMPLES
