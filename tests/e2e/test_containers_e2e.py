@@ -71,6 +71,16 @@ def containers_of(docker_client, uid: str) -> list:  # noqa: F811 - the fixture'
     return docker_client.containers.list(all=True, filters={"label": f"dm-job.uid={uid}"})
 
 
+def containers_left(docker_client, uid: str, timeout: float = 20.0) -> list:  # noqa: F811
+    """The job's containers once cleanup has had its chance: the finish activity writes the final status first
+    and removes the container after it (shared/jobs/activities.py), so a reader can see `failed` a moment before
+    the container is gone."""
+    deadline = time.monotonic() + timeout
+    while (left := containers_of(docker_client, uid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 def test_local_container_prints_writes_a_result_and_completes(podman_api, docker_client):  # noqa: F811
     script = 'echo "hello from $JOB_UID"; echo line two; printf \'{"answer": 42}\' > "$JOB_RESULT_FILE"'
     response = podman_api.start(local_job(script, computeResource={"cpu": 0.5, "memory": 0.25}))
@@ -82,7 +92,7 @@ def test_local_container_prints_writes_a_result_and_completes(podman_api, docker
     assert final["message"] == "container exited with code 0" and final["percentage"] == 1.0  # a fraction
     result = podman_api.http.get(f"{podman_api.base}/api/jobs/{uid}/result").json()
     assert result["status"] == "completed" and json.loads(result["result"]) == {"answer": 42}
-    assert containers_of(docker_client, uid) == []  # cleanup removed it
+    assert containers_left(docker_client, uid) == []  # cleanup removed it
 
 
 def test_local_container_failure_reports_its_exit_code(podman_api, docker_client):  # noqa: F811
@@ -92,7 +102,7 @@ def test_local_container_failure_reports_its_exit_code(podman_api, docker_client
     assert "about to fail" in final["log"] and "broken" in final["log"]
     result = podman_api.http.get(f"{podman_api.base}/api/jobs/{uid}/result").json()
     assert result["status"] == "failed" and "about to fail" in result["result"]  # no result file: the output
-    assert containers_of(docker_client, uid) == []
+    assert containers_left(docker_client, uid) == []
 
 
 def test_local_container_stopped_by_delete_is_gone(podman_api, docker_client):  # noqa: F811
