@@ -22,6 +22,10 @@ twice), so croniter here only iterates naive wall times and this module maps the
 from __future__ import annotations
 
 import calendar
+import hashlib
+import heapq
+import itertools
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -381,3 +385,144 @@ class CronSchedule:
 
 def parse_cron(expression: str, timezone: str | None = "UTC", dialect: str | None = "unix") -> CronSchedule:
     return CronSchedule.parse(expression, timezone, dialect)
+
+
+# ---- several expressions: the union of their fire times -------------------------------------------------------
+MAX_EXPRESSIONS = 20  # expressions in one schedule's `cron` list
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One fire time of a schedule. `nominal` is the cron time (the fire's identity: a run is started once per
+    nominal time); `at` is when it is due, `nominal` shifted by the schedule's jitter (`at == nominal` without
+    jitter); `expression` is the cron expression it comes from (the first in list order when several share it)."""
+
+    at: datetime
+    nominal: datetime
+    expression: str
+
+
+@dataclass(frozen=True)
+class CronSet:
+    """One or several cron expressions in one zone and dialect: fire times are the union of theirs, a time
+    two of them share fires once. With one expression it behaves exactly as that `CronSchedule`.
+
+    `expression` is what was given: a string, or the list (for a list of one too)."""
+
+    schedules: tuple[CronSchedule, ...]
+    expression: str | tuple[str, ...]
+
+    @classmethod
+    def parse(
+        cls, expression: str | list[str] | tuple[str, ...], timezone: str | None = "UTC", dialect: str | None = "unix"
+    ) -> CronSet:
+        """A string or a list of 1..MAX_EXPRESSIONS strings; CronError names the failing item (`cron[1] ...`)."""
+        if isinstance(expression, str):
+            return cls((CronSchedule.parse(expression, timezone, dialect),), expression)
+        if not isinstance(expression, (list, tuple)):
+            raise CronError(f"cron: {expression!r} is neither a cron string nor a list of cron strings")
+        if not expression:
+            raise CronError("cron: an empty list; give at least one expression such as '0 8 * * 1-5'")
+        if len(expression) > MAX_EXPRESSIONS:
+            raise CronError(f"cron: a list of {len(expression)} expressions; at most {MAX_EXPRESSIONS}")
+        schedules = []
+        for i, item in enumerate(expression):
+            if not isinstance(item, str):
+                raise CronError(f"cron[{i}]: {item!r} is not a cron string")
+            try:
+                schedules.append(CronSchedule.parse(item, timezone, dialect))
+            except CronError as exc:
+                message = str(exc)
+                if message.startswith("weekdayDialect"):
+                    raise
+                raise CronError(f"cron[{i}]" + message[len("cron") :]) from None
+        return cls(tuple(schedules), tuple(expression))
+
+    @property
+    def expressions(self) -> tuple[str, ...]:
+        return tuple(s.expression for s in self.schedules)
+
+    @property
+    def shown(self) -> str | list[str]:
+        """The expression as stored and shown (a list as a JSON list)."""
+        return self.expression if isinstance(self.expression, str) else list(self.expression)
+
+    @property
+    def timezone(self) -> str:
+        return self.schedules[0].timezone
+
+    @property
+    def dialect(self) -> str:
+        return self.schedules[0].dialect
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.schedules[0].zone
+
+    def which(self, fire: datetime) -> str:
+        """The first expression (in list order) that fires at `fire` (a fire time of this set)."""
+        if len(self.schedules) > 1:
+            for s in self.schedules:
+                if s.last_fire_at_or_before(fire) == fire:
+                    return s.expression
+        return self.schedules[0].expression
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        times = [t for t in (s.next_fire(after) for s in self.schedules) if t is not None]
+        return min(times, default=None)
+
+    def prev_fire(self, before: datetime) -> datetime | None:
+        return next(self.fire_times_backwards(before, limit=1), None)
+
+    def last_fire_at_or_before(self, when: datetime) -> datetime | None:
+        return self.prev_fire(floor_minute(_aware(when, "when")) + timedelta(minutes=1))
+
+    def fire_times(
+        self, after: datetime, until: datetime | None = None, *, limit: int | None = None
+    ) -> Iterator[datetime]:
+        """Fire times in (after, until] in order, each once, at most `limit`."""
+        if len(self.schedules) == 1:
+            yield from self.schedules[0].fire_times(after, until, limit=limit)
+            return
+        merged = heapq.merge(*(s.fire_times(after, until) for s in self.schedules))
+        yield from itertools.islice(_distinct(merged), limit)
+
+    def fire_times_backwards(
+        self, before: datetime, not_before: datetime | None = None, *, limit: int | None = None
+    ) -> Iterator[datetime]:
+        """Fire times strictly before `before` and strictly after `not_before`, latest first, each once."""
+        if len(self.schedules) == 1:
+            yield from self.schedules[0].fire_times_backwards(before, not_before, limit=limit)
+            return
+        merged = heapq.merge(*(s.fire_times_backwards(before, not_before) for s in self.schedules), reverse=True)
+        yield from itertools.islice(_distinct(merged), limit)
+
+    def preview(self, n: int, after: datetime) -> list[dict[str, str]]:
+        return [
+            {"utc": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "local": t.astimezone(self.zone).isoformat(timespec="seconds")}
+            for t in self.fire_times(after, limit=max(0, n))
+        ]
+
+
+def _distinct(times: Iterator[datetime]) -> Iterator[datetime]:
+    """Drop repeats from a sorted stream (a time two expressions share)."""
+    last = None
+    for t in times:
+        if t != last:
+            yield t
+        last = t
+
+
+# ---- jitter -----------------------------------------------------------------------------------------------
+MAX_JITTER_SECONDS = 86_400  # a day
+
+
+def jitter_offset(seed: str, nominal: datetime, jitter_seconds: int, gap_seconds: float | None) -> int:
+    """Seconds to shift the fire at `nominal` by: a number in [0, jitter_seconds] taken from a hash of (seed,
+    nominal), so every host computes the same; below `gap_seconds` (the time to the next nominal fire), so that a
+    fire never passes the next one and fire order is kept. None: no next fire."""
+    bound = jitter_seconds if gap_seconds is None else min(jitter_seconds, math.ceil(gap_seconds) - 1)
+    if bound <= 0:
+        return 0
+    digest = hashlib.sha256(f"{seed}|{nominal.astimezone(UTC).isoformat()}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (bound + 1)

@@ -4,6 +4,10 @@ The history is written from two sides, and both go through here so that they cou
 - the job store's lifecycle listener (`RUN_LISTENER`, added with `shared.platform.hooks.add`) records a run's
   new status the moment it is written, so that `GET` of the RecurringJob is current and `suspendAfterFailures`
   acts at once;
+- BufferOne: when the run that a waiting fire waits for ends, the listener makes the schedule due at once (its
+  record's `dueBucket` and its index row move to the current minute); the next tick claims and starts it, through
+  the claim/lease protocol every start goes through, so it starts once however many listeners and ticks see the
+  end. It starts at the first tick after the end: within one tick period (SCHEDULE_TICK, a minute);
 - the tick refreshes the runs still going before it decides (`refresh_runs`), for a listener that missed an
   end (another process, a crash), since Forbid, Replace and the failure count depend on it.
 """
@@ -56,11 +60,23 @@ def refresh_runs(state: ScheduleRecord, status_of: Callable[[str], str | None], 
 @dataclass
 class _Recorded:
     changed: bool = False
-    dropped_bucket: str | None = None  # the index row to remove: the schedule was suspended for failures
+    dropped_bucket: str | None = None  # the index row to remove: suspended for failures, or moved (`due_now`)
+    due_now: tuple[str, str | None] | None = None  # BufferOne: (bucket, nextFire) of the row to write at once
+
+
+def _make_waiting_due(state: ScheduleRecord, now: datetime, out: _Recorded) -> None:
+    """BufferOne: the last run going has ended and a fire waits for it: the schedule is due now."""
+    if not (state.active and state.waiting and state.pending is None and not state.running()):
+        return
+    now_bucket = due_index.bucket(now)
+    if state.due_bucket and state.due_bucket <= now_bucket:
+        return  # due already
+    out.dropped_bucket, out.due_now = state.due_bucket, (now_bucket, state.next_fire)
+    state.due_bucket = now_bucket
 
 
 def _record_status(r: JobRecord, run_uid: str, status: str, when: datetime, out: _Recorded) -> bool | None:
-    out.changed, out.dropped_bucket = False, None
+    out.changed, out.dropped_bucket, out.due_now = False, None, None
     state = ScheduleRecord.of(r)
     if state is None:
         return False
@@ -72,6 +88,7 @@ def _record_status(r: JobRecord, run_uid: str, status: str, when: datetime, out:
     if state.active and limit and failures >= limit:
         out.dropped_bucket = state.due_bucket
         state.suspend(f"{failures} failed runs in a row (suspendAfterFailures={limit})")
+    _make_waiting_due(state, clock.now(), out)
     out.changed = True
     state.save(r)
     return None
@@ -85,6 +102,8 @@ def run_finished(schedule_uid: str, run_uid: str, status: str | JobStatus, ended
         store().update(schedule_uid, lambda r: _record_status(r, run_uid, status_value, when, out))
     except JobNotFound:
         return False
+    if out.due_now:  # the new row first: a row left behind is repaired by a tick, a missing one is not
+        due_index.put(schedule_uid, *out.due_now)
     due_index.drop(schedule_uid, out.dropped_bucket)
     return out.changed
 

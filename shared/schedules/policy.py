@@ -3,18 +3,27 @@
 No I/O and no clock reads: `now` and the schedule's state are arguments, and app-wide defaults come in as a
 `Defaults` value (`Defaults.from_settings()` reads them, through `shared.platform.settings`, at the caller's request).
 
-A RecurringJob's `schedule` (a CronJob) may carry, besides the blueprint's `cron`, `startDate`, `endDate`,
-`runs`:
+A RecurringJob's `schedule` (a CronJob) may carry, besides the blueprint's `cron` (a string, or a list of up to
+20 strings: the union of their fire times, a time two of them share fires once), `startDate`, `endDate`, `runs`:
 
 | attribute                | default (setting)                        | meaning                                        |
 |--------------------------|------------------------------------------|------------------------------------------------|
 | `timezone`               | `UTC`                                    | IANA zone of the cron and of naive dates       |
 | `weekdayDialect`         | SCHEDULE_WEEKDAY_DIALECT (`unix`)        | `unix` (0=Sunday) or `dmjob` (0=Monday)        |
-| `concurrencyPolicy`      | SCHEDULE_CONCURRENCY_POLICY (`Allow`)    | `Allow`, `Forbid` or `Replace`                 |
+| `concurrencyPolicy`      | SCHEDULE_CONCURRENCY_POLICY (`Allow`)    | `Allow`, `Forbid`, `Replace` or `BufferOne`    |
+| `jitterSeconds`          | 0                                        | shift each fire by 0..this many seconds        |
 | `startingDeadlineSeconds`| SCHEDULE_STARTING_DEADLINE_SECONDS (3600)| a late/missed run still starts within this     |
 | `suspend`                | false                                    | registered but not firing                      |
 | `historyLimit`           | SCHEDULE_HISTORY_LIMIT (100)             | run entries kept; older ones become counts     |
 | `suspendAfterFailures`   | SCHEDULE_SUSPEND_AFTER_FAILURES (0=never)| suspend after this many failed runs in a row   |
+
+BufferOne: a fire that comes while a run is going waits for it (at most one waiting: `ScheduleState.waiting`);
+a later one is skipped with the reason. The waiting fire starts at the first decision that finds no run going.
+
+Jitter: the fire at nominal time T is due at T + offset, the offset a hash of (schedule uid, T) in
+[0, jitterSeconds] and below the time to the next nominal fire (`cron.jitter_offset`): every host computes the
+same time, fire order is kept, and the due index holds the shifted time. A fire's identity stays its nominal
+time: run entries' `scheduled` and the run's idempotency key are nominal; `actual` is the shifted time.
 
 Defaults are resolved once, at registration, and stored with the schedule: changing a setting later does not
 change the meaning of schedules already registered. Unknown attributes are kept as they came.
@@ -25,12 +34,22 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from shared.platform import settings
-from shared.schedules.cron import UTC, CronError, CronSchedule, load_zone, parse_datetime
+from shared.schedules.cron import (
+    MAX_JITTER_SECONDS,
+    UTC,
+    CronError,
+    CronSet,
+    Fire,
+    floor_minute,
+    jitter_offset,
+    load_zone,
+    parse_datetime,
+)
 
-POLICIES = ("Allow", "Forbid", "Replace")
+POLICIES = ("Allow", "Forbid", "Replace", "BufferOne")
 MAX_HISTORY_LIMIT = 1000
 MISSED_RECORD_LIMIT = 50  # missed times recorded one by one per decision; older ones are counted
 MISSED_COUNT_CAP = 1_000  # counting stops here (the count is then a lower bound, flagged)
@@ -49,6 +68,7 @@ KNOWN_ATTRIBUTES = (
     "suspend",
     "historyLimit",
     "suspendAfterFailures",
+    "jitterSeconds",
 )
 
 
@@ -129,7 +149,7 @@ class ScheduleSpec:
     """A validated schedule. `attributes` is the schedule object as stored (defaults filled in, unknown
     attributes kept, `runs` left out: the schedule's run history lives in its state)."""
 
-    cron: CronSchedule
+    cron: CronSet
     start: datetime | None  # aware UTC, inclusive
     end: datetime | None  # aware UTC, inclusive
     concurrency_policy: str
@@ -138,6 +158,8 @@ class ScheduleSpec:
     history_limit: int
     suspend_after_failures: int
     attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    jitter_seconds: int = 0
+    seed: str = ""  # the schedule's uid: what the jitter offsets are derived from (`seeded`)
 
     @property
     def timezone(self) -> str:
@@ -157,8 +179,10 @@ class ScheduleSpec:
         if "timeZone" in attrs and "timezone" not in attrs:  # Kubernetes' spelling
             attrs["timezone"] = attrs.pop("timeZone")
         cron_text = attrs.get("cron")
-        if not isinstance(cron_text, str) or not cron_text.strip():
-            raise ScheduleError("schedule.cron: required, a 5-field cron string such as '*/5 * * * *'")
+        if not isinstance(cron_text, (str, list)) or (isinstance(cron_text, str) and not cron_text.strip()):
+            raise ScheduleError(
+                "schedule.cron: required, a 5-field cron string such as '*/5 * * * *' or a list of them"
+            )
         zone_name = attrs.get("timezone") or "UTC"
         dialect = attrs.get("weekdayDialect") or defaults.weekday_dialect
         try:
@@ -166,12 +190,13 @@ class ScheduleSpec:
         except CronError as exc:
             raise ScheduleError(f"schedule.{exc}") from None
         try:
-            cron = CronSchedule.parse(cron_text, zone.key, dialect)
+            cron = CronSet.parse(cron_text, zone.key, dialect)
         except CronError as exc:
             message = str(exc)
             raise ScheduleError(
                 "schedule." + (message if message.startswith(("cron", "weekdayDialect")) else "cron: " + message)
             ) from None
+        jitter = _int(attrs.get("jitterSeconds", 0), "jitterSeconds", minimum=0, maximum=MAX_JITTER_SECONDS)
         try:
             start = parse_datetime(attrs.get("startDate"), zone, what="schedule.startDate")
             end = parse_datetime(attrs.get("endDate"), zone, what="schedule.endDate")
@@ -206,6 +231,8 @@ class ScheduleSpec:
             historyLimit=history,
             suspendAfterFailures=failures,
         )
+        if "jitterSeconds" in attrs:
+            attrs["jitterSeconds"] = jitter
         return cls(
             cron=cron,
             start=start,
@@ -216,14 +243,74 @@ class ScheduleSpec:
             history_limit=history,
             suspend_after_failures=failures,
             attributes=attrs,
+            jitter_seconds=jitter,
         )
+
+    def seeded(self, uid: str | None) -> ScheduleSpec:
+        """The same spec with the schedule's uid, that the jitter offsets are derived from."""
+        return replace(self, seed=uid or "")
+
+    @property
+    def listed(self) -> bool:
+        """`cron` is a list: run entries and the preview say which expression fired."""
+        return not isinstance(self.cron.expression, str)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form; `ScheduleSpec.parse(spec.to_dict())` gives the same spec whatever the defaults."""
         return dict(self.attributes)
 
+    # ---- fire times: nominal (the cron's, within [start, end]) shifted by the jitter --------------------------
+    def fire(self, nominal: datetime) -> Fire:
+        """The fire at `nominal`: when it is due (jitter) and which expression it comes from."""
+        at = nominal
+        if self.jitter_seconds:
+            following = self.cron.next_fire(nominal)
+            gap = None if following is None else (following - nominal).total_seconds()
+            at = nominal + timedelta(seconds=jitter_offset(self.seed, nominal, self.jitter_seconds, gap))
+        return Fire(at=at, nominal=nominal, expression=self.cron.which(nominal) if self.listed else "")
+
+    def fires(self, after: datetime, until: datetime | None = None, *, limit: int | None = None) -> Iterator[Fire]:
+        """Fires due in (after, until], in order (a nominal time up to `jitterSeconds` before `after` may be due
+        after it)."""
+        lower = after - timedelta(seconds=self.jitter_seconds)
+        if self.start is not None and lower < self.start:
+            lower = self.start - timedelta(microseconds=1)
+        count = 0
+        for nominal in self.cron.fire_times(lower):
+            if (self.end is not None and nominal > self.end) or (until is not None and nominal > until):
+                return
+            fire = self.fire(nominal)
+            if fire.at <= after:
+                continue
+            if until is not None and fire.at > until:
+                return
+            yield fire
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+    def fires_backwards(self, upper: datetime, lower: datetime, *, limit: int | None = None) -> Iterator[Fire]:
+        """Fires due in (lower, upper], latest first."""
+        top = upper if self.end is None else min(upper, self.end)
+        bottom = lower - timedelta(seconds=self.jitter_seconds)
+        if self.start is not None and bottom < self.start:
+            bottom = self.start - timedelta(microseconds=1)
+        if top <= bottom:
+            return
+        count = 0
+        for nominal in self.cron.fire_times_backwards(floor_minute(top) + timedelta(minutes=1), bottom):
+            fire = self.fire(nominal)
+            if fire.at > upper:
+                continue
+            if fire.at <= lower:
+                return
+            yield fire
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
     def next_fire(self, after: datetime) -> datetime | None:
-        """First fire time > `after` within [start, end]."""
+        """The first nominal fire time > `after` within [start, end] (what a backfill walks: a fire's identity)."""
         if self.start is not None and after < self.start:
             after = self.start - timedelta(microseconds=1)
         fire = self.cron.next_fire(after)
@@ -231,26 +318,45 @@ class ScheduleSpec:
             return None
         return fire
 
+    def next_due(self, after: datetime) -> datetime | None:
+        """When the first fire due after `after` is due (its nominal time plus jitter): where the due index
+        points. None when none is left. Without jitter it is `next_fire`."""
+        if not self.jitter_seconds:
+            return self.next_fire(after)
+        fire = next(self.fires(after, limit=1), None)
+        return None if fire is None else fire.at
+
+    def entry_fields(self, fire: Fire) -> dict[str, str]:
+        """What a run entry (and the preview) records of a fire besides its nominal time: `actual` with jitter,
+        `expression` for a list of expressions."""
+        fields = {}
+        if self.jitter_seconds:
+            fields["actual"] = iso(fire.at)
+        if self.listed:
+            fields["expression"] = fire.expression
+        return fields
+
     def preview(self, n: int, after: datetime) -> list[dict[str, str]]:
-        """Next `n` fire times after `after` within [start, end], in UTC and in the schedule's zone."""
+        """The next `n` fires after `after`: when each is due, in UTC and in the schedule's zone (with jitter the
+        shifted time, and `nominal` beside it; for a list, the `expression` that fires)."""
         out = []
-        cursor = after
-        for _ in range(max(0, n)):
-            fire = self.next_fire(cursor)
-            if fire is None:
-                break
-            out.append({"utc": iso(fire), "local": fire.astimezone(self.cron.zone).isoformat(timespec="seconds")})
-            cursor = fire
+        for fire in self.fires(after, limit=max(0, n)):
+            item = {"utc": iso(fire.at), "local": fire.at.astimezone(self.cron.zone).isoformat(timespec="seconds")}
+            if self.jitter_seconds:
+                item["nominal"] = iso(fire.nominal)
+            if self.listed:
+                item["expression"] = fire.expression
+            out.append(item)
         return out
 
     def check_fires(self, now: datetime) -> datetime:
         """The first fire time after `now`; ScheduleError when there is none (registration check)."""
         if self.end is not None and self.end <= now:
             raise ScheduleError(f"schedule.endDate: {self.attributes.get('endDate')!r} is in the past")
-        fire = self.next_fire(now)
+        fire = self.next_due(now)
         if fire is None:
             window = "between startDate and endDate" if self.end is not None else "again"
-            raise ScheduleError(f"schedule.cron: {self.cron.expression!r} never fires {window}")
+            raise ScheduleError(f"schedule.cron: {self.cron.shown!r} never fires {window}")
         return fire
 
 
@@ -258,30 +364,42 @@ class ScheduleSpec:
 class ScheduleState:
     """What `decide` needs to know about a schedule besides its spec."""
 
-    last_considered: datetime  # every fire time <= this has been handled (started, missed or skipped)
+    last_considered: datetime  # every fire due at or before this has been handled (started, missed or skipped)
     running: tuple[str, ...] = ()  # uids of this schedule's runs that are still running
     consecutive_failures: int = 0
     suspended: bool = False
+    waiting: Mapping[str, Any] | None = None  # BufferOne: the fire waiting for the run going (`waiting_entry`)
 
 
 @dataclass(frozen=True)
 class Decision:
-    start: datetime | None = None  # scheduled time of the run to start now
-    missed: tuple[datetime, ...] = ()  # missed fire times to record, oldest first (the most recent ones)
+    start: datetime | None = None  # nominal time of the run to start now
+    missed: tuple[datetime, ...] = ()  # missed fire times (nominal) to record, oldest first (the most recent ones)
     missed_more: int = 0  # older missed fire times not listed
     missed_more_capped: bool = False  # missed_more is a lower bound (counting stopped)
-    skipped: datetime | None = None  # Forbid: the fire time skipped because a run is still going
+    skipped: datetime | None = None  # Forbid, BufferOne: the fire time skipped because a run is still going
     skip_reason: str = ""
     stop: tuple[str, ...] = ()  # Replace: runs to stop before starting the new one
-    next_fire: datetime | None = None
+    next_fire: datetime | None = None  # when the next fire is due (jitter included)
     expired: bool = False  # no fire time left (past endDate)
     suspend: bool = False  # suspend now (too many failures in a row)
     suspend_reason: str = ""
     considered_until: datetime | None = None  # the new `last_considered`
+    waiting: Mapping[str, Any] | None = None  # BufferOne: the fire waiting after this decision
+    details: Mapping[datetime, Mapping[str, Any]] = field(default_factory=dict)  # run-entry fields per nominal time
 
     @property
     def missed_total(self) -> int:
         return len(self.missed) + self.missed_more
+
+    def fields(self, nominal: datetime | None) -> dict[str, Any]:
+        """The run entry's fields for a fire this decision names, besides its nominal time (`scheduled`)."""
+        return dict(self.details.get(nominal, {})) if nominal is not None else {}
+
+
+def waiting_entry(spec: ScheduleSpec, fire: Fire, since: datetime) -> dict[str, Any]:
+    """The stored form of a fire put waiting (BufferOne) at `since`."""
+    return {"scheduled": iso(fire.nominal), **spec.entry_fields(fire), "since": iso(since)}
 
 
 def decide(
@@ -294,49 +412,90 @@ def decide(
 ) -> Decision:
     """What to do for a schedule at `now`.
 
-    Fire times in (last_considered, now] within [start, end] are due. The latest one starts if it is no older
-    than `startingDeadlineSeconds` (subject to the concurrency policy); every other due time is recorded as
-    missed (the most recent `missed_record_limit` by time, the rest as a count). At most one run starts per
-    decision, whatever the backlog: a long outage never blocks the schedule.
+    Fires due in (last_considered, now] (nominal times within [start, end], due at nominal + jitter) are
+    handled. The latest one starts if it is due no longer than `startingDeadlineSeconds` ago (subject to the
+    concurrency policy); every other due fire is recorded as missed (the most recent `missed_record_limit` by
+    time, the rest as a count). At most one run starts per decision, whatever the backlog: a long outage never
+    blocks the schedule. BufferOne: a waiting fire starts once no run is going, before the fire due now (which
+    then waits in its place).
     """
     now = now.astimezone(UTC)
     considered = max(state.last_considered.astimezone(UTC), now)
     if state.suspended:
-        return Decision(considered_until=state.last_considered)
+        return Decision(considered_until=state.last_considered, waiting=state.waiting)
     if spec.suspend_after_failures and state.consecutive_failures >= spec.suspend_after_failures:
         return Decision(
             suspend=True,
             considered_until=considered,
+            waiting=state.waiting,
             suspend_reason=f"{state.consecutive_failures} failed runs in a row "
             f"(suspendAfterFailures={spec.suspend_after_failures})",
         )
-    lower = state.last_considered.astimezone(UTC)
-    if spec.start is not None and lower < spec.start:
-        lower = spec.start - timedelta(microseconds=1)
-    upper = now if spec.end is None else min(now, spec.end)
-    decision = Decision(considered_until=considered)
-    latest = spec.cron.last_fire_at_or_before(upper) if upper > lower else None
-    if latest is not None and latest > lower:
-        on_time = (now - latest).total_seconds() <= spec.starting_deadline_seconds
-        window = missed_record_limit + missed_count_cap
-        older = list(spec.cron.fire_times_backwards(latest, lower, limit=window))  # latest first
-        missed = ([] if on_time else [latest]) + older
-        recorded, more = missed[:missed_record_limit], len(missed) - min(len(missed), missed_record_limit)
+    window = missed_record_limit + missed_count_cap
+    due = list(spec.fires_backwards(now, state.last_considered.astimezone(UTC), limit=window + 1))  # latest first
+    decision = Decision(considered_until=considered, waiting=state.waiting)
+    on_time = bool(due) and (now - due[0].at).total_seconds() <= spec.starting_deadline_seconds
+    if due:
+        missed = due if not on_time else due[1:]
+        recorded = missed[:missed_record_limit]
         decision = replace(
-            decision, missed=tuple(sorted(recorded)), missed_more=more, missed_more_capped=len(older) >= window
+            decision,
+            missed=tuple(sorted(f.nominal for f in recorded)),
+            missed_more=len(missed) - len(recorded),
+            missed_more_capped=len(due) - 1 >= window,
+            details={f.nominal: spec.entry_fields(f) for f in recorded},
         )
-        if on_time:
-            if spec.concurrency_policy == "Forbid" and state.running:
-                decision = replace(
-                    decision,
-                    skipped=latest,
-                    skip_reason=f"concurrencyPolicy Forbid: run {state.running[-1]} still running",
-                )
-            else:
-                stop = tuple(state.running) if spec.concurrency_policy == "Replace" else ()
-                decision = replace(decision, start=latest, stop=stop)
-    next_fire = spec.next_fire(considered)
+    if on_time:
+        decision = _concurrency(spec, state, decision, due[0], now)
+    elif state.waiting is not None and not state.running:
+        decision = _start_waiting(decision, state.waiting)
+    next_fire = spec.next_due(considered)
     return replace(decision, next_fire=next_fire, expired=next_fire is None)
+
+
+def _concurrency(spec: ScheduleSpec, state: ScheduleState, decision: Decision, fire: Fire, now: datetime) -> Decision:
+    """The fire due now, under the schedule's concurrency policy."""
+    policy, running = spec.concurrency_policy, state.running
+    if policy == "BufferOne":
+        return _buffer_one(spec, state, decision, fire, now)
+    if policy == "Forbid" and running:
+        return _skip(spec, decision, fire, f"concurrencyPolicy Forbid: run {running[-1]} still running")
+    return _start(decision, fire.nominal, spec.entry_fields(fire), running if policy == "Replace" else ())
+
+
+def _buffer_one(spec: ScheduleSpec, state: ScheduleState, decision: Decision, fire: Fire, now: datetime) -> Decision:
+    """BufferOne: start when nothing runs; else wait for the run going; skip when one is waiting already. A
+    fire waiting from before starts first, and the fire due now waits for it."""
+    waiting, running = state.waiting, state.running
+    if running and waiting is None:
+        return replace(decision, waiting=waiting_entry(spec, fire, now))
+    if running:
+        return _skip(
+            spec,
+            decision,
+            fire,
+            f"concurrencyPolicy BufferOne: run {running[-1]} still running and the fire of "
+            f"{waiting.get('scheduled')} already waiting",
+        )
+    if waiting is not None:
+        return replace(_start_waiting(decision, waiting), waiting=waiting_entry(spec, fire, now))
+    return _start(decision, fire.nominal, spec.entry_fields(fire), ())
+
+
+def _skip(spec: ScheduleSpec, decision: Decision, fire: Fire, reason: str) -> Decision:
+    details = {**decision.details, fire.nominal: spec.entry_fields(fire)}
+    return replace(decision, skipped=fire.nominal, skip_reason=reason, details=details)
+
+
+def _start(decision: Decision, nominal: datetime, fields: Mapping[str, Any], stop: tuple[str, ...]) -> Decision:
+    return replace(decision, start=nominal, stop=tuple(stop), details={**decision.details, nominal: dict(fields)})
+
+
+def _start_waiting(decision: Decision, waiting: Mapping[str, Any]) -> Decision:
+    """Start the fire that waited (BufferOne); its run entry says since when it waited."""
+    fields = {k: v for k, v in waiting.items() if k not in ("scheduled", "since")}
+    fields["waitedSince"] = waiting.get("since")
+    return replace(_start(decision, parse_iso(waiting["scheduled"]), fields, ()), waiting=None)
 
 
 # --- run history (pure helpers on the list of run entries) ------------------------------------------------
@@ -428,9 +587,10 @@ def apply_decision_to_runs(runs: list[dict[str, Any]], decision: Decision) -> li
             summary["countIsLowerBound"] = True
         out.append(summary)
     for fire in decision.missed:
-        out.append(run_entry(None, fire, "missed"))
+        out.append(run_entry(None, fire, "missed", **decision.fields(fire)))
     if decision.skipped is not None:
-        out.append(run_entry(None, decision.skipped, "skipped", reason=decision.skip_reason))
+        fields = decision.fields(decision.skipped)
+        out.append(run_entry(None, decision.skipped, "skipped", reason=decision.skip_reason, **fields))
     out.sort(key=lambda e: e.get("scheduled") or e.get("before") or "")
     return out
 
@@ -475,4 +635,5 @@ __all__ = [
     "run_template",
     "trim_history",
     "triggered_by",
+    "waiting_entry",
 ]

@@ -34,6 +34,9 @@ from shared.schedules.policy import (
 )
 
 STATE_JSON_LIMIT = 28_000  # characters: the job store keeps a JSON property under 30,000
+WAITING_RECHECK = timedelta(minutes=5)  # BufferOne: a waiting fire is looked at this often (the run listener
+# makes it due at once when the run going ends; this is for an end the listener missed)
+FIRE_FIELDS = ("actual", "expression", "waitedSince")  # what a claim keeps of its fire for the run entry
 
 
 class Lifecycle(StrEnum):
@@ -57,13 +60,14 @@ def _in_read_order(values: dict[str, Any], read_order: tuple[str, ...]) -> dict[
 class Pending:
     """A fire claimed by a tick (exactly-once): which time, who holds it since when, what to stop first."""
 
-    KEYS: ClassVar[tuple[str, ...]] = ("scheduled", "claimedBy", "claimedAt", "stop", "attempts")
+    KEYS: ClassVar[tuple[str, ...]] = ("scheduled", "claimedBy", "claimedAt", "stop", "attempts", *FIRE_FIELDS)
 
     scheduled: str
     claimed_by: str | None = None  # None: released after a transient start failure, any tick may take it
     claimed_at: str | None = None
     stop: list[str] = field(default_factory=list)  # Replace: runs to stop before starting this one
     attempts: int = 0  # failed starts so far
+    fire: dict[str, Any] = field(default_factory=dict)  # FIRE_FIELDS of the fire (jitter, expression, BufferOne)
     extra: dict[str, Any] = field(default_factory=dict)
     read_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -80,6 +84,7 @@ class Pending:
             claimed_at=data.get("claimedAt"),
             stop=list(data.get("stop") or []),
             attempts=int(data.get("attempts") or 0),
+            fire={k: data[k] for k in FIRE_FIELDS if k in data},
             extra={k: v for k, v in data.items() if k not in cls.KEYS},
             read_order=tuple(data),
         )
@@ -92,6 +97,7 @@ class Pending:
                 "claimedAt": self.claimed_at,
                 "stop": list(self.stop),
                 "attempts": self.attempts,
+                **{k: self.fire[k] for k in FIRE_FIELDS if k in self.fire},
                 **self.extra,
             },
             self.read_order,
@@ -116,6 +122,7 @@ class ScheduleRecord:
         "counts",
         "consecutiveFailures",
     )
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("waiting",)  # stored only when set
 
     spec: dict[str, Any]  # the ScheduleSpec as registered, every default filled in
     state: Lifecycle
@@ -129,8 +136,10 @@ class ScheduleRecord:
     older_runs: dict[str, int] = field(default_factory=dict)  # runs dropped from `runs`, counted by status
     counts: dict[str, int] = field(default_factory=dict)  # started, missed, skipped, failedToStart
     consecutive_failures: int = 0
+    waiting: dict[str, Any] | None = None  # BufferOne: the fire waiting for the run going (stored only when set)
     extra: dict[str, Any] = field(default_factory=dict)
     read_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    uid: str = field(default="", compare=False, repr=False)  # the RecurringJob's uid (not stored): jitter's seed
     _spec: ScheduleSpec | None = field(default=None, compare=False, repr=False)
 
     # ---- the stored JSON --------------------------------------------------------------------------------
@@ -150,7 +159,8 @@ class ScheduleRecord:
             older_runs=data.get("olderRuns") or {},
             counts=data.get("counts") or {},
             consecutive_failures=int(data.get("consecutiveFailures") or 0),
-            extra={k: v for k, v in data.items() if k not in cls.KEYS},
+            waiting=dict(data["waiting"]) if data.get("waiting") else None,
+            extra={k: v for k, v in data.items() if k not in cls.KEYS and k not in cls.OPTIONAL},
             read_order=tuple(data),
         )
 
@@ -169,6 +179,7 @@ class ScheduleRecord:
                 "olderRuns": self.older_runs,
                 "counts": self.counts,
                 "consecutiveFailures": self.consecutive_failures,
+                **({"waiting": self.waiting} if self.waiting else {}),
                 **self.extra,
             },
             self.read_order,
@@ -177,7 +188,11 @@ class ScheduleRecord:
     @classmethod
     def of(cls, record: JobRecord) -> ScheduleRecord | None:
         """The record's schedule state; None for a job that is not (or no longer) a recurring one."""
-        return cls.from_dict(record.schedule) if record.schedule else None
+        if not record.schedule:
+            return None
+        state = cls.from_dict(record.schedule)
+        state.uid = record.uid
+        return state
 
     def save(self, record: JobRecord) -> None:
         record.schedule = self.to_dict()
@@ -193,7 +208,8 @@ class ScheduleRecord:
 
     def schedule_spec(self) -> ScheduleSpec:
         if self._spec is None:
-            self._spec = ScheduleSpec.parse(self.spec)  # stored with every default filled in
+            # stored with every default filled in; seeded with the uid, that jitter offsets come from
+            self._spec = ScheduleSpec.parse(self.spec).seeded(self.uid)
         return self._spec
 
     def running(self) -> list[str]:
@@ -201,7 +217,7 @@ class ScheduleRecord:
         return [entry["uid"] for entry in self.runs if is_running(entry)]
 
     def policy_state(self) -> ScheduleState:
-        return ScheduleState(self.considered_at, tuple(self.running()), self.consecutive_failures)
+        return ScheduleState(self.considered_at, tuple(self.running()), self.consecutive_failures, waiting=self.waiting)
 
     # ---- changes ----------------------------------------------------------------------------------------
     def count(self, name: str, amount: int = 1) -> None:
@@ -211,6 +227,7 @@ class ScheduleRecord:
         """The missed and skipped fire times of a decision go into the history and the counts."""
         self.runs = apply_decision_to_runs(self.runs, decision)
         self.last_considered = iso(decision.considered_until)
+        self.waiting = dict(decision.waiting) if decision.waiting else None
         self.count("missed", decision.missed_total)
         self.count("skipped", 1 if decision.skipped else 0)
 
@@ -219,10 +236,14 @@ class ScheduleRecord:
         self.due_bucket = self.next_fire = None
 
     def advance(self, record: JobRecord, next_fire: datetime | None, now: datetime) -> None:
-        """Point the schedule at its next fire, or end it (the RecurringJob completes) when there is none."""
+        """Point the schedule at its next fire, or end it (the RecurringJob completes) when there is none. With
+        a fire waiting (BufferOne) it is looked at again within WAITING_RECHECK, and does not end before it ran."""
         self.next_fire = iso(next_fire)
-        self.due_bucket = bucket(next_fire) if next_fire else None
-        if next_fire is None and self.active:
+        due = next_fire
+        if self.waiting and self.active:
+            due = min(due, now + WAITING_RECHECK) if due else now + WAITING_RECHECK
+        self.due_bucket = bucket(due) if due else None
+        if due is None and self.active:
             self.state = Lifecycle.EXPIRED
             if not record.status.is_final:
                 record.status = JobStatus.COMPLETED

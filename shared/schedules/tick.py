@@ -168,7 +168,8 @@ def _decide(record: JobRecord, state: ScheduleRecord, now: datetime, claimer: st
         state.suspend(decision.suspend_reason)
         outcome = Suspended(**tally)
     elif decision.start is not None:
-        state.pending = Pending(iso(decision.start), claimer, iso(now), list(decision.stop))
+        fire = decision.fields(decision.start)  # jitter's actual time, the expression, since when it waited
+        state.pending = Pending(iso(decision.start), claimer, iso(now), list(decision.stop), fire=fire)
         outcome = Claimed(state.pending.scheduled, tuple(decision.stop), **tally)
     else:
         state.advance(record, decision.next_fire, now)
@@ -229,10 +230,10 @@ def finalize(record: JobRecord, attempt: Attempt) -> FinalOutcome:
     if attempt.failure is not None and _released(pending, attempt.failure):
         state.save(record)
         return Retry()
-    _record_start(state, attempt, scheduled)
+    _record_start(state, attempt, scheduled, pending.fire)
     state.pending = None
     if state.active:
-        state.advance(record, spec.next_fire(state.considered_at), attempt.now)
+        state.advance(record, spec.next_due(state.considered_at), attempt.now)
     state.fit(spec)
     state.save(record)
     return Done(state.state, state.due_bucket, state.next_fire)
@@ -254,7 +255,7 @@ def _released(pending: Pending, failure: Exception) -> bool:
     return False
 
 
-def _record_start(state: ScheduleRecord, attempt: Attempt, scheduled: datetime) -> None:
+def _record_start(state: ScheduleRecord, attempt: Attempt, scheduled: datetime, fire: dict[str, Any]) -> None:
     failure = attempt.failure
     if failure is not None:
         state.runs.append(
@@ -264,12 +265,13 @@ def _record_start(state: ScheduleRecord, attempt: Attempt, scheduled: datetime) 
                 "failed",
                 ended=attempt.now,
                 reason=f"could not start: {type(failure).__name__}: {str(failure)[:200]}",
+                **fire,
             )
         )
         state.count("failedToStart")
         state.consecutive_failures += 1
         return
-    extra = {"note": "; ".join(attempt.notes)} if attempt.notes else {}
+    extra = {**fire, **({"note": "; ".join(attempt.notes)} if attempt.notes else {})}
     state.runs.append(run_entry(attempt.run_uid, scheduled, "starting", started=attempt.now, **extra))
     state.count("started")
 
