@@ -107,7 +107,7 @@ class Job(Entity):
 
 class CronJob(Entity):
     type: str = CRON_JOB_TYPE
-    cron: str
+    cron: str | list[str]  # several expressions: the union of their fire times (shared/schedules/cron.py CronSet)
     startDate: str | None = None
     endDate: str | None = None
     runs: list[dict[str, Any]] = Field(default_factory=list)

@@ -64,7 +64,7 @@ class ScheduleRun(Open):
 class ScheduleView(Open):
     """A recurring job's schedule: its attributes as registered (defaults filled in), state and runs."""
 
-    cron: str | None = None
+    cron: str | list[str] | None = Field(default=None, description="a cron expression, or a list of them")
     timezone: str | None = None
     weekdayDialect: Literal["unix", "dmjob"] | None = None
     state: Literal["active", "suspended", "expired", "removed"] | None = None
@@ -144,11 +144,13 @@ class FireTime(Wire):
     utc: Timestamp
     local: str = Field(description="the same time in the schedule's zone, with its offset")
     weekday: str = Field(description="the weekday there: Monday .. Sunday")
+    nominal: Timestamp | None = Field(default=None, description="with jitterSeconds: the cron time before the shift")
+    expression: str | None = Field(default=None, description="with a list of expressions: the one that fires")
 
 
 class SchedulePreview(Wire):
     timezone: str
-    cron: str
+    cron: str | list[str]
     weekdayDialect: Literal["unix", "dmjob"]
     state: Literal["active", "suspended", "expired", "removed"]
     fireTimes: list[FireTime]

@@ -64,7 +64,7 @@ def invalid_schedule(problem: str) -> ValidationFailed:
 def new_state(spec: ScheduleSpec, now: datetime, runs: Iterable[Mapping[str, Any]] = ()) -> ScheduleRecord:
     """The state of a registration at `now` (pure). `runs` are entries the entity already carried."""
     suspended = spec.suspend
-    next_fire = spec.next_fire(now)
+    next_fire = spec.next_due(now)  # jitter included: the due index holds when the fire is due
     state = ScheduleRecord(
         spec=spec.to_dict(),
         state=Lifecycle.SUSPENDED if suspended else Lifecycle.ACTIVE,
@@ -89,7 +89,7 @@ def register(record: JobRecord, *, now: datetime | None = None, defaults: Defaul
     entity = load_entity(record)
     spec = validate(entity, now, defaults)
     template_of(record)  # refused (400) before anything is written when there is no Job to run
-    stored_state = new_state(spec, now, entity_schedule(entity).get("runs") or []).to_dict()
+    stored_state = new_state(spec.seeded(record.uid), now, entity_schedule(entity).get("runs") or []).to_dict()
 
     def mutate(r: JobRecord) -> bool | None:
         r.schedule = copy.deepcopy(stored_state)
@@ -129,7 +129,8 @@ def _prepared(record: JobRecord, now: datetime, defaults: Defaults) -> JobRecord
         spec = validate(record.entity, now, defaults)
     except ValidationFailed as error:
         raise ValidationFailed(f"job {record.uid}: {error.message}", data=error.data) from None
-    record.schedule = new_state(spec, now, entity_schedule(record.entity).get("runs") or []).to_dict()
+    runs = entity_schedule(record.entity).get("runs") or []
+    record.schedule = new_state(spec.seeded(record.uid), now, runs).to_dict()
     record.status = JobStatus.REGISTERED
     record.kind = "recurring"
     return record
@@ -197,7 +198,7 @@ def resume(uid: str, *, now: datetime | None = None) -> dict[str, Any]:
             return False
         state.state, state.suspended_reason, state.consecutive_failures = Lifecycle.ACTIVE, None, 0
         state.last_considered = iso(max(now, state.considered_at))
-        state.advance(r, state.schedule_spec().next_fire(state.considered_at), now)
+        state.advance(r, state.schedule_spec().next_due(state.considered_at), now)
         change.put = (state.due_bucket, state.next_fire)
         state.save(r)
         return None
@@ -260,7 +261,7 @@ def preview(uid: str, n: int = 10, *, now: datetime | None = None) -> dict[str, 
     there (what a schedule's `weekdayDialect` decides: `0 8 * * 6` is a Saturday in `unix`, a Sunday in
     `dmjob`)."""
     record = _get(uid)
-    return preview_state(record.schedule, n, now=now or clock.now())
+    return preview_state(ScheduleRecord.of(record), n, now=now or clock.now())  # of(): its uid seeds the jitter
 
 
 def preview_state(state: Mapping[str, Any] | ScheduleRecord, n: int, *, now: datetime) -> dict[str, Any]:
@@ -307,6 +308,8 @@ def view(record: JobRecord | Mapping[str, Any], *, now: datetime | None = None) 
     )
     if s.pending:
         body["pending"] = {"scheduled": s.pending.scheduled}
+    if s.waiting:
+        body["waiting"] = dict(s.waiting)  # BufferOne: the fire waiting for the run going
     return body
 
 
