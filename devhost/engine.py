@@ -14,7 +14,11 @@ Semantics kept from Durable Functions (each with the source it follows):
   by the SDK as in Azure;
 * activities run at least once: a restarted engine re-runs scheduled activities that have no recorded result;
   one that raises, or runs past host.json `functionTimeout`, completes as TaskFailed with the extension's reason
-  text (`activity_failure_reason`);
+  text (`activity_failure_reason`); one whose result can not be recorded (storage down) is abandoned and runs
+  again after 2^attempt seconds, at most 600, as the Azure Storage provider redelivers an abandoned work item
+  (`redelivery_delay`); a second result of one task is dropped (episode.py `triage`);
+* an episode that raises (storage down) is retried by the poller; a commit that landed though its answer was
+  lost is found on the next conflict, and the activities it scheduled are started then (`_reload`);
 * `continue_as_new` starts a new generation (fresh history, same instance id); events raised but not consumed
   by then are discarded, as the extension discards them (issue #1676); messages that arrive later are delivered
   to the new generation;
@@ -96,6 +100,35 @@ class _Owned:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
+@dataclass(frozen=True)
+class WorkItem:
+    """One activity execution to run: what the Azure Storage provider keeps as a work-item queue message, with
+    `attempt` as its DequeueCount."""
+
+    instance_id: str
+    execution_id: str
+    seq: int
+    name: str
+    input_text: str | None
+    attempt: int = 1
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.instance_id, self.execution_id, self.seq)
+
+    def again(self) -> "WorkItem":
+        return WorkItem(self.instance_id, self.execution_id, self.seq, self.name, self.input_text, self.attempt + 1)
+
+
+def redelivery_delay(attempt: int) -> float:
+    """Seconds until an abandoned work item runs again: the Azure Storage provider abandons a work item whose
+    completion failed (durabletask src/DurableTask.Core/TaskActivityDispatcher.cs: `AbortWorkItem =
+    AbandonTaskActivityWorkItemAsync`, called when CompleteTaskActivityWorkItemAsync throws) by making its
+    queue message visible again after 2^DequeueCount seconds, at most 600 (src/DurableTask.AzureStorage/
+    Messaging/TaskHubQueue.cs `AbandonMessageAsync`)."""
+    return float(min(2 ** min(attempt, 30), 600))
+
+
 class Tracker:
     """Counts outstanding work (queued/running episodes, activities, timer-trigger runs) for quiescence."""
 
@@ -172,6 +205,10 @@ class Engine:
         self._queue_lock = threading.Lock()
         self._queued: set[str] = set()
         self._again: set[str] = set()
+        self._failed: set[str] = set()  # instances whose last episode raised (storage trouble): retried by the poller
+        self._abandoned: dict[tuple[str, str, int], threading.Timer] = {}  # work items waiting to run again
+        self.redelivery_delay = redelivery_delay
+        self.redelivered = 0  # work items run again because their result could not be recorded
         # Dispatch slots (host side): maxConcurrentOrchestratorFunctions / maxConcurrentActivityFunctions. The
         # functions themselves run on the worker's one pool (worker.py), shared with HTTP and timer functions.
         self.worker = worker or WorkerPool(None, None)
@@ -197,6 +234,7 @@ class Engine:
         self._stop.set()
         with _registry_lock:
             _registry.get(self.store.key, set()).discard(self)
+        self._drop_abandoned()
         self._orch_pool.shutdown(wait=True, cancel_futures=True)
         self._act_pool.shutdown(wait=False, cancel_futures=True)
         if self._own_worker:
@@ -375,10 +413,13 @@ class Engine:
 
     # ---- timers ---------------------------------------------------------------------------------------------
     def next_timer_due(self) -> datetime | None:
-        """Earliest pending durable timer of the (non-suspended) instances this engine drives."""
+        """Earliest pending durable timer of the (non-suspended) instances this engine drives. An instance with
+        an episode queued or running is left out: that episode takes its due timers, and when it ends the
+        scheduler looks again (`on_timer_armed`), so a due timer never makes the scheduler spin meanwhile (an
+        episode that can not reach storage takes seconds to fail)."""
         best = None
         for inst in list(self._owned.values()):
-            if inst.state.get("runtimeStatus") not in ("Running", "Pending"):
+            if inst.state.get("runtimeStatus") not in ("Running", "Pending") or inst.id in self._queued:
                 continue
             for fire_at in json.loads(inst.state.get("timers") or "{}").values():
                 when = h.parse_ts(fire_at)
@@ -391,7 +432,7 @@ class Engine:
         now = self.clock.now()
         woken = 0
         for inst in list(self._owned.values()):
-            if inst.state.get("runtimeStatus") not in ("Running", "Pending"):
+            if inst.state.get("runtimeStatus") not in ("Running", "Pending") or inst.id in self._queued:
                 continue
             timers = json.loads(inst.state.get("timers") or "{}")
             if any(h.parse_ts(v) <= now for v in timers.values()):
@@ -426,8 +467,10 @@ class Engine:
                 more = False
                 try:
                     more = self._episode(instance_id)
-                except Exception:  # noqa: BLE001 - keep the engine alive; the poller retries later
+                except Exception:  # noqa: BLE001 - keep the engine alive; the poller retries it (storage trouble)
                     log.exception("episode of %s failed", instance_id)
+                    with self._queue_lock:
+                        self._failed.add(instance_id)
                 rounds += 1
                 with self._queue_lock:
                     if (more and rounds < 10_000) or instance_id in self._again:
@@ -440,6 +483,7 @@ class Engine:
                     self._queued.discard(instance_id)
                     self._again.discard(instance_id)
         finally:
+            self.on_timer_armed()  # its timers count for the scheduler again (next_timer_due)
             self.tracker.dec()
 
     # ---- one orchestrator episode ---------------------------------------------------------------------------
@@ -618,48 +662,102 @@ class Engine:
         if seq in inst.running:
             return
         inst.running.add(seq)
+        if not self._launch(WorkItem(inst.id, execution_id, seq, name, input_text)):
+            inst.running.discard(seq)
+
+    def _launch(self, item: WorkItem) -> bool:
         self.tracker.inc()
         try:
-            self._act_pool.submit(self._activity, inst.id, execution_id, seq, name, input_text)
-        except RuntimeError:
-            inst.running.discard(seq)
+            self._act_pool.submit(self._activity, item)
+        except RuntimeError:  # pool shut down
             self.tracker.dec()
+            return False
+        return True
 
-    def _activity(self, instance_id: str, execution_id: str, seq: int, name: str, input_text: str | None) -> None:
+    def _activity(self, item: WorkItem) -> None:
+        """Run one work item and record its result; a result that can not be recorded abandons the work item."""
         try:
-            info = self._activities.get(name)
-            try:
-                if info is None:
-                    raise LookupError(
-                        f"The function '{name}' doesn't exist, is disabled, or is not an activity function."
-                    )
-                value = ActivityTriggerConverter.decode(
-                    meta.Datum(type="json", value=input_text or "null"), trigger_metadata=None
-                )
-                values = {info.trigger.get("name"): value}
-                client = info.binding("durableClient")
-                if client:
-                    values[client["name"]] = self.client_binding()
-                result = self.worker.invoke(info, build_kwargs(info, values))
-                encoded = ActivityTriggerConverter.encode(result, expected_type=None).value
-                message = {"kind": "result", "executionId": execution_id, "taskId": seq, "ok": True, "result": encoded}
-            except Exception as exc:  # noqa: BLE001 - an activity failure becomes TaskFailed
-                message = {
-                    "kind": "result",
-                    "executionId": execution_id,
-                    "taskId": seq,
-                    "ok": False,
-                    "reason": activity_failure_reason(name, exc),
-                    "details": traceback.format_exc(),
-                }
+            message = self._invoke(item)
             if self._stop.is_set():
                 return
             message["at"] = h.ts(self.clock.now())
-            self.store.put_message(instance_id, message)
-            self.notify(instance_id)
+            try:
+                self.store.put_message(item.instance_id, message)
+            except Exception as exc:  # noqa: BLE001 - storage down or failing: run the work item again later
+                self._abandon(item, exc)
+                return
+            self.notify(item.instance_id)
         except Exception:  # noqa: BLE001
-            log.exception("activity %s of %s could not report its result", name, instance_id)
+            log.exception("activity %s of %s could not report its result", item.name, item.instance_id)
         finally:
+            self.tracker.dec()
+
+    def _invoke(self, item: WorkItem) -> dict:
+        """Call the activity through the worker: its result message, TaskFailed's if it raised or timed out."""
+        name = item.name
+        base = {"kind": "result", "executionId": item.execution_id, "taskId": item.seq}
+        try:
+            info = self._activities.get(name)
+            if info is None:
+                raise LookupError(f"The function '{name}' doesn't exist, is disabled, or is not an activity function.")
+            value = ActivityTriggerConverter.decode(
+                meta.Datum(type="json", value=item.input_text or "null"), trigger_metadata=None
+            )
+            values = {info.trigger.get("name"): value}
+            client = info.binding("durableClient")
+            if client:
+                values[client["name"]] = self.client_binding()
+            result = self.worker.invoke(info, build_kwargs(info, values))
+            return dict(base, ok=True, result=ActivityTriggerConverter.encode(result, expected_type=None).value)
+        except Exception as exc:  # noqa: BLE001 - an activity failure becomes TaskFailed
+            return dict(base, ok=False, reason=activity_failure_reason(name, exc), details=traceback.format_exc())
+
+    def _abandon(self, item: WorkItem, error: Exception) -> None:
+        """The result is lost: run the work item again after the Azure Storage provider's abandon backoff
+        (`redelivery_delay`). It stays in `running`, so nothing else starts it meanwhile; a pending redelivery
+        counts as outstanding work (`wait_idle`)."""
+        again = item.again()
+        delay = self.redelivery_delay(item.attempt)
+        log.warning(
+            "the result of activity %s (task %d of %s) could not be recorded (%s): it runs again in %.0f s "
+            "(attempt %d)",
+            item.name,
+            item.seq,
+            item.instance_id,
+            type(error).__name__,
+            delay,
+            again.attempt,
+        )
+        timer = threading.Timer(delay, self._redeliver, (again,))
+        timer.daemon = True
+        with self._owned_lock:
+            if self._stop.is_set():
+                return
+            self.tracker.inc()
+            self._abandoned[item.key] = timer
+        timer.start()
+
+    def _redeliver(self, item: WorkItem) -> None:
+        """An abandoned work item is due: run it again if this engine still drives its execution and the task
+        has no result yet (one recorded after all, or a takeover by another engine, ends it here)."""
+        with self._owned_lock:
+            if self._abandoned.pop(item.key, None) is None:
+                return  # the engine stopped
+        try:
+            inst = self._owned.get(item.instance_id)
+            if inst is None or inst.state.get("executionId") != item.execution_id or item.seq not in inst.running:
+                return
+            if self._launch(item):
+                self.redelivered += 1
+        finally:
+            self.tracker.dec()
+
+    def _drop_abandoned(self) -> None:
+        with self._owned_lock:
+            timers = list(self._abandoned.values())
+            self._abandoned.clear()
+        for timer in timers:
+            timer.cancel()
             self.tracker.dec()
 
     # ---- ownership ------------------------------------------------------------------------------------------
@@ -678,6 +776,7 @@ class Engine:
             return False
         inst.state, inst.etag = got
         inst.history = self.store.read_history(inst.id, int(inst.state.get("generation", 1)))
+        self._restart_lost(inst)  # a commit that landed though its answer was lost scheduled them
         return True
 
     def _try_acquire(self, state: dict, etag: str, startup: bool) -> bool:
@@ -706,10 +805,14 @@ class Engine:
 
     def _resume_work(self, inst: _Owned) -> None:
         """Re-run activities that were scheduled but have no result; wake the instance for anything pending."""
+        self._restart_lost(inst)
+        self.on_timer_armed()
+        self._schedule(inst.id)
+
+    def _restart_lost(self, inst: _Owned) -> None:
+        """Start the activities of history that have no result, none waiting in the inbox and none running here."""
         with inst.lock:
-            done = {
-                e.get("TaskScheduledId") for e in inst.history if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)
-            }
+            done = episode.completed_tasks(inst.history)
             pending_results = {
                 m.get("taskId")
                 for _, m in self.store.read_inbox(inst.id)
@@ -718,8 +821,14 @@ class Engine:
             for e in inst.history:
                 if e["EventType"] == h.TASK_SCHEDULED and e["EventId"] not in done | pending_results:
                     self._start_activity(inst, inst.state["executionId"], e["EventId"], e["Name"], e.get("Input"))
-        self.on_timer_armed()
-        self._schedule(inst.id)
+
+    def _retry_failed(self) -> None:
+        """Drive again the instances whose last episode raised: its messages or timers are still there."""
+        with self._queue_lock:
+            failed, self._failed = self._failed, set()
+        for instance_id in failed:
+            if instance_id in self._owned:
+                self._schedule(instance_id)
 
     def _scan_for_work(self, startup: bool = False) -> None:
         for state in self.store.list_states(
@@ -753,6 +862,7 @@ class Engine:
         rounds = 0
         while not self._stop.wait(self.poll_interval):
             try:
+                self._retry_failed()
                 self._renew_leases()
                 for instance_id in self.store.partitions_with_inbox():
                     if instance_id in self._owned:

@@ -9,8 +9,8 @@ mutable module state: `now` is passed in, and every result is a new value (input
 One episode, phase by phase:
 
 1. `triage` the inbox: control requests (terminate, suspend, resume) take effect in arrival order; activity
-   results of another execution (an earlier generation, or an earlier instance with the same id) are dropped;
-   the rest may be delivered to the orchestrator.
+   results of another execution (an earlier generation, or an earlier instance with the same id) and second
+   results of one task (an activity run again) are dropped; the rest may be delivered to the orchestrator.
 2. `select_batch`: what this episode delivers: due timers and messages in time order, an external event only
    alone (one event per episode).
 3. `deliver`: the batch as history events; completions carry the sequence number of their task, events their
@@ -74,15 +74,25 @@ class Triage:
     terminate: dict | None = None  # the terminate request, if one came
 
 
-def triage(status: str, execution_id: str, messages: list[Message], now: datetime) -> Triage:
+def triage(
+    status: str, execution_id: str, messages: list[Message], now: datetime, completed: frozenset[int] = frozenset()
+) -> Triage:
     """Control requests take effect before anything is delivered, so a suspend holds back every completion in
     the inbox (also those that came before it) and a terminate wins over them.
 
     A terminate ends the triage: messages after it stay in the inbox and are drained once the instance is
     finished. A suspend of a suspended instance (or a resume of a running one) is consumed without an event, so
     repeating a request is harmless.
+
+    A second result of one task (`completed`: the tasks whose result is in history) is dropped: an activity
+    runs again when its first result could not be recorded, or was recorded without the engine learning it,
+    so two may arrive. The orchestrator sees the first either way: in Azure the duplicate reaches history and
+    both DTFx and the Python SDK ignore it (durabletask src/DurableTask.Core/TaskOrchestrationContext.cs
+    `LogDuplicateEvent`; azure-functions-durable-python TaskOrchestrationExecutor.set_task_value "Potential
+    duplicate Task completion"); the local host keeps it out of history.
     """
     out = Triage(status)
+    done = set(completed)
     for rk, msg in messages[:MAX_MESSAGES_PER_EPISODE]:
         kind = msg.get("kind")
         if kind == "terminate":
@@ -94,9 +104,18 @@ def triage(status: str, execution_id: str, messages: list[Message], now: datetim
             _toggle(out, kind, msg.get("reason"), now)
         elif kind == "result" and msg.get("executionId") != execution_id:
             out.consumed.append(rk)  # a result for an execution that no longer exists: nobody waits for it
+        elif kind == "result" and msg.get("taskId") in done:
+            out.consumed.append(rk)  # the task has its result already
         else:
+            if kind == "result":
+                done.add(msg.get("taskId"))
             out.deliverable.append((rk, msg))
     return out
+
+
+def completed_tasks(history: list[dict]) -> frozenset[int]:
+    """Sequence numbers of the activities whose result is in history."""
+    return frozenset(e.get("TaskScheduledId") for e in history if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED))
 
 
 def _toggle(out: Triage, kind: str, reason: str | None, now: datetime) -> None:
@@ -226,7 +245,7 @@ def plan(snapshot: Snapshot, messages: list[Message], now: datetime) -> Plan:
     """Phases 1-3 on the inbox as read (all of it; at most MAX_MESSAGES_PER_EPISODE are handled)."""
     if snapshot.status in TERMINAL:
         return Drain([rk for rk, _ in messages[:MAX_MESSAGES_PER_EPISODE]])
-    triaged = triage(snapshot.status, snapshot.execution_id, messages, now)
+    triaged = triage(snapshot.status, snapshot.execution_id, messages, now, completed_tasks(snapshot.history))
     if triaged.terminate is not None:
         return terminate(triaged, now)
     if triaged.status == "Suspended":

@@ -138,6 +138,24 @@ def test_result_of_another_execution_is_dropped_not_delivered():
     assert step.consumed == ["q000"] and step.events == [] and not step.more
 
 
+def test_a_second_result_of_a_task_is_dropped_in_history_and_in_the_inbox():
+    """An activity run again (its first result could not be recorded, or was recorded unbeknown) may leave two
+    results: the first is delivered, the other consumed without an event."""
+    history = started() + [
+        h.task_scheduled(at(0), 0, "a", "1"),
+        h.task_scheduled(at(0), 1, "b", "2"),
+        h.task_completed(at(1), 0, '"A"'),
+    ]
+    messages = inbox(result(0, "A again"), result(1, "B"), result(1, "B again", seconds=2))
+    step = episode.plan(snap(history), messages, at(3))
+    assert isinstance(step, episode.Run)
+    assert [(e["TaskScheduledId"], e["Result"]) for e in step.new_events] == [(1, '"B"')]
+    assert sorted(step.consumed) == ["q000", "q001", "q002"] and step.inbox_left == 0
+    only_duplicates = episode.plan(snap(history + step.new_events), inbox(result(1, "B late")), at(4))
+    assert isinstance(only_duplicates, episode.Idle) and only_duplicates.consumed == ["q000"]
+    assert only_duplicates.events == [] and not only_duplicates.more
+
+
 def test_completions_in_time_order_are_batched():
     history = started() + [h.task_scheduled(at(0), 0, "a", "1"), h.task_scheduled(at(0), 1, "b", "2")]
     step = episode.plan(snap(history), inbox(result(1, "late", seconds=3), result(0, "early", seconds=2)), at(4))
