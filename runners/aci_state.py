@@ -22,6 +22,8 @@ from typing import Any, Optional
 
 from shared.jobs.status import JobStatus
 
+from .base import FailureReason
+
 _PULL_FAILURE = re.compile(r"pull|ErrImage|ImagePull|InaccessibleImage|manifest", re.IGNORECASE)
 #: events that report progress, never why something failed (the troubleshooting page's Pulling/Pulled/Created/Started)
 ROUTINE_EVENTS = ("pulling", "pulled", "created", "started", "killing")
@@ -101,7 +103,8 @@ def _terminated(seen: _Seen) -> dict[str, Any]:
         message = f"stopped ({message})"
     elif seen.detail:
         message += f" ({seen.detail})"
-    return {"state": JobStatus.FAILED, "message": message, "exit_code": code}
+    reason = FailureReason.OUT_OF_MEMORY if "oomkilled" in seen.detail.lower() else None
+    return {"state": JobStatus.FAILED, "message": message, "exit_code": code, "reason": reason}
 
 
 def _provisioning_failed(seen: _Seen) -> dict[str, Any]:
@@ -134,7 +137,8 @@ def map_group(group: Any) -> dict[str, Any]:
         return _provisioning_failed(seen)
     pull = _pull_failure(seen.view, seen.detail) if seen.state == "Waiting" else ""
     if pull:
-        return {"state": JobStatus.FAILED, "message": f"image could not be pulled: {pull}"[:1000]}
+        message = f"image could not be pulled: {pull}"[:1000]
+        return {"state": JobStatus.FAILED, "message": message, "reason": FailureReason.IMAGE_PULL}
     if seen.group_state == "Stopped":
         return {"state": JobStatus.FAILED, "message": "stopped (container group stopped)"}
     if seen.repair:

@@ -347,7 +347,7 @@ class AzureContainerRunner(Runner):
         return {
             "subscription": subscription,
             "resourceGroup": resource_group,
-            "group": group_name(job.uid),
+            "group": group_name(job.run_id),  # job-<uid>, or job-<uid>-a<n> for attempt n of a retried job
             "container": container_name(cfg.name),
         }
 

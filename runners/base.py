@@ -12,6 +12,12 @@ uid) and, when `start` finds the job launched already, answers an equivalent han
 restarting) anything. `find` is that look-up alone: it never launches, so the core can stop and release a job
 whose handle was lost. `stop` and `cleanup` reach everything the job has on the runner; `cleanup` may be called
 again after it succeeded, and raises RetryLater (never a plain RunnerError) when the runner is throttling.
+
+A job with a retry policy runs in *attempts*, each a fresh start: `JobSpec.attempt` numbers them and
+`JobSpec.run_id` names what an attempt launches (the uid for the first attempt, as before; `<uid>-a<n>` for
+attempt n > 1), so attempt 2 never adopts attempt 1's container while a retried start of attempt 2 still adopts
+its own. A runner that can tell why a job failed says so in `RunnerStatus.reason` or `RunnerError.reason`
+(a `FailureReason`), which a retry policy's `onReasons` selects on.
 """
 
 from __future__ import annotations
@@ -20,21 +26,42 @@ import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar, Iterator
 
 from shared.jobs.status import JobStatus
 from shared.platform import environment as job_environment
 
 
+class FailureReason(str, Enum):
+    """Why a job failed, as far as its runner can tell (beside its exit code). The wire values are what a retry
+    policy's `onReasons` lists."""
+
+    OUT_OF_MEMORY = "out-of-memory"  # killed for using more memory than its limit (OOMKilled)
+    IMAGE_PULL = "image-pull"  # its image could not be pulled (not found, no access)
+    RUNNER_UNAVAILABLE = "runner-unavailable"  # the runner could not be reached, or lost the job
+    TIME_LIMIT = "time-limit"  # it ran past its time limit
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    """What a runner gets to start a job."""
+    """What a runner gets to start a job (one attempt of it)."""
 
     uid: str
     config: dict[str, Any]  # the job's `runner` entity (type normalised, unknown attributes kept)
     environment: dict[str, str]  # resolved: JOB_UID, DM_JOB_URL, ..., then the runner's K=V items. Secret.
     time_limit_seconds: int
     entity: dict[str, Any] = field(default_factory=dict)  # the whole job entity, for runners that want more
+    attempt: int = 1  # 1, 2, ...: each attempt of a job with a retry policy is a fresh start
+
+    @property
+    def run_id(self) -> str:
+        """What names the attempt's resources (and makes its start idempotent): the uid for the first attempt,
+        `<uid>-a<n>` for attempt n."""
+        return self.uid if self.attempt <= 1 else f"{self.uid}-a{self.attempt}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,7 @@ class RunnerStatus:
     percentage: float | None = None
     message: str = ""
     exit_code: int | None = None
+    reason: FailureReason | None = None  # why it failed, when the runner can tell
 
     @property
     def finished(self) -> bool:
@@ -53,7 +81,15 @@ class RunnerStatus:
 
 
 class RunnerError(Exception):
-    """The runner could not do what was asked; the message is shown to the user (no secrets in it)."""
+    """The runner could not do what was asked; the message is shown to the user (no secrets in it). `reason`
+    classifies a refused start (e.g. IMAGE_PULL) for retry policies."""
+
+    reason: FailureReason | None = None
+
+    def __init__(self, message: str = "", reason: FailureReason | None = None):
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
 
 
 class ConfigError(RunnerError):

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared.jobs.status import JobStatus
 from shared.platform import settings
 
-from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks, no_secrets_in_errors
+from .base import FailureReason, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks, no_secrets_in_errors
 from .config import parse_config
 
 CONNECT_TIMEOUT = 5.0
@@ -202,11 +202,14 @@ def _failure(job: dict[str, Any], pods: list[dict[str, Any]], limit: Optional[in
     detail = "; ".join(
         t for t in (str(job.get("message") or ""), str((last or {}).get("statusMessage") or "").replace("\n", " ")) if t
     )
+    reason = None
     if _deadline_named(job, pods) or _killed_at_limit(job, last, limit):
+        reason = FailureReason.TIME_LIMIT
         text = "time limit exceeded" + (f" ({limit} s)" if limit else "")
         if code in KILLED_EXIT_CODES:
             text += f": killed with exit code {code}"
     elif last is not None and str(last.get("reason") or "") == "OOMKilled":
+        reason = FailureReason.OUT_OF_MEMORY
         text = (
             f"ran out of memory (OOMKilled, exit code {code}){attempts}: raise the memory of the job "
             "component (resources.limits.memory)"
@@ -219,6 +222,7 @@ def _failure(job: dict[str, Any], pods: list[dict[str, Any]], limit: Optional[in
         "state": JobStatus.FAILED,
         "message": f"Radix job {text}" + (f": {detail}" if detail else ""),
         "exit_code": code,
+        "reason": reason,
     }
 
 
@@ -339,7 +343,7 @@ class RadixRunner(Runner):
     def _job_body(cfg: RadixConfig, job: JobSpec) -> dict[str, Any]:
         body: dict[str, Any] = {
             "payload": json.dumps(job.environment),
-            "jobId": job.uid,
+            "jobId": job.run_id,  # the uid, or <uid>-a<n> for attempt n of a retried job
             "timeLimitSeconds": int(job.time_limit_seconds),
         }
         if cfg.imageTagName:
@@ -356,7 +360,7 @@ class RadixRunner(Runner):
             "scheduler": base,
             "name": name,
             "jobName": cfg.jobName,
-            "jobId": job.uid,
+            "jobId": job.run_id,  # the uid, or <uid>-a<n> for attempt n of a retried job
             "timeLimitSeconds": int(job.time_limit_seconds),
         }
         if cfg.backoffLimit is not None:
@@ -393,7 +397,7 @@ class RadixRunner(Runner):
     def find(self, job: JobSpec) -> dict[str, Any] | None:
         cfg: RadixConfig = parse_config(RadixConfig, job.config)
         base = self.scheduler_url(cfg)
-        found = self._jobs_with_id(base, job.uid, f" {cfg.jobName}:{cfg.schedulerPort}")
+        found = self._jobs_with_id(base, job.run_id, f" {cfg.jobName}:{cfg.schedulerPort}")
         return self._handle(base, found[0]["name"], cfg, job) if found else None
 
     def start(self, job: JobSpec) -> dict[str, Any]:
@@ -405,7 +409,7 @@ class RadixRunner(Runner):
         base = self.scheduler_url(cfg)
         where = f" {cfg.jobName}:{cfg.schedulerPort}"
         with self._starting.hold(job.uid):
-            found = self._jobs_with_id(base, job.uid, where)
+            found = self._jobs_with_id(base, job.run_id, where)
             if found:  # posted before (a retried start, or one that died before its handle was stored)
                 return self._handle(base, found[0]["name"], cfg, job)
             response = self._request("POST", f"{base}/api/v1/jobs", where, json=self._job_body(cfg, job))

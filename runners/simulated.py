@@ -54,18 +54,18 @@ class SimulatedRunner(Runner):
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         config = SimulatedConfig.model_validate(job.config)
-        with self._lock:
-            if job.uid not in self._started:
-                self._started[job.uid] = {
-                    "uid": job.uid,
+        with self._lock:  # keyed by run_id: each attempt of a retried job is a run of its own
+            if job.run_id not in self._started:
+                self._started[job.run_id] = {
+                    "uid": job.run_id,
                     "startedAt": clock.now().timestamp(),
                     **config.model_dump(include={"durationSeconds", "exitCode", "result", "logLines", "progress"}),
                 }
-            return dict(self._started[job.uid])
+            return dict(self._started[job.run_id])
 
     def find(self, job: JobSpec) -> dict[str, Any] | None:
         with self._lock:
-            handle = self._started.get(job.uid)
+            handle = self._started.get(job.run_id)
         return dict(handle) if handle is not None else None
 
     def launches(self, uid: str) -> int:

@@ -4,6 +4,11 @@ Activities do the I/O the (replayed) orchestrator may not do; what a job's statu
 `shared.jobs.transitions`, and every write goes through the job store. Their inputs and outputs land in the
 Durable history, which the management API can show: they carry the job uid and small facts only
 (`shared.jobs.outcomes`), never the job's environment or token, which activities read from the store themselves.
+
+A job with a retry policy runs in attempts (`record.attempts`): `start` launches the current one (named by its
+number on the runner, so a start run again adopts it and the next attempt is a fresh start), and `finish` ends an
+attempt and either finishes the job or, as the policy decides (`transitions.attempt_ended`), answers the wait
+before the next attempt, keeping each attempt's log and result in blobs of its own.
 """
 
 from __future__ import annotations
@@ -13,15 +18,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from runners.base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
 from runners.registry import default_registry
 from shared.jobs import freshness, transitions
-from shared.jobs.models import Job
+from shared.jobs.models import Job, RetryPolicy
 from shared.jobs.outcomes import FinishOutcome, FinishRequest, PollOutcome, StartOutcome, StartState
-from shared.jobs.record import JobRecord
+from shared.jobs.record import JobRecord, attempt_entry, current_attempt
 from shared.jobs.store import store
 from shared.platform import clock, environment, hooks, settings
 
@@ -56,6 +62,17 @@ def secrets_of(record: JobRecord, entity: dict[str, Any]) -> list[str]:
     return environment.secret_values(items, [record.secret_token, record.job_token])
 
 
+def retry_policy(entity: dict[str, Any]) -> RetryPolicy | None:
+    """The job's retry policy (validated when the job was accepted), or None: no retries."""
+    data = entity.get("retry")
+    return RetryPolicy.model_validate(data) if isinstance(data, dict) else None
+
+
+def _attempt_of(record: JobRecord, policy: RetryPolicy | None) -> int | None:
+    """The attempt a job with a retry policy is on; None for a job without one (no attempts are kept)."""
+    return current_attempt(record) if policy is not None else None
+
+
 # ---- start ------------------------------------------------------------------------------------------------
 def start(uid: str) -> dict[str, Any]:
     return _start(uid).to_dict()
@@ -69,10 +86,12 @@ def _start(uid: str) -> StartOutcome:
     if record.handle is not None:  # this activity ran before and launched it (activities are at-least-once)
         return StartOutcome(StartState.STARTED)
     runner = default_registry().get(record.runner_type)
-    handle = _launch(runner, record, _spec(record))
+    spec = _spec(record)
+    attempt = _attempt_of(record, retry_policy(spec.entity))
+    handle = _launch(runner, record, spec, attempt)
     if isinstance(handle, StartOutcome):
         return handle
-    record = store().update(uid, partial(transitions.launched, handle=handle))
+    record = store().update(uid, partial(transitions.launched, handle=handle, attempt=attempt, now=clock.now()))
     if transitions.must_stop(record):  # a DELETE came while we were starting it
         runner.stop(handle)
         runner.cleanup(handle)
@@ -83,30 +102,42 @@ def _start(uid: str) -> StartOutcome:
 
 
 def _spec(record: JobRecord) -> JobSpec:
+    """The current attempt's start: a later attempt is named by its number and gets what is left of the job's
+    time limit (the limit is the whole job's)."""
     entity = load_entity(record)
     job = Job.model_validate(entity)
+    attempt = current_attempt(record)
+    limit = time_limit(job)
+    if attempt > 1 and record.started is not None:
+        limit = max(1, int(limit - (clock.now() - record.started).total_seconds()))
     return JobSpec(
         uid=record.uid,
         config=job.runner.dump(),
-        time_limit_seconds=time_limit(job),
+        time_limit_seconds=limit,
         entity=entity,
         environment=environment.build(record.uid, job.runner.environmentVariables, service_environment(record)),
+        attempt=attempt,
     )
 
 
-def _launch(runner: Runner, record: JobRecord, spec: JobSpec) -> dict[str, Any] | StartOutcome:
-    """The runner's start; a refusal becomes the record's message and the orchestrator's next step."""
+def _launch(runner: Runner, record: JobRecord, spec: JobSpec, attempt: int | None) -> dict[str, Any] | StartOutcome:
+    """The runner's start; a refusal becomes the record's message and the orchestrator's next step (for a job
+    with a retry policy, `finish` then decides whether another attempt follows)."""
     uid = record.uid
+    reason = None
     try:
         return runner.start(spec)
     except RetryLater as error:
         store().update(uid, partial(transitions.waiting_to_start, message=f"waiting to start: {error}"))
         return StartOutcome(StartState.RETRY, max(1.0, float(error.retry_after)))
     except RunnerError as error:
-        message = f"the runner could not start the job: {error}"
+        message, reason = f"the runner could not start the job: {error}", error.reason
     except Exception as error:  # noqa: BLE001 - report, never leak details that may hold secrets
         log.error("runner %s failed to start job %s: %s", record.runner_type, uid, type(error).__name__)
         message = f"the runner could not start the job ({type(error).__name__})"
+    if attempt is not None:
+        store().update(uid, partial(transitions.attempt_refused, attempt=attempt, message=message, reason=reason))
+        return StartOutcome(StartState.REFUSED)
     store().update(uid, partial(transitions.start_failed, message=message, now=clock.now()))
     return StartOutcome(StartState.DONE)
 
@@ -177,21 +208,25 @@ def _scrubbed(seen: RunnerStatus, secrets: list[str]) -> RunnerStatus:
 
 
 def _read_final(
-    uid: str, runner: Runner, handle: dict[str, Any], reason: str | None, secrets: list[str]
+    uid: str, runner: Runner, handle: dict[str, Any], reason: str | None, secrets: list[str], attempt: int | None
 ) -> _FinalRecord:
+    """The final status, log and result; an attempt's (job with a retry policy) go to blobs of its own."""
     final = _FinalRecord()
     final.seen = _scrubbed(runner.status(handle), secrets)
     full_log = "\n".join(environment.scrub(runner.logs(handle).splitlines(), secrets))
-    final.log_ref = store().put_text(uid, "log.txt", full_log)
+    prefix = f"attempt-{attempt}." if attempt is not None else ""
+    final.log_ref = store().put_text(uid, f"{prefix}log.txt", full_log)
     if reason in (None, transitions.REPORTED):
         text = runner.result(handle)
         if text is not None:
             final.result_text = "\n".join(environment.scrub(text.split("\n"), secrets))
-            final.result_ref = store().put_text(uid, "result.txt", final.result_text)
+            final.result_ref = store().put_text(uid, f"{prefix}result.txt", final.result_text)
     return final
 
 
-def _release(record: JobRecord, handle: dict[str, Any], request: FinishRequest, secrets: list[str]) -> _FinalRecord:
+def _release(
+    record: JobRecord, handle: dict[str, Any], request: FinishRequest, secrets: list[str], attempt: int | None
+) -> _FinalRecord:
     """Stop the job if it must end early and read what it left. A throttling runner gets `retry_after` set and
     nothing read, unless this is the last attempt."""
     uid = record.uid
@@ -202,7 +237,7 @@ def _release(record: JobRecord, handle: dict[str, Any], request: FinishRequest, 
         except RunnerError as error:
             log.warning("stopping job %s: %s", uid, error)
     try:
-        return _read_final(uid, runner, handle, request.reason, secrets)
+        return _read_final(uid, runner, handle, request.reason, secrets, attempt)
     except RetryLater as error:
         if not request.last_attempt:
             return _FinalRecord(retry_after=max(1.0, float(error.retry_after)))
@@ -256,21 +291,28 @@ def finish(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(request: FinishRequest) -> FinishOutcome:
-    """End a job: stop it if needed, keep its final log and result, set `ended`, then release the runner.
+    """End a job (or an attempt of it): stop it if needed, keep its final log and result, set `ended`, then
+    release the runner.
 
     A transient refusal (throttling) asks the orchestrator to call again; on the last attempt (or any other
     runner error) the job is marked failed with the reason and released all the same. Safe to run twice: a job
-    already finished is only cleaned up again (its final log and status are never read over).
+    already finished is only cleaned up again (its final log and status are never read over), and so is an
+    attempt already followed by another (the same wait is answered).
     """
     record = store().get(request.uid)
+    retried = _retried_attempt(record, request)
+    if retried is not None:
+        return _after_retry(record, retried, request)
     handle = _handle_of(record)
     if record.extra.get(transitions.FINISHED):
         wait = _cleanup(record, handle, request)
         return FinishOutcome(retry_after=wait) if wait else FinishOutcome(status=record.status.value)
-    secrets = secrets_of(record, load_entity(record))
+    entity = load_entity(record)
+    secrets = secrets_of(record, entity)
+    policy = retry_policy(entity)
     final = _FinalRecord()
     if handle is not None:
-        final = _release(record, handle, request, secrets)
+        final = _release(record, handle, request, secrets, _attempt_of(record, policy))
         if final.retry_after is not None:
             return FinishOutcome(retry_after=final.retry_after)
     tail = settings.get_int("LOG_TAIL_LINES")
@@ -284,11 +326,41 @@ def _finish(request: FinishRequest) -> FinishOutcome:
         result_ref=final.result_ref,
         lines=lines,
     )
-    record = store().update(request.uid, partial(transitions.finished, ending=ending, now=clock.now()))
+    if policy is None:
+        record = store().update(request.uid, partial(transitions.finished, ending=ending, now=clock.now()))
+    else:
+        plan = transitions.AttemptPlan(policy, request.attempt, _deadline(record, request))
+        record = store().update(
+            request.uid, partial(transitions.attempt_ended, ending=ending, plan=plan, now=clock.now())
+        )
+        retried = _retried_attempt(record, request)
+        if retried is not None:
+            return _after_retry(record, retried, request)
     _forget_wakes(request.uid)
     hooks.finished(record, final.result_text)
     wait = _cleanup(record, handle, request)
     return FinishOutcome(retry_after=wait) if wait else FinishOutcome(status=record.status.value)
+
+
+def _retried_attempt(record: JobRecord, request: FinishRequest) -> dict[str, Any] | None:
+    """The entry of the request's attempt when that attempt has ended and another was decided to follow."""
+    entry = attempt_entry(record, request.attempt) if record.attempts else None
+    return entry if entry is not None and "retryIn" in entry else None
+
+
+def _after_retry(record: JobRecord, entry: dict[str, Any], request: FinishRequest) -> FinishOutcome:
+    """Release the ended attempt (its handle is in its entry) and answer the wait before the next one."""
+    wait = _cleanup(record, entry.get("handle"), request)
+    return FinishOutcome(retry_after=wait) if wait else FinishOutcome(next_attempt_in=float(entry["retryIn"]))
+
+
+def _deadline(record: JobRecord, request: FinishRequest) -> datetime | None:
+    """The job's deadline: the orchestration's, or (from an older history) its start plus its time limit."""
+    if request.deadline:
+        return datetime.fromisoformat(request.deadline)
+    if record.started is not None and record.time_limit_seconds:
+        return record.started + timedelta(seconds=record.time_limit_seconds)
+    return None
 
 
 def _forget_wakes(uid: str) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
+from runners.base import FailureReason
 from shared.jobs.status import JobStatus, parse_status
 
 BLUEPRINTS = "dmss://WorkflowDS/Blueprints/"
@@ -26,6 +27,10 @@ MAX_NAME_CHARACTERS = 1000  # name and label: kept in the table row and the list
 # Strict: `true` is not a number of seconds and "2" is not an integer (pydantic's lax mode takes both).
 TimeLimit = Annotated[StrictInt, Field(gt=0, le=MAX_TIME_LIMIT_SECONDS)]
 ShortText = Annotated[str, Field(max_length=MAX_NAME_CHARACTERS)]
+MAX_ATTEMPTS = 20  # each attempt is kept in the job's row (compact) and its log and result in blobs
+MAX_BACKOFF_SECONDS = 24 * 3600
+BackoffSeconds = Annotated[StrictInt, Field(ge=0, le=MAX_BACKOFF_SECONDS)]
+ExitCode = Annotated[StrictInt, Field(ge=1, le=255)]  # a failure's exit code (0 is success, 255 the most bash tells)
 
 
 def normalise_type(value: str) -> str:
@@ -71,6 +76,35 @@ class JobHandler(Entity):
         return [] if value is None else value
 
 
+class RetryPolicy(BaseModel):
+    """`retry` of a job: how often, after which failures and how long apart it is started again (the decision
+    itself is shared.jobs.retry). Strict and closed: a misspelt key is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    maxAttempts: Annotated[StrictInt, Field(ge=1, le=MAX_ATTEMPTS)]  # the first attempt included
+    backoffSeconds: BackoffSeconds = 10
+    backoffFactor: Annotated[StrictInt | StrictFloat, Field(ge=1, le=10)] = 2
+    maxBackoffSeconds: BackoffSeconds = 3600
+    onExitCodes: Annotated[list[ExitCode], Field(min_length=1, max_length=50)] | None = None
+    notOnExitCodes: Annotated[list[ExitCode], Field(min_length=1, max_length=50)] | None = None
+    onReasons: Annotated[list[FailureReason], Field(min_length=1, max_length=len(FailureReason))] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RetryPolicy":
+        if self.onExitCodes is not None and self.notOnExitCodes is not None:
+            raise ValueError("give onExitCodes or notOnExitCodes, not both")
+        if self.maxBackoffSeconds < self.backoffSeconds:
+            raise ValueError("maxBackoffSeconds must be at least backoffSeconds")
+        for name in ("onExitCodes", "notOnExitCodes", "onReasons"):
+            values = getattr(self, name)
+            if values is not None and len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a value twice")
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class Job(Entity):
     type: str
     uid: str | None = None
@@ -87,6 +121,7 @@ class Job(Entity):
     runner: JobHandler
     referenceTarget: str | None = None
     timeLimitSeconds: TimeLimit | None = None
+    retry: RetryPolicy | None = None  # no policy: the job ends at its first failure
 
     @field_validator("type")
     @classmethod

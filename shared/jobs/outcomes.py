@@ -18,6 +18,7 @@ class StartState(str, Enum):
     RETRY = "retry"  # the runner asked to be called again after `retry_after` seconds
     DONE = "done"  # nothing to follow: stopped before it started, or the start failed (the record says why)
     FINISHED = "finished"  # started and already ended (a short local job): finish it now
+    REFUSED = "refused"  # the runner refused this attempt of a job with a retry policy: finish it (and maybe retry)
 
 
 @dataclass(frozen=True)
@@ -55,25 +56,41 @@ class FinishRequest:
     uid: str
     reason: str | None  # "stopped", "timeout" or None (the runner says the job ended)
     last_attempt: bool = False  # a throttling runner gets no further wait: close the job regardless
+    attempt: int = 1  # the job's attempt that ended (a retry policy's; absent from older histories: 1)
+    deadline: str | None = None  # the job's deadline (ISO 8601): a retry must start before it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"uid": self.uid, "reason": self.reason, "lastAttempt": self.last_attempt}
+        body: dict[str, Any] = {"uid": self.uid, "reason": self.reason, "lastAttempt": self.last_attempt}
+        if self.attempt != 1:
+            body["attempt"] = self.attempt
+        if self.deadline is not None:
+            body["deadline"] = self.deadline
+        return body
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinishRequest:
-        return cls(data["uid"], data.get("reason"), bool(data.get("lastAttempt")))
+        return cls(
+            data["uid"],
+            data.get("reason"),
+            bool(data.get("lastAttempt")),
+            int(data.get("attempt", 1)),
+            data.get("deadline"),
+        )
 
 
 @dataclass(frozen=True)
 class FinishOutcome:
     status: str | None = None  # the job's final status, once finished
     retry_after: float | None = None  # the runner is throttling: call again after this many seconds
+    next_attempt_in: float | None = None  # the attempt failed and is retried: start the next one after this wait
 
     def to_dict(self) -> dict[str, Any]:
         if self.retry_after is not None:
             return {"retryAfter": self.retry_after}
+        if self.next_attempt_in is not None:
+            return {"nextAttemptIn": self.next_attempt_in}
         return {"status": self.status}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinishOutcome:
-        return cls(data.get("status"), data.get("retryAfter"))
+        return cls(data.get("status"), data.get("retryAfter"), data.get("nextAttemptIn"))

@@ -53,12 +53,13 @@ class JobRecord:
     job_token: str | None = None  # the job's own progress credential (JOB_TOKEN), never shown
     dmss_address: str | None = None
     schedule: dict[str, Any] | None = None  # recurring jobs: schedule state (owned by shared.schedules.state)
+    attempts: list[dict[str, Any]] | None = None  # jobs with a retry policy: one entry per attempt (`attempt_entry`)
     extra: dict[str, Any] = field(default_factory=dict)  # room for extensions without a layout change
     etag: str | None = field(default=None, compare=False)
     read_status: JobStatus | None = field(default=None, compare=False, repr=False)  # as read: for `replace_if`
 
     # ---- (de)serialisation -------------------------------------------------------------------------
-    _JSON = ("entity", "log", "reported_log", "handle", "schedule", "extra")
+    _JSON = ("entity", "log", "reported_log", "handle", "schedule", "extra", "attempts")
     _TIMES = ("created", "started", "ended")
     _NOT_STORED = ("uid", "etag", "read_status")
 
@@ -96,9 +97,27 @@ class JobRecord:
         return record
 
 
+ATTEMPT_MESSAGE_CHARACTERS = 300  # an attempt entry stays small: 20 of them fit the row with room to spare
+
+
+def attempt_entry(record: JobRecord, attempt: int) -> dict[str, Any] | None:
+    """The entry of attempt `attempt` (1, 2, ...): {attempt, started, ended, status, exitCode, reason, message,
+    logRef, resultRef, handle, retryIn}, the keys present once known. `handle` is the ended attempt's, kept for
+    its cleanup; `retryIn` the wait before the next attempt, once one was decided."""
+    for entry in record.attempts or []:
+        if entry.get("attempt") == attempt:
+            return entry
+    return None
+
+
+def current_attempt(record: JobRecord) -> int:
+    """The attempt the job is on (running, or waiting to start): 1 for a job that has not been retried."""
+    return int(record.attempts[-1]["attempt"]) if record.attempts else 1
+
+
 def fit_inline(record: JobRecord) -> None:
     """Keep JSON properties under the table's string limit by moving big ones to blobs."""
-    for name in ("entity", "schedule", "extra"):
+    for name in ("entity", "schedule", "extra", "attempts"):
         value = getattr(record, name)
         if value is not None and len(json.dumps(value)) > INLINE_TEXT_LIMIT:
             raise ValueError(f"{name} of job {record.uid} is too large for the table; store it as text first")

@@ -14,6 +14,10 @@ to write". The rules the functions keep:
   by itself within REPORTED_GRACE_SECONDS, or is stopped then; its log and result are kept.
 - Progress (`percentage`) is a fraction from 0 to 1, what the DM web app shows as `Math.round(p * 100)%`: a
   job that completes without reporting ends at 1.0; one that reported keeps what it said (`fraction`).
+- A job with a retry policy keeps one entry per attempt (`record.attempts`). An attempt that fails and is retried
+  (`attempt_ended`, deciding with shared.jobs.retry) never gives the job a final status: it goes back to
+  `starting` with the message "attempt 2 of 3 after exit code 1", so the lifecycle listeners (the schedule's
+  failure count, the DMSS write-back) hear of one final status per job however many attempts it took.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from runners.base import RunnerStatus
-from shared.jobs.record import JobRecord
+from runners.base import FailureReason, RunnerStatus
+from shared.jobs import retry
+from shared.jobs.models import RetryPolicy
+from shared.jobs.record import ATTEMPT_MESSAGE_CHARACTERS, JobRecord, attempt_entry, current_attempt
 from shared.jobs.status import JobStatus
 
 STOPPED = "stopped"  # finish reasons given by the orchestrator (shared.jobs.orchestrator)
@@ -30,6 +36,7 @@ TIMEOUT = "timeout"
 START_FAILED = "start-failed"
 POLL_FAILED = "poll-failed"
 REPORTED = "reported"  # the job said it ended; its process outlived the grace period and is stopped
+START_REFUSED = "start-refused"  # the runner refused to start an attempt of a job with a retry policy
 ORPHANED = "orphaned"  # the job's orchestration ended before the job (shared.jobs.reconcile)
 REPORTED_GRACE_SECONDS = 30
 FINISHED = "finishedAt"  # record.extra: `finished` has run (a finish run again only cleans up)
@@ -60,11 +67,38 @@ def start_failed(record: JobRecord, message: str, now: datetime) -> bool | None:
     return None
 
 
-def launched(record: JobRecord, handle: dict) -> None:
-    """The runner took the job. The handle is kept even when a stop came meanwhile, so the stop can reach it."""
+def launched(record: JobRecord, handle: dict, attempt: int | None = None, now: datetime | None = None) -> None:
+    """The runner took the job (attempt `attempt` of a job with a retry policy; None: a job without one). The
+    handle is kept even when a stop came meanwhile, so the stop can reach it."""
     record.handle = handle
+    entry = _attempt(record, attempt)
+    if entry is not None and now is not None:
+        entry.setdefault("started", now.isoformat())
     if not (record.stop_requested or record.status.is_final):
-        record.message = "started"
+        record.message = entry["note"] if entry is not None and entry.get("note") else "started"
+
+
+def _attempt(record: JobRecord, attempt: int | None) -> dict | None:
+    """The entry of `attempt`, added when it is the first (None for a job without a retry policy)."""
+    if attempt is None:
+        return None
+    entry = attempt_entry(record, attempt)
+    if entry is None and not record.attempts:
+        entry = {"attempt": attempt}
+        record.attempts = [entry]
+    return entry
+
+
+def attempt_refused(record: JobRecord, attempt: int, message: str, reason: FailureReason | None) -> bool | None:
+    """The runner refused to start this attempt (a job with a retry policy): say why; `finish` decides."""
+    entry = _attempt(record, attempt)
+    if entry is None or record.status.is_final:
+        return False
+    entry["refusal"] = message[:ATTEMPT_MESSAGE_CHARACTERS]
+    if reason is not None:
+        entry["reason"] = reason.value
+    record.message = message
+    return None
 
 
 def reported_final(record: JobRecord) -> bool:
@@ -115,8 +149,12 @@ def observed(record: JobRecord, seen: RunnerStatus, lines: list[str]) -> bool | 
         record.runner_state = seen.state.value
         if not seen.finished and not record.externally_reported:
             record.status = seen.state
-    if seen.message and seen.message != record.message and not reported_final(record):
-        record.message = seen.message  # e.g. a runner retrying says which attempt it is on
+    message = seen.message
+    note = (attempt_entry(record, current_attempt(record)) or {}).get("note") if record.attempts else None
+    if message and note:
+        message = f"{note}: {message}"  # "attempt 2 of 3 after exit code 1: container running"
+    if message and message != record.message and not reported_final(record):
+        record.message = message  # e.g. a runner retrying says which attempt it is on
     if lines != record.log:
         record.log = lines
     if seen.percentage is not None and not record.externally_reported:
@@ -170,6 +208,9 @@ def final_status(reason: str | None, seen: RunnerStatus | None, record: JobRecor
         return JobStatus.FAILED, f"stopped: the job ran past its time limit of {record.time_limit_seconds} s"
     if reason in BROKEN:
         return JobStatus.FAILED, BROKEN[reason]
+    if reason == START_REFUSED:
+        refusal = (attempt_entry(record, current_attempt(record)) or {}).get("refusal")
+        return JobStatus.FAILED, refusal or "the runner could not start the job"
     if reported_final(record):
         return record.status, record.message or f"the job reported that it {record.status.value}"
     if seen is None:
@@ -206,3 +247,87 @@ def finished(record: JobRecord, ending: Ending, now: datetime) -> None:
         record.log = ending.lines
         if status == JobStatus.COMPLETED and not record.externally_reported:
             record.percentage = 1.0
+
+
+# ---- attempts (jobs with a retry policy) ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class AttemptPlan:
+    """What `attempt_ended` needs to know of the job's policy: which attempt ended, and the deadline."""
+
+    policy: RetryPolicy
+    attempt: int
+    deadline: datetime | None
+
+
+def failure_of(ending: Ending, record: JobRecord) -> retry.Failure:
+    """How the attempt failed, as a retry policy sees it."""
+    code = ending.seen.exit_code if ending.seen is not None else None
+    if ending.reason == TIMEOUT:
+        return retry.Failure(code, FailureReason.TIME_LIMIT)
+    if ending.reason in (START_FAILED, POLL_FAILED) or (ending.problem and ending.reason is None):
+        return retry.Failure(code, FailureReason.RUNNER_UNAVAILABLE)
+    if ending.reason == START_REFUSED:
+        reason = (attempt_entry(record, current_attempt(record)) or {}).get("reason")
+        return retry.Failure(None, FailureReason(reason) if reason else None)
+    return retry.Failure(code, ending.seen.reason if ending.seen is not None else None)
+
+
+def attempt_ended(record: JobRecord, ending: Ending, plan: AttemptPlan, now: datetime) -> None:
+    """An attempt of a job with a retry policy ended: the job goes on to the next attempt (status `starting`,
+    nothing final) when the policy says so and nobody stopped it, or finishes as `finished` would."""
+    if plan.attempt != current_attempt(record):
+        return  # an attempt already closed (a finish run late): its successor is under way
+    status, message = final_status(ending.reason, ending.seen, record)
+    if ending.problem and ending.reason is None:
+        status, message = JobStatus.FAILED, ending.problem
+    failure = failure_of(ending, record)
+    decision = retry.Decision(False)
+    if status == JobStatus.FAILED and ending.reason != STOPPED and not record.stop_requested:
+        decision = retry.decide(plan.policy, plan.attempt, failure, now, plan.deadline)
+    entry = _attempt(record, plan.attempt) or {"attempt": plan.attempt}
+    if entry.get("started") or ending.reason != STOPPED:  # a next attempt stopped in its wait never ran
+        _close(entry, status, message, failure, ending, record, now)
+    if decision.retry:
+        entry["retryIn"] = decision.wait_seconds
+        _next_attempt(record, plan.attempt + 1, decision, now)
+        return
+    record.attempts = [e for e in record.attempts or [] if "status" in e]  # a next attempt that never started
+    finished(record, ending, now)
+    if plan.attempt > 1 or decision.why:
+        suffix = decision.why or f"attempt {plan.attempt} of {plan.policy.maxAttempts}"
+        if record.status != JobStatus.REMOVED:
+            record.message = f"{record.message} ({suffix})"
+    if not record.attempts:
+        record.attempts = None
+
+
+def _close(
+    entry: dict, status: JobStatus, message: str, failure: retry.Failure, ending: Ending, record: JobRecord, now
+) -> None:
+    """Attempt `entry` ended: how, and where its log and result are (its handle is kept for its cleanup)."""
+    entry.update(
+        ended=now.isoformat(),
+        status=JobStatus.REMOVED.value if ending.reason == STOPPED else status.value,
+        message=message[:ATTEMPT_MESSAGE_CHARACTERS],
+    )
+    if failure.exit_code is not None:
+        entry["exitCode"] = failure.exit_code
+    if status == JobStatus.FAILED and failure.reason is not None:
+        entry["reason"] = failure.reason.value
+    for key, value in (("logRef", ending.log_ref), ("resultRef", ending.result_ref), ("handle", record.handle)):
+        if value is not None:
+            entry[key] = value
+
+
+def _next_attempt(record: JobRecord, attempt: int, decision: retry.Decision, now: datetime) -> None:
+    """Back to `starting` for a fresh attempt: what the last one left (its handle, its own reports) is put away;
+    its log tail stays shown until the next attempt has one."""
+    record.attempts = [*(record.attempts or []), {"attempt": attempt, "note": decision.why}]
+    record.handle = None
+    record.runner_state = None
+    record.externally_reported = False
+    record.reported_log = []
+    record.percentage = None
+    record.extra.pop("reportedFinalAt", None)
+    record.status = JobStatus.STARTING
+    record.message = f"{decision.why}: starts in {decision.wait_seconds:g} s"
