@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from runners.base import FailureReason
 from shared.jobs.status import JobStatus, parse_status
@@ -77,17 +77,25 @@ class JobHandler(Entity):
 
 
 class RetryPolicy(BaseModel):
-    """`retry` of a job: how often, after which failures and how long apart it is started again (the decision
-    itself is shared.jobs.retry). Strict and closed: a misspelt key is refused, not ignored."""
+    """How often, after which failures and how long apart a failed job is started again (each attempt a fresh
+    start on its runner). Closed: a misspelt key is refused, not ignored. The decision: shared.jobs.retry."""
 
     model_config = ConfigDict(extra="forbid")
-    maxAttempts: Annotated[StrictInt, Field(ge=1, le=MAX_ATTEMPTS)]  # the first attempt included
-    backoffSeconds: BackoffSeconds = 10
-    backoffFactor: Annotated[StrictInt | StrictFloat, Field(ge=1, le=10)] = 2
-    maxBackoffSeconds: BackoffSeconds = 3600
-    onExitCodes: Annotated[list[ExitCode], Field(min_length=1, max_length=50)] | None = None
-    notOnExitCodes: Annotated[list[ExitCode], Field(min_length=1, max_length=50)] | None = None
-    onReasons: Annotated[list[FailureReason], Field(min_length=1, max_length=len(FailureReason))] | None = None
+    maxAttempts: Annotated[StrictInt, Field(ge=1, le=MAX_ATTEMPTS, description="attempts in all, the first included")]
+    backoffSeconds: BackoffSeconds = Field(default=10, description="the wait after the first failed attempt")
+    backoffFactor: Annotated[float, Field(ge=1, le=10, strict=True)] = Field(
+        default=2, description="each further wait is this many times the one before"
+    )
+    maxBackoffSeconds: BackoffSeconds = Field(default=3600, description="no wait is longer")
+    onExitCodes: Annotated[list[ExitCode], Field(min_length=1, max_length=50)] | None = Field(
+        default=None, description="retry only failures with these exit codes (or a reason in onReasons)"
+    )
+    notOnExitCodes: Annotated[list[ExitCode], Field(min_length=1, max_length=50)] | None = Field(
+        default=None, description="never retry failures with these exit codes (not with onExitCodes)"
+    )
+    onReasons: Annotated[list[FailureReason], Field(min_length=1, max_length=len(FailureReason))] | None = Field(
+        default=None, description="retry only failures the runner classified so (or with an exit code in onExitCodes)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "RetryPolicy":
