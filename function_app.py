@@ -27,11 +27,14 @@ from shared.platform.errors import ApiError, from_exception
 from shared.platform.identity import caller_from_headers
 from shared.schedules import runs as schedule_runs
 from shared.schedules.history import RUN_LISTENER
+from shared.webhooks import events as webhook_events, functions as webhook_functions
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")
 hooks.add(DmssWriteBack())
 hooks.add(RUN_LISTENER)
+hooks.add(webhook_events.LISTENER)  # status changes -> webhook deliveries (enqueued only)
+app.register_functions(webhook_functions.bp)  # subscriptions, a job's delivery log, the delivery orchestration
 add_delegate(DmssAccess())  # who else may read or stop a DMSS job: DMSS decides, asked as the caller
 JSON = "application/json"
 

@@ -169,6 +169,17 @@ var scheduleAppSettings = {
   SCHEDULE_SUSPEND_AFTER_FAILURES: '0'
 }
 
+// --- Webhooks (README "Webhooks") ----------------------------------------------------------------------------
+var webhookAppSettings = {
+  WEBHOOK_ALLOW_LOCAL: 'false'
+  WEBHOOK_ALLOWED_HOSTS: ''
+  WEBHOOK_TIMEOUT_SECONDS: '10'
+  WEBHOOK_RETRY_HOURS: '24'
+  WEBHOOK_RETRY_FIRST_SECONDS: '5'
+  WEBHOOK_RETRY_MAX_SECONDS: '3600'
+  WEBHOOK_SECRET_GRACE_SECONDS: '86400'
+}
+
 // --- Secrets: Key Vault references (resolved with the user-assigned identity) or empty ---------------------
 var secretAppSettings = {
   DMSS_APP_ACCESS_KEY: (useKeyVault && !empty(dmssAppAccessKeySecretName)) ? '${kvPrefix}${dmssAppAccessKeySecretName})' : ''
@@ -197,6 +208,7 @@ var allAppSettings = union(
   dmssAppSettings,
   containerAppSettings,
   scheduleAppSettings,
+  webhookAppSettings,
   appSettingsOverrides,
   secretAppSettings,
   hostAppSettings,

@@ -541,3 +541,8 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
 )
+
+# the webhooks' routes are declared next to them and build on the names above (hence imported last)
+from shared.webhooks.openapi import OPERATIONS as _WEBHOOK_OPERATIONS  # noqa: E402
+
+OPERATIONS = OPERATIONS + _WEBHOOK_OPERATIONS

@@ -228,6 +228,38 @@ SETTINGS: tuple[Setting, ...] = (
         "Suspend a schedule after this many failed runs in a row (0: never).",
         "schedules",
     ),
+    # --- Webhooks -----------------------------------------------------------------------------------
+    _S(
+        "WEBHOOK_ALLOW_LOCAL",
+        "false",
+        "Local development: subscription URLs may use `http` and loopback addresses (127.0.0.1, ::1). Keep false "
+        "in Azure (https only, public addresses only).",
+        "webhooks",
+        local="true",
+        cloud="false",
+    ),
+    _S(
+        "WEBHOOK_ALLOWED_HOSTS",
+        "",
+        "Comma-separated host names or networks (CIDR) a subscription may name although they are private, "
+        "link-local or loopback (an internal receiver in the VNet).",
+        "webhooks",
+    ),
+    _S("WEBHOOK_TIMEOUT_SECONDS", "10", "Timeout of one delivery attempt (connect and answer).", "webhooks"),
+    _S(
+        "WEBHOOK_RETRY_HOURS",
+        "24",
+        "A delivery is retried for this long after its first attempt, then marked failed.",
+        "webhooks",
+    ),
+    _S("WEBHOOK_RETRY_FIRST_SECONDS", "5", "Wait before the first retry; doubled per retry, with jitter.", "webhooks"),
+    _S("WEBHOOK_RETRY_MAX_SECONDS", "3600", "Longest wait between two attempts.", "webhooks"),
+    _S(
+        "WEBHOOK_SECRET_GRACE_SECONDS",
+        "86400",
+        "After a secret is rotated the previous one still signs (besides the new one) for this long.",
+        "webhooks",
+    ),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -111,6 +111,13 @@ REQUESTS = [
     ("GET", "/api/docs", "swagger_ui"),  # the catch-all may be empty: the page
     ("GET", "/api/docs/", "swagger_ui"),
     ("GET", "/api/docs/swagger-ui-bundle.js", "swagger_ui"),
+    ("POST", "/api/subscriptions", "subscription_create"),
+    ("GET", "/api/subscriptions", "subscription_list"),
+    ("GET", "/api/subscriptions/sub_0123456789abcdef01234567", "subscription_get"),
+    ("DELETE", "/api/subscriptions/sub_0123456789abcdef01234567", "subscription_delete"),
+    ("POST", "/api/subscriptions/sub_0123456789abcdef01234567/rotate", "subscription_rotate"),
+    ("GET", f"/api/jobs/{UID}/events", "job_events"),
+    ("POST", "/api/deliveries/dlv_abc/redeliver", "webhook_redeliver"),
 ]
 
 
