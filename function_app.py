@@ -201,6 +201,39 @@ def schedule_preview(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+def _run_now(req: func.HttpRequest, bridge: ClientOrchestrations) -> func.HttpResponse:
+    run = schedule_runs.run_now(
+        bridge, req.route_params["uid"], caller_from_headers(req.headers), req.headers.get("Idempotency-Key")
+    )
+    return _reply(run.body(), 200 if run.existed else 202, {"Location": f"/api/jobs/{run.uid}"})
+
+
+@app.route(route="jobs/{uid}/run", methods=["POST"])  # schedule_*: sorts before start_job_from_dmss
+@app.durable_client_input(client_name="client")
+async def schedule_run_now(req: func.HttpRequest, client) -> func.HttpResponse:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    return await run_sync(_answer, lambda: _run_now(req, bridge))
+
+
+@app.route(route="jobs/{uid}/backfill", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def schedule_backfill(req: func.HttpRequest, client) -> func.HttpResponse:
+    loop = asyncio.get_running_loop()
+    bridge, drivers = ClientOrchestrations(client, loop), schedule_runs.Drivers(client, loop)
+    return await run_sync(
+        _answer,
+        lambda: schedule_runs.request_backfill(
+            bridge, drivers, req.route_params["uid"], req.get_body(), caller_from_headers(req.headers)
+        ),
+        202,
+    )
+
+
+@app.route(route="jobs/{uid}/backfill", methods=["DELETE"])
+def schedule_backfill_cancel(req: func.HttpRequest) -> func.HttpResponse:
+    return _answer(lambda: service.cancel_backfill(req.route_params["uid"], caller_from_headers(req.headers)))
+
+
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     status, body = service.health()
@@ -243,6 +276,18 @@ def poll_job_activity(uid: str) -> dict:
 @app.activity_trigger(input_name="request", activity=orchestrator.FINISH_ACTIVITY)
 def finish_job_activity(request: dict) -> dict:
     return activities.finish(request)
+
+
+@app.orchestration_trigger(context_name="context", orchestration=schedule_runs.DRIVER)
+def schedule_backfill_driver(context: df.DurableOrchestrationContext):
+    return (yield from schedule_runs.drive(context))
+
+
+@app.activity_trigger(input_name="uid", activity=schedule_runs.STEP_ACTIVITY)
+@app.durable_client_input(client_name="client")
+async def schedule_backfill_step(uid: str, client) -> dict:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())
+    return await run_sync(schedule_runs.safe_step, bridge, uid)
 
 
 # ---- schedules --------------------------------------------------------------------------------------------

@@ -17,7 +17,14 @@ from shared.platform.errors import Forbidden
 
 READ, WRITE = "read", "write"
 #: what a delegate is asked for each action; progress is not delegated (the job's token, or its starter)
-LEVELS = {"read": READ, "read the result of": READ, "stop": WRITE, "suspend": WRITE, "resume": WRITE}
+LEVELS = {
+    "read": READ,
+    "read the result of": READ,
+    "stop": WRITE,
+    "suspend": WRITE,
+    "resume": WRITE,
+    "start runs of": WRITE,  # a recurring job's Run now and backfill
+}
 
 
 class Caller(Protocol):

@@ -61,6 +61,19 @@ class ScheduleRun(Open):
     status: str | None = Field(default=None, description="the run's job status, or `missed` / `skipped`")
 
 
+class BackfillProgress(Open):
+    queued: int = Field(description="fire times waiting to start")
+    starting: int = Field(description="runs being started now")
+    running: int = Field(description="backfill runs going on")
+    started: int
+    finished: int = Field(description="backfill runs ended (completed, failed or stopped)")
+    alreadyRan: int = Field(description="fire times not started again: they had run already")
+    cancelled: int
+    counts: dict[str, int]
+    queue: list[dict[str, str]] = Field(description="what is left: fire times after `after` up to `to`")
+    requests: list[dict[str, Any]] = Field(description="the latest requests")
+
+
 class ScheduleView(Open):
     """A recurring job's schedule: its attributes as registered (defaults filled in), state and runs."""
 
@@ -78,6 +91,7 @@ class ScheduleView(Open):
     counts: dict[str, int] | None = None
     consecutiveFailures: int | None = None
     pending: dict[str, Any] | None = None
+    backfill: BackfillProgress | None = Field(default=None, description="a backfill's progress, if it had one")
 
 
 class StatusJobResponse(Wire):
@@ -156,6 +170,33 @@ class SchedulePreview(Wire):
     fireTimes: list[FireTime]
 
 
+class BackfillRequest(Wire):
+    """The range of a backfill: one run per fire time in it (naive times in the schedule's zone)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str = Field(alias="from", description="first fire time wanted, ISO 8601 (2026-03-01T00:00)")
+    to: str = Field(description="last fire time wanted, ISO 8601; at most 1,000 fire times from `from`")
+
+
+class BackfillResponse(Wire):
+    schedule: str = Field(description="the recurring job's uid")
+    request: str
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+    fireTimes: int = Field(description="fire times in the range (Replace: 1, the last)")
+    queued: int = Field(description="of them newly queued")
+    alreadyQueuedOrRun: int = Field(description="queued or run by an earlier backfill: not queued again")
+    message: str
+    backfill: BackfillProgress
+
+
+class BackfillCancelResponse(Wire):
+    schedule: str
+    cancelled: int = Field(description="queued fire times dropped")
+    message: str
+    backfill: BackfillProgress
+
+
 class HealthResponse(Wire):
     status: Literal["healthy", "unhealthy"]
     storage: str
@@ -172,5 +213,7 @@ REPLY_MODELS: tuple[type[BaseModel], ...] = (
     ListJobsResponse,
     SchedulePreview,
     ScheduleView,
+    BackfillResponse,
+    BackfillCancelResponse,
     HealthResponse,
 )

@@ -480,6 +480,81 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        "schedule_run_now",
+        "jobs/{uid}/run",
+        "POST",
+        "run_schedule_now",
+        "Run a recurring job now",
+        "Starts a run at once, for the schedule's owner, under its concurrencyPolicy (Forbid and BufferOne: 409 "
+        "while a run is going, naming it; Replace stops the runs going on; Allow starts). The run history records "
+        "it as `trigger: manual` with `requestedBy`. Only the starter (or whoever may write a DMSS job) may.",
+        "schedules",
+        params=(JOB_UID, IDEMPOTENCY_KEY),
+        replies={
+            "200": Reply(
+                "a run was started with this Idempotency-Key before: that run, nothing started", m.StartJobResponse
+            ),
+            "202": Reply("the run is starting", m.StartJobResponse, headers={"Location": "the run's status URL"}),
+            **errors(
+                "403",
+                "404",
+                "503",
+                e400="a malformed uid, not a recurring job, or an Idempotency-Key over 200 characters",
+                e409="concurrencyPolicy Forbid or BufferOne and a run is going (`data.run` names it), or the "
+                "recurring job has ended or was removed",
+            ),
+        },
+    ),
+    Operation(
+        "schedule_backfill",
+        "jobs/{uid}/backfill",
+        "POST",
+        "backfill_schedule",
+        "Backfill a recurring job",
+        "Queues one run per fire time in [from, to] (naive times in the schedule's zone), at most 1,000; a time a "
+        "backfill queued or ran before, or the schedule ran already, is not started again. The runs follow the "
+        "concurrencyPolicy (Forbid and BufferOne: one after another; Allow: up to 10 at once; Replace: only the "
+        "last time). Progress shows in the schedule's `backfill`.",
+        "schedules",
+        params=(JOB_UID,),
+        body=Body(
+            (m.BackfillRequest,),
+            "the range",
+            {
+                "day": {
+                    "summary": "a day, in the schedule's zone",
+                    "value": {"from": "2026-03-01T00:00", "to": "2026-03-01T23:59"},
+                }
+            },
+        ),
+        replies={
+            "202": Reply("queued (and the first run started)", m.BackfillResponse),
+            **errors(
+                "403",
+                "404",
+                "413",
+                "503",
+                e400="a malformed uid, a body that is not JSON, or not a recurring job",
+                e409="the recurring job has ended or was removed, or too many separate ranges are queued",
+                e422="from or to missing or not a date-time, from after to, or more than 1,000 fire times",
+            ),
+        },
+    ),
+    Operation(
+        "schedule_backfill_cancel",
+        "jobs/{uid}/backfill",
+        "DELETE",
+        "cancel_backfill",
+        "Cancel a recurring job's backfill",
+        "Drops the fire times still queued; runs already started go on (stop one with DELETE /api/jobs/{run}).",
+        "schedules",
+        params=(JOB_UID,),
+        replies={
+            "200": Reply("cancelled", m.BackfillCancelResponse),
+            **errors("403", "404", "503", e400="a malformed uid, or not a recurring job"),
+        },
+    ),
+    Operation(
         "health",
         "health",
         "GET",

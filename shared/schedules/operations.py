@@ -24,7 +24,8 @@ from shared.jobs.status import JobStatus
 from shared.jobs.store import store
 from shared.platform import clock
 from shared.platform.errors import BadRequest, Conflict, NotFound, ValidationFailed
-from shared.schedules import due_index
+from shared.schedules import backfill, due_index
+from shared.schedules.cron import CronError, parse_datetime
 from shared.schedules.due_index import bucket
 from shared.schedules.policy import Defaults, ScheduleError, ScheduleSpec, iso, parse_iso, trim_history
 from shared.schedules.state import Lifecycle, ScheduleRecord, entity_schedule, template_of
@@ -255,6 +256,118 @@ def _stop_all(running: list[str], stop_run: StopRun) -> str:
     return message
 
 
+# ---- backfill -----------------------------------------------------------------------------------------------
+def _when(data: Mapping[str, Any], name: str, zone) -> datetime:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(
+            f"{name}: required, an ISO 8601 date-time (naive: in the schedule's zone; or with an offset)",
+            data={"attribute": name},
+        )
+    try:
+        return parse_datetime(value, zone, what=name)
+    except CronError as error:
+        raise ValidationFailed(str(error), data={"attribute": name}) from None
+
+
+def backfill_range(data: Any, spec: ScheduleSpec) -> tuple[datetime, datetime]:
+    """`{from, to}` of a backfill request as aware UTC times (naive ones in the schedule's zone); 422 when
+    either is missing or not a date-time, or `from` is after `to`."""
+    if not isinstance(data, Mapping):
+        raise ValidationFailed("the body must be a JSON object {from, to}", data={"attribute": "body"})
+    unknown = sorted(set(data) - {"from", "to"})
+    if unknown:
+        raise ValidationFailed(
+            f"unknown attribute {unknown[0]!r}: a backfill takes from and to", data={"attribute": unknown[0]}
+        )
+    first, last = _when(data, "from", spec.cron.zone), _when(data, "to", spec.cron.zone)
+    if first > last:
+        raise ValidationFailed(f"from {data['from']!r} is after to {data['to']!r}", data={"attribute": "from"})
+    return first, last
+
+
+def request_backfill(uid: str, data: Any, requested_by: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Queue one run per fire time in [from, to] that no backfill has queued or run yet (Replace: the last
+    one only); at most backfill.MAX_PER_REQUEST fire times per request (more is a 422 saying so). Writes
+    nothing when it refuses. The runs are started by shared.schedules.runs."""
+    now = now or clock.now()
+    s = ScheduleRecord.from_dict(_get(uid).schedule)
+    spec = s.schedule_spec()
+    first, last = backfill_range(data, spec)
+    queued: list[backfill.Queued] = []
+
+    def mutate(r: JobRecord) -> bool | None:
+        state = ScheduleRecord.of(r)
+        if not backfill.usable(r, state):
+            raise Conflict(f"recurring job {uid} has ended or was removed: it takes no backfill")
+        bf = backfill.Backfill.of(state)
+        try:
+            result = backfill.request(
+                bf,
+                first,
+                last,
+                backfill.nominal_fires(state),
+                policy=state.schedule_spec().concurrency_policy,
+                requested_by=requested_by,
+                now=now,
+            )
+        except ValueError as error:
+            raise ValidationFailed(str(error), data={"attribute": "to", "limit": backfill.MAX_PER_REQUEST}) from None
+        except OverflowError as error:
+            raise Conflict(str(error)) from None
+        queued[:] = [result]
+        if not result.added:
+            return False
+        bf.save(state)
+        state.save(r)
+        return None
+
+    store().update(uid, mutate)
+    result = queued[0]
+    return {
+        "schedule": uid,
+        "request": result.request,
+        "from": iso(first),
+        "to": iso(last),
+        "fireTimes": result.times,
+        "queued": result.added,
+        "alreadyQueuedOrRun": result.already,
+        "message": f"{result.added} fire time(s) queued, {result.already} already queued or run by a backfill",
+    }
+
+
+def cancel_backfill(uid: str) -> dict[str, Any]:
+    """Drop the fire times still queued (runs already started go on; stop them with DELETE /api/jobs/{run})."""
+    _get(uid)
+    dropped = [0]
+
+    def mutate(r: JobRecord) -> bool | None:
+        state = ScheduleRecord.of(r)
+        if state is None:
+            return False
+        bf = backfill.Backfill.of(state)
+        dropped[0] = backfill.cancel(bf, backfill.nominal_fires(state)) if bf.queue else 0
+        if not dropped[0]:
+            return False
+        bf.save(state)
+        state.save(r)
+        return None
+
+    record = store().update(uid, mutate)
+    return {
+        "schedule": uid,
+        "cancelled": dropped[0],
+        "message": f"{dropped[0]} queued fire time(s) cancelled; runs already started go on",
+        "backfill": backfill_view(record),
+    }
+
+
+def backfill_view(record: JobRecord | Mapping[str, Any]) -> dict[str, Any]:
+    """A schedule's backfill progress (empty counts when it never had one)."""
+    stored = (record if isinstance(record, Mapping) else record.schedule) or {}
+    return backfill.Backfill.from_dict(stored.get(backfill.STATE_KEY)).view(stored.get("runs") or [])
+
+
 # ---- preview / view ---------------------------------------------------------------------------------------
 def preview(uid: str, n: int = 10, *, now: datetime | None = None) -> dict[str, Any]:
     """The next `n` fire times (1..1000) from `now`, in UTC and in the schedule's zone, each with its weekday
@@ -310,6 +423,8 @@ def view(record: JobRecord | Mapping[str, Any], *, now: datetime | None = None) 
         body["pending"] = {"scheduled": s.pending.scheduled}
     if s.waiting:
         body["waiting"] = dict(s.waiting)  # BufferOne: the fire waiting for the run going
+    if backfill.STATE_KEY in s.extra:
+        body["backfill"] = backfill.Backfill.of(s).view(s.runs)
     return body
 
 

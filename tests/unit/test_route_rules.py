@@ -106,6 +106,9 @@ REQUESTS = [
     ("POST", f"/api/jobs/{UID}/resume", "schedule_resume"),
     ("GET", f"/api/jobs/{UID}/schedule", "schedule_preview"),
     ("GET", f"/api/jobs/{UID}/schedule?next=3", "schedule_preview"),
+    ("POST", f"/api/jobs/{UID}/run", "schedule_run_now"),
+    ("POST", f"/api/jobs/{UID}/backfill", "schedule_backfill"),
+    ("DELETE", f"/api/jobs/{UID}/backfill", "schedule_backfill_cancel"),
     ("GET", "/api/health", "health"),
     ("GET", "/api/openapi.json", "openapi_document"),
     ("GET", "/api/docs", "swagger_ui"),  # the catch-all may be empty: the page
