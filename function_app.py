@@ -15,7 +15,7 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import service
+from shared import dashboard, service
 from shared.dmss.access import DmssAccess
 from shared.dmss.start import start_from_address
 from shared.dmss.writeback import DmssWriteBack
@@ -252,6 +252,16 @@ def swagger_ui(req: func.HttpRequest) -> func.HttpResponse:
     from shared.openapi import swagger  # with the document's models: loaded when first asked for
 
     answer = swagger.serve(req.route_params.get("file"), urllib.parse.urlsplit(req.url).path)
+    return func.HttpResponse(
+        answer.body, status_code=answer.status, headers={**answer.headers, "Content-Type": answer.content_type}
+    )
+
+
+@app.route(route="ui/{*file}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # static files, no data
+def dashboard_ui(req: func.HttpRequest) -> func.HttpResponse:
+    answer = dashboard.serve(
+        req.route_params.get("file"), urllib.parse.urlsplit(req.url).path, req.headers.get("If-None-Match")
+    )
     return func.HttpResponse(
         answer.body, status_code=answer.status, headers={**answer.headers, "Content-Type": answer.content_type}
     )

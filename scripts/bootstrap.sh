@@ -23,4 +23,17 @@ mkdir -p static/swagger-ui
 for name in $(.venv/bin/python -c "from shared.openapi.swagger import FILES; print(' '.join(FILES))"); do
   cp node_modules/swagger-ui-dist/"$name" static/swagger-ui/"$name"
 done
-echo "bootstrap: ready (.venv, node_modules/.bin/azurite, static/swagger-ui)"
+# Chromium for the dashboard's browser tests (tests/browser): Debian's package, which Playwright launches by its
+# path (no browser download). Installed when missing and root can (CI, the dev container); otherwise those tests
+# are skipped saying why (in CI they fail instead).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "bootstrap: no /usr/bin/chromium and not root: the browser tests will be skipped" >&2
+  fi
+fi
+echo "bootstrap: ready (.venv, node_modules/.bin/azurite, static/swagger-ui, chromium)"

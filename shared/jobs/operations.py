@@ -217,6 +217,10 @@ def status_body(record: JobRecord) -> dict[str, Any]:
     target = record.extra.get("outputTarget") or entity.get("outputTarget")
     if target:
         body["outputTarget"] = target
+    if record.time_limit_seconds:
+        body["timeLimitSeconds"] = record.time_limit_seconds
+    if record.dmss_address:  # the entity's address (what a DMSS job gets as JOB_DMSS_ID; not a secret)
+        body["dmssAddress"] = record.dmss_address
     return body
 
 

@@ -109,6 +109,8 @@ class StatusJobResponse(Wire):
     message: str | None
     kind: Literal["job", "recurring"]
     outputTarget: str | None = Field(default=None, description="where a result entity is saved (DMSS mode)")
+    timeLimitSeconds: int | None = Field(default=None, description="past this the job is stopped and marked failed")
+    dmssAddress: str | None = Field(default=None, description="the job entity's address in DMSS (a DMSS job)")
     schedule: ScheduleView | None = Field(default=None, description="a recurring job's schedule")
 
 

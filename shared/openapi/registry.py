@@ -615,6 +615,46 @@ OPERATIONS: tuple[Operation, ...] = (
             "404": Reply("no such file of Swagger UI"),
         },
     ),
+    Operation(
+        "dashboard_ui",
+        "ui/{*file}",
+        "GET",
+        "dashboard",
+        "The dashboard",
+        "A web page of jobs, a job's log and schedules (static files shipped with the app). Anonymous: the page "
+        "holds no data; the API calls it makes carry the caller's function key or sign-in like any other.",
+        "service",
+        auth_level="anonymous",
+        replies={
+            "200": Reply("the dashboard page", {"type": "string"}, media_type="text/html"),
+            "304": Reply("unchanged since the ETag sent in If-None-Match", None),
+        },
+    ),
+    Operation(
+        "dashboard_ui",
+        "ui/{*file}",
+        "GET",
+        "dashboard_file",
+        "The dashboard's files",
+        "Its ES modules, style sheet and icon, and config.json (where DMSS is, for links to a DMSS job's entity).",
+        "service",
+        auth_level="anonymous",
+        params=(
+            Param(
+                "file",
+                "path",
+                {"type": "string", "minLength": 1},
+                "a file of the dashboard",
+                required=True,
+                example="app.js",
+            ),
+        ),
+        replies={
+            "200": Reply("the file", {"type": "string"}, media_type="*/*"),
+            "304": Reply("unchanged since the ETag sent in If-None-Match", None),
+            "404": Reply("no such file of the dashboard"),
+        },
+    ),
 )
 
 # the webhooks' routes are declared next to them and build on the names above (hence imported last)

@@ -272,7 +272,7 @@ def test_every_operation_documents_its_replies_errors_and_security(doc):
             if path.startswith("/jobs/{job_uid}"):
                 assert {"400", "404", "403"} <= codes, (path, method)
     anonymous = {op["operationId"] for item in doc["paths"].values() for op in item.values() if not op["security"]}
-    assert anonymous == {"health", "openapi_document", "swagger_ui", "swagger_ui_file"}
+    assert anonymous == {"health", "openapi_document", "swagger_ui", "swagger_ui_file", "dashboard", "dashboard_file"}
     progress = doc["paths"]["/jobs/{job_uid}"]["put"]["security"]
     assert progress == [{"bearer": []}, {"accessKey": []}], "the job's own token, no function key"
 

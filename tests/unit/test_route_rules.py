@@ -114,6 +114,9 @@ REQUESTS = [
     ("GET", "/api/docs", "swagger_ui"),  # the catch-all may be empty: the page
     ("GET", "/api/docs/", "swagger_ui"),
     ("GET", "/api/docs/swagger-ui-bundle.js", "swagger_ui"),
+    ("GET", "/api/ui", "dashboard_ui"),  # the dashboard's page
+    ("GET", "/api/ui/", "dashboard_ui"),
+    ("GET", "/api/ui/app.js", "dashboard_ui"),
     ("POST", "/api/subscriptions", "subscription_create"),
     ("GET", "/api/subscriptions", "subscription_list"),
     ("GET", "/api/subscriptions/sub_0123456789abcdef01234567", "subscription_get"),
