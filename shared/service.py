@@ -31,8 +31,12 @@ __all__ = [
     "get_job",
     "get_result",
     "health",
+    "backfill_view",
+    "cancel_backfill",
     "list_jobs",
     "parse_json",
+    "recurring_record",
+    "request_backfill",
     "preview_schedule",
     "report_progress",
     "resume_schedule",
@@ -124,6 +128,28 @@ def _recurring(uid: str, caller: Caller | None, action: str) -> JobRecord:
     if record.kind != "recurring":
         raise BadRequest(f"job {record.uid} is not a recurring job")
     return record
+
+
+def recurring_record(uid: str, caller: Caller | None, action: str) -> JobRecord:
+    """The recurring job `uid`, if `caller` may `action` it (404, 403, or 400 for a plain job)."""
+    return _recurring(uid, caller, action)
+
+
+def request_backfill(uid: str, data: Any, caller: Caller | None) -> dict[str, Any]:
+    """Queue a backfill (shared.schedules.runs starts its runs). The body is `{from, to}`."""
+    record = _recurring(uid, caller, "start runs of")
+    who = caller.display if caller is not None else "anonymous"
+    return schedules.request_backfill(record.uid, parse_json(data) if isinstance(data, bytes) else data, who)
+
+
+def cancel_backfill(uid: str, caller: Caller | None) -> dict[str, Any]:
+    """Drop a backfill's fire times still queued (its runs already started go on)."""
+    return schedules.cancel_backfill(_recurring(uid, caller, "start runs of").uid)
+
+
+def backfill_view(uid: str) -> dict[str, Any]:
+    """A schedule's backfill progress."""
+    return schedules.backfill_view(store().get(uid))
 
 
 def suspend_schedule(uid: str, caller: Caller | None) -> dict[str, Any]:
