@@ -39,6 +39,7 @@ MAX_SEGMENTS = 50  # queued segments (disjoint pieces of requests not yet starte
 MAX_REQUESTS_SHOWN = 10
 MAX_START_ATTEMPTS = 3  # transient start failures retried before the time is recorded as failed to start
 ONE_SECOND = timedelta(seconds=1)
+REFRESH_AFTER = timedelta(seconds=60)  # a step asks the job store about a run once it is this old (see below)
 
 NextFire = Callable[[datetime], "datetime | None"]
 StatusOf = Callable[[str], "str | None"]
@@ -392,6 +393,19 @@ def usable(record: JobRecord, state: ScheduleRecord | None) -> bool:
     )
 
 
+def _refresh_settled(state: ScheduleRecord, status_of: StatusOf, now: datetime) -> None:
+    """The history's runs brought up to date, asking the job store only about runs started more than
+    REFRESH_AFTER ago: the run listener records a run's end the moment it is written, so a step (one every few
+    seconds while a backfill runs) need not read every young run again; the store is the safety net for an end
+    the listener missed."""
+    young = {
+        entry["uid"]: entry.get("status")
+        for entry in state.runs
+        if entry.get("uid") and (parse_iso(entry.get("started")) or now) > now - REFRESH_AFTER
+    }
+    refresh_runs(state, lambda uid: young[uid] if uid in young else status_of(uid), now)
+
+
 def nominal_fires(state: ScheduleRecord) -> NextFire:
     """The schedule's nominal fire times (its cron's, whatever startDate, endDate and jitter say): a backfill
     names the times it wants, and a fire's identity is its nominal time."""
@@ -414,7 +428,7 @@ def claim_step(record: JobRecord, now: datetime, claimer: str, status_of: Status
             out.changed = True
         return out
     before = bf.to_dict()
-    refresh_runs(state, status_of, now)
+    _refresh_settled(state, status_of, now)
     out.finished = settle_running(bf, state.runs)
     # a manual claim whose requester went away: dropped (its retry, same key, is the same run all the same)
     bf.claims = [c for c in bf.claims if c.kind == "backfill" or c.held(now, lease)]

@@ -24,6 +24,7 @@ the Durable client, so that a run ending leads to the next one within seconds in
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import socket
@@ -175,7 +176,16 @@ def _start(orchestrations: service.Orchestrations, schedule_uid: str, claim: bac
     return backfill.Started(claim, run_uid, stopped=tuple(stopped))
 
 
-def _finalize(schedule_uid: str, results: list[backfill.Started], claimer: str, now: datetime) -> None:
+def _finalize(
+    schedule_uid: str, claimed: JobRecord, results: list[backfill.Started], claimer: str, now: datetime
+) -> None:
+    """Record the starts on the record as the claim wrote it, guarded by the claim's ETag (no read in the usual
+    case, as the tick's finalize); when the row changed meanwhile (a run's status, a suspend), through the
+    store's read-modify-write."""
+    if claimed.etag:
+        written = copy.deepcopy(claimed)
+        if backfill.finalize(written, results, claimer, now) and store().replace_if(written):
+            return
     store().update(schedule_uid, lambda r: None if backfill.finalize(r, results, claimer, now) else False)
 
 
@@ -220,7 +230,7 @@ def run_now(
         status = job_status(out.existing) or out.existing_status or "unknown"
         return RunNow(out.existing, status, f"already started with this Idempotency-Key: job {out.existing}", True)
     result = _start(orchestrations, record.uid, out.claim, template_of(record))
-    _finalize(record.uid, [result], claimer, now)
+    _finalize(record.uid, record, [result], claimer, now)
     if result.failure is not None:
         if isinstance(result.failure, ApiError):
             raise result.failure
@@ -246,7 +256,8 @@ def backfill_step(orchestrations: service.Orchestrations, schedule_uid: str, *, 
     step = found[0]
     if step.claims:
         template = template_of(record)
-        _finalize(schedule_uid, [_start(orchestrations, schedule_uid, c, template) for c in step.claims], claimer, now)
+        started = [_start(orchestrations, schedule_uid, c, template) for c in step.claims]
+        _finalize(schedule_uid, record, started, claimer, now)
     return {"active": step.active, "started": len(step.claims), "finished": step.finished}
 
 

@@ -213,8 +213,23 @@ def test_a_step_claims_one_time_under_forbid_and_finalize_records_it():
     assert [(e["uid"], e["scheduled"], e["trigger"]) for e in state.runs] == [("run-0", iso(t(0)), "backfill")]
     assert Backfill.of(state).running == ["run-0"]
     assert bf_mod.claim_step(r, NOW, "me", statuses(), LEASE).claims == []  # run-0 is going
-    nxt = bf_mod.claim_step(r, NOW, "me", statuses({"run-0"}), LEASE)
+    later = NOW + bf_mod.REFRESH_AFTER + timedelta(seconds=1)  # the store is asked about runs this old
+    nxt = bf_mod.claim_step(r, later, "me", statuses({"run-0"}), LEASE)
     assert [c.scheduled for c in nxt.claims] == [iso(t(1))] and nxt.finished == 1
+
+
+def test_a_young_run_is_followed_by_the_listener_not_by_reads():
+    r = with_queue(record("Forbid"), t(0), t(2))
+    claim = bf_mod.claim_step(r, NOW, "me", statuses(), LEASE).claims[0]
+    bf_mod.finalize(r, [Started(claim, "run-0")], "me", NOW)
+    asked = []
+    ask = lambda uid: asked.append(uid) or "completed"
+    assert bf_mod.claim_step(r, NOW + timedelta(seconds=5), "me", ask, LEASE).claims == [] and asked == []
+    state = ScheduleRecord.of(r)
+    state.runs[-1]["status"] = "completed"  # what the run listener writes when the run ends
+    state.save(r)
+    step = bf_mod.claim_step(r, NOW + timedelta(seconds=6), "me", ask, LEASE)
+    assert [c.scheduled for c in step.claims] == [iso(t(1))] and asked == []
 
 
 def test_a_claim_whose_starter_died_is_taken_over_and_started_again():
@@ -239,7 +254,8 @@ def test_a_time_the_tick_ran_is_not_started_again():
     r = with_queue(record("Forbid", ran), t(0), t(2))
     first = bf_mod.claim_step(r, NOW, "me", statuses({"tick-run"}), LEASE).claims[0]
     bf_mod.finalize(r, [Started(first, "run-0")], "me", NOW)
-    step = bf_mod.claim_step(r, NOW, "me", statuses({"tick-run", "run-0"}), LEASE)
+    later = NOW + bf_mod.REFRESH_AFTER + timedelta(seconds=1)
+    step = bf_mod.claim_step(r, later, "me", statuses({"tick-run", "run-0"}), LEASE)
     assert [c.scheduled for c in step.claims] == [iso(t(2))]
     assert Backfill.of(ScheduleRecord.of(r)).counts["alreadyRan"] == 1
 
