@@ -24,7 +24,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.platform import storage
 from shared.schedules.cron import UTC
-from shared.schedules.policy import iso
+from shared.schedules.policy import iso, parse_iso
 
 DUE_TABLE = "ScheduleDue"
 STATE_PK, STATE_RK = "tick", "state"
@@ -177,20 +177,40 @@ def window(now: datetime) -> Window:
     return Window(lower=lower, upper=bucket(now), sweep=sweep, last=last)
 
 
-def due_rows(span: Window, limit: int) -> tuple[list[tuple[str, str]], bool]:
-    """(bucket, uid) of the rows in the window, oldest bucket first, at most `limit`; and whether more were
-    left over."""
+@dataclass
+class DueRows:
+    rows: list[tuple[str, str]]  # (bucket, uid), oldest bucket first
+    leftover: bool  # more rows than the limit: the rest waits for the next tick
+    read: int  # index rows read (those not yet due included)
+    not_yet: int  # rows of this minute whose (jittered) fire time is still ahead: left for the next tick
+
+
+def not_yet_due(row: dict[str, Any], now: datetime) -> bool:
+    """A row whose own fire time is later in its bucket than `now` (jitter: 10:00:40 at a 10:00:05 tick). The next
+    tick reads the bucket again (SAFETY_MARGIN), so skipping it saves reading and writing the schedule twice. A row
+    whose nextFire is in another bucket (a BufferOne recheck, a listener's "due now") is never skipped."""
+    next_fire = row.get("nextFire") or ""
+    return bool(next_fire) and next_fire > iso(now) and bucket(parse_iso(next_fire)) == row["PartitionKey"]
+
+
+def due_rows(span: Window, limit: int, now: datetime | None = None) -> DueRows:
+    """The rows in the window that are due at `now`, oldest bucket first, at most `limit`."""
     rows: list[tuple[str, str]] = []
+    read = not_yet = 0
     query = due_table().query_entities(
         f"PartitionKey ge '{span.lower}' and PartitionKey le '{span.upper}'",
-        select=["PartitionKey", "RowKey"],
+        select=["PartitionKey", "RowKey", "nextFire"],
         results_per_page=1000,
     )
     for row in query:
         if len(rows) >= limit:
-            return rows, True
+            return DueRows(rows, True, read, not_yet)
+        read += 1
+        if now is not None and not_yet_due(row, now):
+            not_yet += 1
+            continue
         rows.append((row["PartitionKey"], row["RowKey"]))
-    return rows, False
+    return DueRows(rows, False, read, not_yet)
 
 
 def processed_until(span: Window, rows: list[tuple[str, str]], leftover: bool, failed: list[str]) -> str:

@@ -39,6 +39,7 @@ from shared.schedules.due_index import IndexBatch
 from shared.schedules.history import job_status, refresh_runs, status_text
 from shared.schedules.policy import decide, iso, parse_iso, run_entry, triggered_by
 from shared.schedules.state import Lifecycle, Pending, ScheduleRecord, template_of
+from shared.webhooks import schedule_events
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class TickReport:
     suspended: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     leftover: bool = False  # more due than MAX_PER_TICK: the rest waits for the next tick
+    not_yet: int = 0  # index rows of this minute due later in it (jitter): left for the next tick, unread
     elapsed: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -374,6 +376,7 @@ class _Tick:
 
     def process(self, uid: str, row_bucket: str) -> None:
         outcome, record = self.claim(uid, row_bucket)
+        schedule_events.claimed(record, outcome)  # webhooks: missed, skipped, suspended (enqueued only)
         self.counter.add("missed", outcome.missed)
         self.counter.add("skipped", outcome.skipped)
         if isinstance(outcome, Claimed) and record is not None:
@@ -473,9 +476,10 @@ def tick(
     now = (now or clock.now()).astimezone(UTC)
     span = due_index.window(now)
     report = TickReport(now=iso(now), lower_bucket=span.lower, upper_bucket=span.upper, sweep=span.sweep, read=1)
-    rows, report.leftover = due_index.due_rows(span, max_schedules)
+    found = due_index.due_rows(span, max_schedules, now)
+    rows, report.leftover, report.not_yet = found.rows, found.leftover, found.not_yet
     report.due = len(rows)
-    report.read += len(rows)
+    report.read += found.read
     run = _Tick(now, start_run, stop_run, job_status_of or job_status, report)
     run.run(rows, workers)
     run.batch.flush()

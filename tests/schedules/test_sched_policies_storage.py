@@ -117,9 +117,12 @@ def test_jitter_puts_the_due_index_on_the_shifted_time_and_runs_record_both(stor
     assert rows_of(record.uid) == [due_index.bucket(fires[0].at)]
     preview = schedules.preview(record.uid, 3, now=T0)["fireTimes"]
     assert [(p["utc"], p["nominal"]) for p in preview] == [(ticking.iso(f.at), ticking.iso(f.nominal)) for f in fires]
-    for fire in fires[:2]:  # tick the minute each is due, and the minute before (nothing then)
+    for fire in fires[:2]:  # tick the minute before (nothing), in the minute before the time, the minute after
         before = tick(fake, fire.at.replace(second=0) - timedelta(seconds=55))
-        assert before.started == 0
+        assert before.started == 0 and before.not_yet == 0
+        if fire.at.second >= 1:  # the row is read, the schedule is not: it is due later in this minute
+            early = tick(fake, fire.at - timedelta(seconds=1))
+            assert (early.started, early.due, early.not_yet, early.read) == (0, 0, 1, 2)
         report = tick(fake, fire.at.replace(second=0) + timedelta(seconds=60))
         assert report.started == 1 and report.read == 3  # state row, index row, the schedule
     runs = schedules.view(store().get(record.uid))["runs"]
