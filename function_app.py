@@ -159,7 +159,7 @@ async def report_progress(req: func.HttpRequest, client) -> func.HttpResponse:
             req.params.get("overwrite_log"),
             caller_from_headers(req.headers),
             _job_token(req),
-            wake=bridge.wake,
+            wake=bridge.wake_ended,  # the job's own final report, its process's exit notice
         ),
     )
 

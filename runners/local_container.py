@@ -22,6 +22,16 @@ process (the engine answers 409 for the name) takes the winner's container.
 
 The Container entity itself (image, command, resources) is `runners.container_config`, shared with the Azure
 container runners.
+
+Exits are noticed by the engine, not only by polls: a start also sets a watcher, a daemon thread blocked in the
+engine's wait (`POST /containers/{id}/wait`, on a connection of its own so that it holds none of the runner's),
+that when the container stops sends the app the job's exit notice (`{"exited": true}` on the job's own progress
+route, `DM_JOB_URL`, with its `JOB_TOKEN`), which wakes the orchestration to poll now (shared.jobs.freshness).
+It cannot outlive or leak: one per container in this process (a start repeated adds none), it ends when the
+container stops or is removed, at the job's time limit, or with the process (a daemon thread; a sidecar
+`docker wait` process would outlive a host that dies). Best effort: a watcher lost with its process, or an engine
+that does not answer, leaves the job to its polls. The token travels only in the request's header; nothing of
+the notice is logged but its outcome's type.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ import tarfile
 import threading
 import time
 from typing import Any
+
+import requests
 
 from shared.jobs.status import JobStatus
 from shared.platform import settings
@@ -58,6 +70,8 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DOCKER_API_VERSION = "1.41"
 ENGINE_RETRY_SECONDS = 5.0
 NEVER_STARTED = ("created", "configured", "initialized")
+EXIT_NOTICE_SECONDS = 10
+WATCH_MARGIN_SECONDS = 60  # a watcher gives up this long after the job's time limit (the orchestration stops it)
 
 
 class LocalContainerConfig(ContainerConfig):
@@ -78,9 +92,12 @@ class LocalContainerRunner(Runner):
 
     def __init__(self, client: Any = None):
         self._client = client
+        self._own_engine = client is None  # the watchers open the same engine (DOCKER_HOST) on their own
         self._client_lock = threading.Lock()
         self._ended = Memo()  # container name -> {"status", "log", "result"} captured before removal
         self._starting = UidLocks()
+        self._watched: set[str] = set()  # containers with a watcher in this process
+        self._watch_lock = threading.Lock()
 
     # -- plumbing
     def _docker(self) -> Any:
@@ -144,8 +161,37 @@ class LocalContainerRunner(Runner):
         with self._starting.hold(job.uid), no_secrets_in_errors(job):
             existing = self._existing(name, job.uid)
             if existing is not None:  # start called again for the same job (an activity retried): same container
-                return self._adopt(existing, name)
-            return self._create(cfg, job, name)
+                handle = self._adopt(existing, name)
+            else:
+                handle = self._create(cfg, job, name)
+        self._watch(handle, job)
+        return handle
+
+    # -- noticing an exit
+    def _watch(self, handle: dict[str, Any], job: JobSpec) -> None:
+        """Set the container's watcher (once per container in this process), when the job can be told about."""
+        env = job.environment
+        if not self._own_engine:
+            return  # a client given by the caller: its engine may not be the one DOCKER_HOST names
+        if not (env.get("JOB_TOKEN") and env.get("DM_JOB_URL") and env.get("JOB_UID")):
+            return
+        with self._watch_lock:
+            if handle["container"] in self._watched:
+                return
+            self._watched.add(handle["container"])
+        limit = job.time_limit_seconds + WATCH_MARGIN_SECONDS if job.time_limit_seconds else None
+        notice = (f"{env['DM_JOB_URL'].rstrip('/')}/{env['JOB_UID']}", env["JOB_TOKEN"])
+        threading.Thread(
+            target=self._await_exit, args=(handle, notice, limit), name=f"exit-{handle['container']}", daemon=True
+        ).start()
+
+    def _await_exit(self, handle: dict[str, Any], notice: tuple[str, str], limit: float | None) -> None:
+        try:
+            if _wait_for_exit(handle["id"], limit):
+                _send_exit_notice(*notice)
+        finally:
+            with self._watch_lock:
+                self._watched.discard(handle["container"])
 
     def _run_options(self, cfg: LocalContainerConfig, job: JobSpec, name: str) -> dict[str, Any]:
         environment = dict(job.environment)
@@ -298,6 +344,33 @@ class LocalContainerRunner(Runner):
                 time.sleep(0.2 * (attempt + 1))
         text = self._log_text(container, log_tail_lines())
         return text if text else None
+
+
+def _wait_for_exit(container_id: str, limit: float | None) -> bool:
+    """Block until the container stops (True), or the engine fails or the limit passes (False)."""
+    base_url = settings.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    try:
+        with docker.APIClient(base_url=base_url, version=DOCKER_API_VERSION, timeout=limit) as api:
+            api.wait(container_id, timeout=limit)
+        return True
+    except docker_errors.NotFound:
+        return True  # removed already (stopped, or finished and cleaned up): a notice is harmless
+    except Exception as error:  # noqa: BLE001 - engine gone, time limit passed: the polls go on
+        log.info("exit watcher of a container gave up: %s", type(error).__name__)
+        return False
+
+
+def _send_exit_notice(url: str, token: str) -> None:
+    try:
+        requests.put(
+            url,
+            params={"overwrite_log": "false"},
+            json={"exited": True},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=EXIT_NOTICE_SECONDS,
+        )
+    except requests.RequestException as error:
+        log.info("exit notice not delivered: %s", type(error).__name__)
 
 
 def map_container_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -65,13 +65,27 @@ LAUNCH_FILE = "launch"
 LOCK_FILE = "start.lock"
 LAUNCH_MARKER = "DM_JOB_LAUNCH_ID"
 LAUNCH_WAIT_STEPS = 200  # x 50 ms: how long a wrapper waits for its launch record before giving up
+# When the script has exited (its code stored), tell the app, so the job's end is seen now, not at the next poll of
+# a backoff that may be a minute away: a PUT of `{"exited": true}` to the job's own progress route with the job's
+# token, which the app answers by waking the orchestration (at most once per window; shared.jobs.freshness). The
+# token goes to curl on its standard input (`-K -`, printf is a bash builtin): never on a command line, which any
+# user could read in /proc/<pid>/cmdline. Best effort: no curl, no token or no answer within EXIT_NOTICE_SECONDS
+# leaves the job to its polls; curl's output goes nowhere. Sent again by a second wrapper? Only one wrapper runs a
+# script (the launch record), and a notice twice is one wake (a finished job is not woken).
+EXIT_NOTICE_SECONDS = 10
+EXIT_NOTICE = (
+    '[ -n "$JOB_TOKEN" ] && [ -n "$DM_JOB_URL" ] && [ -n "$JOB_UID" ] && command -v curl >/dev/null && '
+    '{ printf \'header = "Authorization: Bearer %s"\\n\' "$JOB_TOKEN" | '
+    f"curl -s -o /dev/null -m {EXIT_NOTICE_SECONDS} -K - -X PUT -H 'Content-Type: application/json' "
+    """--data '{"exited": true}' "${DM_JOB_URL%/}/$JOB_UID?overwrite_log=false"; }; exit 0"""
+)
 # Run the script only once the launch record names this launch; give up at once when it names another one
 # (a later start took over), or after LAUNCH_WAIT_STEPS x 50 ms without a record (its host died).
 _WRAPPER = (
     f"for ((i = 0; i < {LAUNCH_WAIT_STEPS}; i++)); do t=; read -r t rest 2>/dev/null <{LAUNCH_FILE}; "
     f'[ "$t" = "${LAUNCH_MARKER}" ] && break; [ -n "$t" ] && exit 0; sleep 0.05; done; '
     f'[ "$t" = "${LAUNCH_MARKER}" ] || exit 0; '
-    "bash ./script.sh >output.log 2>&1; code=$?; echo $code > exit_code.tmp; mv exit_code.tmp exit_code"
+    "bash ./script.sh >output.log 2>&1; code=$?; echo $code > exit_code.tmp; mv exit_code.tmp exit_code; " + EXIT_NOTICE
 )
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 

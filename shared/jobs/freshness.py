@@ -7,8 +7,17 @@ read itself answers from the table at once. At most one wake per JOB_FRESHNESS_S
 readers there are: the window is claimed with an ETag-guarded write of one row per job (`JobWakes`), so
 readers on any number of instances agree. With nobody reading, nothing changes: the backoff alone decides.
 
-A progress report in which the job says it completed or failed wakes its orchestration at once, unthrottled
-(it happens once per job).
+A wake is only a hint: the orchestration decides what it does with it (shared.jobs.polling): a reader's wake
+makes the job *watched* for a few windows, in which it polls once per window (so its end is noticed between
+reads, not only at them) and never more often, however many wakes arrive; a wake raised less than a window after
+a poll only keeps it watched. A lost wake (the Durable extension drops events not consumed at continue-as-new)
+loses nothing but time: the next poll of the backoff comes as usual, and the next read after the window wakes
+again.
+
+A wake that says the job *ended* is polled at once: a progress report in which the job says it completed or
+failed (unthrottled: it happens once per job), and the exit notice a local runner's launcher sends when the job's
+process exits (`{"exited": true}` on the job's own progress route, with the job's token; claimed on its own row,
+so at most one per window per job, whatever a script sends).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from shared.platform import settings, storage
 
 WAKE_TABLE = "JobWakes"
 ROW = "wake"
+EXIT_ROW = "exit"  # exit notices take their windows apart from readers: a read just before an exit blocks nothing
 WATCHED = (JobStatus.STARTING, JobStatus.RUNNING)
 
 Wake = Callable[[str], None]
@@ -40,17 +50,17 @@ def worth_waking(record: JobRecord) -> bool:
     return record.status in WATCHED and record.handle is not None and not record.stop_requested
 
 
-def claim(uid: str, now: datetime, span: timedelta) -> bool:
+def claim(uid: str, now: datetime, span: timedelta, row_key: str = ROW) -> bool:
     """True for the first reader of a job in each window (one conditional write), False for the others."""
     table = storage.table(WAKE_TABLE)
-    row = {"PartitionKey": uid, "RowKey": ROW, "woken": now}
+    row = {"PartitionKey": uid, "RowKey": row_key, "woken": now}
     try:
         table.create_entity(row)
         return True
     except ResourceExistsError:
         pass
     try:
-        existing = table.get_entity(uid, ROW)
+        existing = table.get_entity(uid, row_key)
     except ResourceNotFoundError:
         return False  # removed between the two calls (the job finished): nothing to wake
     if now - existing["woken"] < span:
@@ -77,9 +87,22 @@ def on_read(record: JobRecord, now: datetime, wake: Wake | None) -> None:
         wake(record.uid)
 
 
+def on_exit(record: JobRecord, now: datetime, wake: Wake | None) -> bool:
+    """The job's launcher says its process exited: wake the orchestration to poll now (a wake that says the job
+    ended), at most once per window. True when it was woken."""
+    if wake is None or not worth_waking(record):
+        return False
+    span = window() or timedelta(seconds=1)  # freshness off still spares the runner a notice storm
+    if not claim(record.uid, now, span, EXIT_ROW):
+        return False
+    wake(record.uid)
+    return True
+
+
 def forget(uid: str) -> None:
-    """The job has finished: its wake row is no longer needed."""
-    try:
-        storage.table(WAKE_TABLE).delete_entity(uid, ROW)
-    except ResourceNotFoundError:
-        pass
+    """The job has finished: its wake rows are no longer needed."""
+    for row_key in (ROW, EXIT_ROW):
+        try:
+            storage.table(WAKE_TABLE).delete_entity(uid, row_key)
+        except ResourceNotFoundError:
+            pass

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 
 from runners.base import RunnerError
 from runners.registry import default_registry
-from shared.jobs import transitions
+from shared.jobs import freshness, transitions
 from shared.jobs.access import Caller, authorize
 from shared.jobs.activities import load_entity, secrets_of, time_limit
 from shared.jobs.models import Job, RecurringJob
@@ -301,8 +301,12 @@ def report_progress(
         raise BadRequest('progress must be a JSON object {"percentage", "logs", "status"}')
     percentage = _percentage(data.get("percentage"))
     status = _reported_status(data.get("status"))
+    exited = _exited(data.get("exited"))
     record = get_record(uid)
     authorize(record, caller, "progress", job_token, open_route=True)
+    if exited and data.keys() <= {"exited"}:  # only the launcher's notice that the process exited: nothing to store
+        freshness.on_exit(record, clock.now(), wake)
+        return {"response": "OK"}
     lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets_of(record, load_entity(record)))
     if status is not None and status.is_final and status not in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise ValidationFailed(
@@ -319,7 +323,16 @@ def report_progress(
     record = store().update(record.uid, partial(transitions.reported, progress=progress))
     if wake is not None and transitions.reported_final(record):  # the job said it ended: finish it now
         wake(record.uid)
+    elif exited:
+        freshness.on_exit(record, clock.now(), wake)
     return {"response": "OK"}
+
+
+def _exited(value: Any) -> bool:
+    """`exited: true` is a local runner's launcher saying the job's process exited (shared.jobs.freshness)."""
+    if value is not None and not isinstance(value, bool):
+        raise ValidationFailed("exited must be true, false or null")
+    return bool(value)
 
 
 def _percentage(value: Any) -> float | None:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generator
 
 from shared.jobs.outcomes import FinishOutcome, FinishRequest, PollOutcome, StartOutcome, StartState
-from shared.jobs.polling import PollPolicy
+from shared.jobs.polling import ENDED, PollPolicy, mark_polled
 
 ORCHESTRATOR = "job_orchestrator"
 START_ACTIVITY = "start_job_activity"
@@ -25,6 +25,7 @@ POLL_ACTIVITY = "poll_job_activity"
 FINISH_ACTIVITY = "finish_job_activity"
 STOP_EVENT = "stop"
 WAKE_EVENT = "wake"  # someone is watching, or the job said it ended: poll now (shared.jobs.freshness)
+WOKEN = "woken"  # _wait: a reader's wake (a wake saying the job ended is answered by polling at once)
 POLLS_PER_GENERATION = 16
 FINISH_ATTEMPTS = 5
 POLL_FAILURES_ALLOWED = 3
@@ -38,7 +39,7 @@ def initial_input(uid: str, time_limit_seconds: int, policy: PollPolicy) -> dict
 
 
 def _wait(context, seconds: float, deadline: datetime) -> Generator[Any, Any, str | None]:
-    """Sleep `seconds` (not past the deadline), or less when woken. Returns "stopped", "timeout" or None."""
+    """Sleep `seconds` (not past the deadline), or less when woken. Returns "stopped", "timeout", WOKEN or None."""
     now = context.current_utc_datetime
     if now >= deadline:
         return "timeout"
@@ -52,7 +53,7 @@ def _wait(context, seconds: float, deadline: datetime) -> Generator[Any, Any, st
         return "stopped"
     if winner == wake:
         timer.cancel()
-        return None
+        return None if wake.result == ENDED else WOKEN
     return "timeout" if fire_at >= deadline else None
 
 
@@ -95,7 +96,7 @@ def _launch(context, uid: str, deadline: datetime) -> Generator[Any, Any, tuple[
             return StartState.DONE, START_FAILED
         wait = FAILED_ACTIVITY_RETRY_SECONDS if outcome is None else outcome.retry_after or 1.0
         reason = yield from _wait(context, wait, deadline)
-        if reason:
+        if reason and reason != WOKEN:
             return StartState.RETRY, reason
         outcome = yield from _start(context, uid)
     return outcome.state, None
@@ -122,10 +123,13 @@ def orchestrate(context) -> Generator[Any, Any, Any]:
         state["interval"] = policy.minimum
 
     for _ in range(POLLS_PER_GENERATION):
-        reason = yield from _wait(context, state["interval"], deadline)
-        if reason:
+        reason = yield from _wait(context, policy.next_wait(state, context.current_utc_datetime), deadline)
+        if reason == WOKEN and not policy.woken(state, context.current_utc_datetime):
+            continue  # polled less than a window ago: it stays watched and polls when the window is over
+        if reason and reason != WOKEN:
             return (yield from _finish(context, uid, reason))
         answer = yield from _call(context, POLL_ACTIVITY, uid)
+        mark_polled(state, context.current_utc_datetime)
         if answer is None:
             state["pollFailures"] = state.get("pollFailures", 0) + 1
             if state["pollFailures"] >= POLL_FAILURES_ALLOWED:

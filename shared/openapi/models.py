@@ -140,6 +140,11 @@ class Progress(BaseModel):
         default=None,
         description="the job's own status; of the final ones only `completed` and `failed` (422 otherwise)",
     )
+    exited: bool | None = Field(
+        default=None,
+        description="true: the job's process has exited (what the local runners' launchers send, alone: nothing "
+        "is stored, the service reads the runner's state now; at most once per JOB_FRESHNESS_SECONDS)",
+    )
 
 
 # ---- this service's own ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 import azure.durable_functions as df
 
 from shared.jobs.orchestrator import ORCHESTRATOR, STOP_EVENT, WAKE_EVENT
+from shared.jobs.polling import ENDED
 
 FINISHED = ("Completed", "Failed", "Terminated")
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the SDK wants a lower bound; no job is older
@@ -42,6 +43,11 @@ class ClientOrchestrations:
         is lost only means the next poll comes at its usual time."""
         future = asyncio.run_coroutine_threadsafe(self._client.raise_event(uid, WAKE_EVENT, None), self._loop)
         future.add_done_callback(lambda done: done.exception())  # retrieve it: a lost wake is not an error
+
+    def wake_ended(self, uid: str) -> None:
+        """Like `wake`, saying the job ended (its own final report, its process exited): polled at once."""
+        future = asyncio.run_coroutine_threadsafe(self._client.raise_event(uid, WAKE_EVENT, ENDED), self._loop)
+        future.add_done_callback(lambda done: done.exception())
 
     def runtime_status(self, uid: str) -> str | None:
         """The instance's runtime status, or None when there is no such instance. The extension answers 404

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -182,3 +184,67 @@ def test_a_container_of_another_job_is_never_taken(docker_env, docker_client):
             LocalContainerRunner().start(job)
     finally:
         docker_client.containers.get(name).remove(force=True)
+
+
+class _Notices:
+    """A local HTTP server standing in for the app's progress route: records each PUT with the clock at arrival."""
+
+    def __init__(self):
+        self.received = []
+        notices = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self):  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                notices.received.append((time.monotonic(), self.path, self.headers.get("Authorization"), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api/jobs"
+
+
+def test_the_engine_tells_of_an_exit_at_once(docker_env, docker_client):
+    """A watcher waits on the engine and sends the exit notice when the container stops (once, however many
+    starts), with the job's token in the header only; the container has no network of its own."""
+    notices = _Notices()
+    token = "tok-" + uuid.uuid4().hex
+    job = JobSpec(
+        uid=str(uuid.uuid4()),
+        config=config("sleep 2; exit 4"),
+        environment={"JOB_TOKEN": token, "DM_JOB_URL": notices.url, "JOB_UID": "job-9"},
+        time_limit_seconds=60,
+    )
+    runner = LocalContainerRunner()
+    try:
+        handle = runner.start(job)
+        assert runner.start(job) == handle  # a start repeated sets no second watcher
+        deadline = time.monotonic() + 30
+        while not notices.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert notices.received, "no exit notice"
+        arrived, path, authorization, body = notices.received[0]
+        state = docker_client.api.inspect_container(handle["id"])["State"]
+        assert state["Status"] == "exited" and state["ExitCode"] == 4  # sent after the exit, not before
+        assert path == "/api/jobs/job-9?overwrite_log=false"
+        assert authorization == f"Bearer {token}" and json.loads(body) == {"exited": True}
+        time.sleep(1)
+        assert len(notices.received) == 1
+        assert runner.status(handle).exit_code == 4
+    finally:
+        runner.cleanup(runner.find(job) or {"container": container_name(job.uid)})
+        notices.server.shutdown()
+
+
+def test_no_watcher_without_a_token(docker_env):
+    runner = LocalContainerRunner()
+    handle = runner.start(spec(config("true")))
+    try:
+        assert not [t for t in threading.enumerate() if t.name == f"exit-{handle['container']}"]
+    finally:
+        runner.cleanup(handle)

@@ -3,9 +3,13 @@ script can see of the app (its environment, its process)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -285,3 +289,72 @@ def _probe_as_nobody(probe: Path, guard_file: Path) -> None:
         pytest.skip(f"nobody cannot run the probe here: {done.stderr.strip()[:200]}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:3] == ["protected []", "before: CANARY_SEEN", "after: -"], done.stdout
+
+
+class _Notices:
+    """A local HTTP server standing in for the app's progress route: records each PUT, and which command lines
+    of this host showed the token while the notice was being sent."""
+
+    def __init__(self, token: str):
+        self.token, self.received, self.leaked = token, [], []
+        notices = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self):  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                notices.leaked += [pid for pid, line in _cmdlines().items() if notices.token in line]
+                notices.received.append((self.path, self.headers.get("Authorization"), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api/jobs"
+
+
+def _cmdlines() -> dict[str, str]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[entry.name] = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="the exit notice is sent with curl")
+def test_the_wrapper_tells_the_app_when_the_script_exits(work):
+    """The app hears of the exit at once (a PUT `{"exited": true}` with the job's token, on no command line), and
+    only after the exit code is stored, so the poll it causes sees the end."""
+    token = "tok-" + uuid.uuid4().hex
+    notices = _Notices(token)
+    try:
+        job = spec("sleep 0.5; exit 3", JOB_TOKEN=token, DM_JOB_URL=notices.url + "/", JOB_UID="job-7")
+        runner = ShellRunner()
+        handle = runner.start(job)
+        wait_until(lambda: notices.received, timeout=30)
+        assert runner.status(handle).exit_code == 3  # stored before the notice went out
+        path, authorization, body = notices.received[0]
+        assert path == "/api/jobs/job-7?overwrite_log=false"
+        assert authorization == f"Bearer {token}" and json.loads(body) == {"exited": True}
+        assert notices.leaked == [], "the token showed on a command line"
+        time.sleep(0.5)
+        assert len(notices.received) == 1
+        runner.cleanup(handle)
+    finally:
+        notices.server.shutdown()
+
+
+def test_without_a_token_or_address_the_wrapper_sends_nothing(work):
+    """No JOB_TOKEN, or an address nobody answers: the job ends as always (the notice is best effort)."""
+    runner = ShellRunner()
+    handle = runner.start(spec("echo fine", DM_JOB_URL="http://127.0.0.1:9/api/jobs", JOB_TOKEN="t-1234"))
+    assert finish(runner, handle).state == JobStatus.COMPLETED
+    handle = runner.start(spec("echo fine"))
+    assert finish(runner, handle).state == JobStatus.COMPLETED
