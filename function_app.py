@@ -124,14 +124,18 @@ async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpRespons
 
 
 @app.route(route="jobs", methods=["GET"])
-def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(
+@app.durable_client_input(client_name="client")
+async def list_jobs(req: func.HttpRequest, client) -> func.HttpResponse:
+    bridge = ClientOrchestrations(client, asyncio.get_running_loop())  # the page's running jobs are woken
+    return await run_sync(
+        _answer,
         lambda: service.list_jobs(
             req.params.get("status"),
             req.params.get("limit"),
             req.params.get("continuationToken"),
             caller_from_headers(req.headers),
-        )
+            wake=bridge.wake,
+        ),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from shared.jobs import freshness, operations
 from shared.jobs.access import Caller, authorize
 from shared.jobs.models import RecurringJob
-from shared.jobs.operations import Orchestrations, Prepare, StartResult, get_record, get_result, list_jobs
+from shared.jobs.operations import Orchestrations, Prepare, StartResult, get_record, get_result
 from shared.jobs.operations import health, report_progress, status_body as job_status_body
 from shared.jobs.record import JobRecord
 from shared.jobs.store import store
@@ -92,6 +92,21 @@ def get_job(
     authorize(record, caller, "read", job_token)
     freshness.on_read(record, clock.now(), wake)
     return status_body(record)
+
+
+def list_jobs(
+    status: str | None,
+    limit: str | None,
+    token: str | None,
+    caller: Caller | None = None,
+    *,
+    wake: freshness.Wake | None = None,
+) -> dict[str, Any]:
+    """The caller's jobs (shared.jobs.operations.list_jobs); the page's running jobs are woken as a read of each
+    would wake it (shared.jobs.freshness.on_list)."""
+    body = operations.list_jobs(status, limit, token, caller)
+    freshness.on_list(body["jobs"], clock.now(), wake)
+    return body
 
 
 def stop_job(

@@ -14,6 +14,10 @@ a poll only keeps it watched. A lost wake (the Durable extension drops events no
 loses nothing but time: the next poll of the backoff comes as usual, and the next read after the window wakes
 again.
 
+The job list (`GET /api/jobs`) wakes the running jobs it returns the same way, the first LIST_WAKES of a page
+(a page holds up to 1,000), through the same claim: a list read every second costs at most one wake per window per
+job, like any reader.
+
 A wake that says the job *ended* is polled at once: a progress report in which the job says it completed or
 failed (unthrottled: it happens once per job), and the exit notice a local runner's launcher sends when the job's
 process exits (`{"exited": true}` on the job's own progress route, with the job's token; claimed on its own row,
@@ -23,7 +27,7 @@ so at most one per window per job, whatever a script sends).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -37,6 +41,7 @@ WAKE_TABLE = "JobWakes"
 ROW = "wake"
 EXIT_ROW = "exit"  # exit notices take their windows apart from readers: a read just before an exit blocks nothing
 WATCHED = (JobStatus.STARTING, JobStatus.RUNNING)
+LIST_WAKES = 10  # running jobs of one list page that its read wakes (the claims cost a table call each)
 
 Wake = Callable[[str], None]
 
@@ -51,18 +56,14 @@ def worth_waking(record: JobRecord) -> bool:
 
 
 def claim(uid: str, now: datetime, span: timedelta, row_key: str = ROW) -> bool:
-    """True for the first reader of a job in each window (one conditional write), False for the others."""
+    """True for the first reader of a job in each window, False for the others. A window already taken costs one
+    table read; taking one, a conditional write (a job's first window: a create)."""
     table = storage.table(WAKE_TABLE)
     row = {"PartitionKey": uid, "RowKey": row_key, "woken": now}
     try:
-        table.create_entity(row)
-        return True
-    except ResourceExistsError:
-        pass
-    try:
         existing = table.get_entity(uid, row_key)
     except ResourceNotFoundError:
-        return False  # removed between the two calls (the job finished): nothing to wake
+        return _create(table, row)
     if now - existing["woken"] < span:
         return False
     try:
@@ -78,6 +79,14 @@ def claim(uid: str, now: datetime, span: timedelta, row_key: str = ROW) -> bool:
         raise
 
 
+def _create(table: Any, row: dict[str, Any]) -> bool:
+    try:
+        table.create_entity(row)
+        return True
+    except ResourceExistsError:
+        return False  # another reader took the first window meanwhile
+
+
 def on_read(record: JobRecord, now: datetime, wake: Wake | None) -> None:
     """Called by a status read: wake the orchestration if the job is followed and this window is unclaimed."""
     span = window()
@@ -85,6 +94,22 @@ def on_read(record: JobRecord, now: datetime, wake: Wake | None) -> None:
         return
     if claim(record.uid, now, span):
         wake(record.uid)
+
+
+def on_list(jobs: Iterable[dict[str, Any]], now: datetime, wake: Wake | None) -> int:
+    """Called by a list read: wake the first LIST_WAKES running jobs of the page whose window is unclaimed. Only
+    `running` ones (a listing row has no handle: a job still starting may be waiting to retry its start, which a
+    wake must not hurry). Returns how many were woken."""
+    span = window()
+    if wake is None or not span:
+        return 0
+    running = [job["uid"] for job in jobs if job.get("status") == JobStatus.RUNNING.value][:LIST_WAKES]
+    woken = 0
+    for uid in running:
+        if claim(uid, now, span):
+            wake(uid)
+            woken += 1
+    return woken
 
 
 def on_exit(record: JobRecord, now: datetime, wake: Wake | None) -> bool:

@@ -203,16 +203,18 @@ def test_a_shell_job_is_seen_ending_at_its_exit_with_nobody_reading(storage_env,
     move) away."""
     port = free_port()
     settings = {**HOST_SETTINGS, "DM_JOB_URL": f"http://127.0.0.1:{port}/api/jobs", "JOB_WORK_DIR": str(tmp_path)}
-    ended_at = tmp_path / "ended"
+    ended_at, go = tmp_path / "ended", tmp_path / "go"
+    script = f"while [ ! -e {go} ]; do sleep 0.05; done; date +%s.%N > {ended_at}"  # ends when the test says
     job = {
         "type": "dmss://WorkflowDS/Blueprints/Job",
         "label": "exit",
-        "runner": {"type": "dmss://WorkflowDS/Blueprints/Shell", "script": f"sleep 4; date +%s.%N > {ended_at}"},
+        "runner": {"type": "dmss://WorkflowDS/Blueprints/Shell", "script": script},
     }
     with DevHost(app_dir=ROOT, clock=ManualClock(START), settings=settings, port=port) as shell_host:
         uid = requests.post(f"{shell_host.url}/api/jobs", json=job, timeout=30).json()["uid"]
         shell_host.advance(600)  # the job's clock: 10 minutes in, polls backed off to a minute
         assert store().get(uid).status.value == "running"
+        go.touch()
         deadline = time.monotonic() + 60
         while not store().get(uid).status.is_final and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -221,3 +223,21 @@ def test_a_shell_job_is_seen_ending_at_its_exit_with_nobody_reading(storage_env,
         assert record.status.value == "completed", record.message
         lag = seen - float(ended_at.read_text())
         assert lag < 5, f"seen {lag:.1f} s after the script's exit"
+
+
+def test_the_list_wakes_the_running_jobs_it_returns(host):
+    """A list read wakes each running job on its page once per window, like a read of each."""
+    uids = [start(host), start(host)]
+    host.advance(300)
+    before = polls()
+    listed = requests.get(f"{host.url}/api/jobs?status=running", timeout=30).json()["jobs"]
+    assert {job["uid"] for job in listed} >= set(uids)
+    deadline = time.monotonic() + 20  # the wakes are raised without waiting for them
+    while polls() - before < len(listed) and time.monotonic() < deadline:
+        host.wait_idle()
+        time.sleep(0.05)
+    assert polls() - before == len(listed)
+    requests.get(f"{host.url}/api/jobs", timeout=30)  # the same window: no wake
+    time.sleep(0.5)
+    host.wait_idle()
+    assert polls() - before == len(listed)
