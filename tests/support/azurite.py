@@ -52,35 +52,42 @@ class Azurite:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_azurite() -> Azurite:
-    directory = tempfile.mkdtemp(prefix="azurite-")
-    ports = [free_port(), free_port(), free_port()]
+def azurite_command(directory: str, ports: list[int]) -> list[str]:
+    """Azurite's command line: its data in `directory`, Blob, Queue and Table on `ports` (in that order)."""
+    return [
+        azurite_binary(),
+        "--silent",
+        "--location",
+        directory,
+        "--loose",
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--blobHost",
+        "127.0.0.1",
+        "--queueHost",
+        "127.0.0.1",
+        "--tableHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(ports[0]),
+        "--queuePort",
+        str(ports[1]),
+        "--tablePort",
+        str(ports[2]),
+    ]
+
+
+def launch(directory: str, ports: list[int]) -> subprocess.Popen:
+    """Start Azurite on `ports` over `directory` and wait until every port listens."""
     process = subprocess.Popen(
-        [
-            azurite_binary(),
-            "--silent",
-            "--location",
-            directory,
-            "--loose",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--blobHost",
-            "127.0.0.1",
-            "--queueHost",
-            "127.0.0.1",
-            "--tableHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(ports[0]),
-            "--queuePort",
-            str(ports[1]),
-            "--tablePort",
-            str(ports[2]),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ},
+        azurite_command(directory, ports), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ}
     )
     for port in ports:
         wait_for_port(port)
-    return Azurite(process, directory, *ports)
+    return process
+
+
+def start_azurite() -> Azurite:
+    directory = tempfile.mkdtemp(prefix="azurite-")
+    ports = [free_port(), free_port(), free_port()]
+    return Azurite(launch(directory, ports), directory, *ports)
