@@ -297,6 +297,8 @@ def schedule_backfill_driver(context: df.DurableOrchestrationContext):
     return (yield from schedule_runs.drive(context))
 
 
+# An activity with the Durable client (it starts the backfill's runs): a pattern the extension's maintainers show
+# (Azure/azure-functions-durable-extension issue #443); the local host binds it too (devhost/engine.py, _activity).
 @app.activity_trigger(input_name="uid", activity=schedule_runs.STEP_ACTIVITY)
 @app.durable_client_input(client_name="client")
 async def schedule_backfill_step(uid: str, client) -> dict:

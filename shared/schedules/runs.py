@@ -36,7 +36,7 @@ from typing import Any, Callable
 from shared import service
 from shared.dmss import access as dmss_access, client as dmss, jobs as dmss_jobs
 from shared.jobs.access import Caller
-from shared.jobs.record import JobRecord
+from shared.jobs.record import JobNotFound, JobRecord
 from shared.jobs.status import JobStatus
 from shared.jobs.store import store
 from shared.platform import clock
@@ -265,6 +265,8 @@ def safe_step(orchestrations: service.Orchestrations, schedule_uid: str) -> dict
     """The driver's activity: a step that never fails (a failure waits for the next step)."""
     try:
         return backfill_step(orchestrations, schedule_uid)
+    except JobNotFound:  # the recurring job is gone: nothing left to drive
+        return {"active": False, "started": 0, "finished": 0}
     except Exception as error:  # noqa: BLE001 - the driver tries again after its wait
         log.warning("backfill step of schedule %s failed: %s", schedule_uid, type(error).__name__)
         return {"active": True, "started": 0, "finished": 0, "error": type(error).__name__}
