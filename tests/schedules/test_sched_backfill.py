@@ -307,8 +307,9 @@ def manual(r, key=None, status_of=None, now=NOW):
     return out
 
 
-def test_run_now_under_forbid_refuses_while_a_run_goes_on_naming_it():
-    r = record("Forbid", [run_entry("r-1", t(0), "running")])
+@pytest.mark.parametrize("policy", ["Forbid", "BufferOne"])
+def test_run_now_under_forbid_refuses_while_a_run_goes_on_naming_it(policy):
+    r = record(policy, [run_entry("r-1", t(0), "running")])
     with pytest.raises(Conflict) as refused:
         manual(r)
     assert "r-1" in refused.value.message and refused.value.data["run"] == "r-1"
@@ -334,6 +335,14 @@ def test_run_now_with_a_key_finds_the_earlier_run():
     entry = ScheduleRecord.of(r).runs[-1]
     assert (entry["trigger"], entry["requestedBy"]) == ("manual", "Alice")
     assert bf_mod.request_key("bob", "k") != key
+
+
+def test_run_now_on_a_suspended_schedule_starts_and_leaves_it_suspended():
+    r = record("Forbid")
+    state = ScheduleRecord.of(r)
+    state.suspend("by request")
+    state.save(r)
+    assert manual(r).claim is not None and ScheduleRecord.of(r).state.value == "suspended"
 
 
 def test_run_now_on_an_ended_schedule_is_a_conflict():
