@@ -502,6 +502,9 @@ def _release(claim: Claim, failure: Exception) -> bool:
 def _record(state: ScheduleRecord, bf: Backfill, claim: Claim, result: Started, now: datetime) -> None:
     scheduled = parse_iso(claim.scheduled)
     extra = {"trigger": claim.kind, "requestedBy": claim.requested_by, "requestKey": claim.key}
+    spec = state.schedule_spec()
+    if claim.kind == "backfill" and spec.listed:  # a list of expressions: which one has this fire time
+        extra["expression"] = spec.cron.which(scheduled)
     if result.failure is not None:
         reason = f"could not start: {type(result.failure).__name__}: {str(result.failure)[:200]}"
         state.runs.append(run_entry(None, scheduled, "failed", ended=now, reason=reason, **extra))

@@ -232,6 +232,21 @@ def test_a_young_run_is_followed_by_the_listener_not_by_reads():
     assert [c.scheduled for c in step.claims] == [iso(t(1))] and asked == []
 
 
+def test_with_a_list_of_expressions_each_shared_time_runs_once_and_says_which_fired():
+    spec = ScheduleSpec.parse({"cron": ["0 8 * * 1-5", "0 8,10 * * 6", "0 8 * * *"], "concurrencyPolicy": "Allow"})
+    r = JobRecord(uid="sched", kind="recurring", status=JobStatus.REGISTERED, schedule=new_state(spec, NOW).to_dict())
+    with_queue(r, datetime(2026, 2, 27, tzinfo=UTC), datetime(2026, 3, 1, 23, 59, tzinfo=UTC))  # Fri .. Sun
+    step = bf_mod.claim_step(r, NOW, "me", statuses(), LEASE)
+    assert [c.scheduled for c in step.claims] == [
+        "2026-02-27T08:00:00Z",
+        "2026-02-28T08:00:00Z",
+        "2026-02-28T10:00:00Z",
+        "2026-03-01T08:00:00Z",
+    ]
+    bf_mod.finalize(r, [Started(c, f"run-{i}") for i, c in enumerate(step.claims)], "me", NOW)
+    assert all(e.get("expression") for e in ScheduleRecord.of(r).runs)
+
+
 def test_a_claim_whose_starter_died_is_taken_over_and_started_again():
     r = with_queue(record("Forbid"), t(0), t(2))
     first = bf_mod.claim_step(r, NOW, "dead", statuses(), LEASE).claims[0]
