@@ -22,6 +22,7 @@ twice), so croniter here only iterates naive wall times and this module maps the
 from __future__ import annotations
 
 import calendar
+import copy
 import hashlib
 import heapq
 import itertools
@@ -280,19 +281,31 @@ class CronSchedule:
                 )
         unix_expression = " ".join(rendered)
         try:
-            croniter(unix_expression, datetime(2000, 1, 1), day_or=day_or)
+            template = croniter(unix_expression, datetime(2000, 1, 1), day_or=day_or)
         except CroniterError as exc:  # pragma: no cover - the field parser is stricter than croniter
             raise CronError(f"cron: {expression!r}: {exc}") from None
-        return cls(
+        schedule = cls(
             expression=expression, timezone=zone.key, dialect=dialect, unix_expression=unix_expression, day_or=day_or
         )
+        schedule.__dict__["_template"] = template  # the validation's expansion is the template (`_template`)
+        return schedule
 
     @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @cached_property
+    def _template(self) -> croniter:
+        """The expression expanded once: croniter's constructor (the expansion) is most of a fire-time
+        computation, and jitter and lists need several per decision."""
+        return croniter(self.unix_expression, datetime(2000, 1, 1), day_or=self.day_or)
+
     def _iter(self, wall: datetime) -> croniter:
-        return croniter(self.unix_expression, wall, day_or=self.day_or)
+        """A croniter at naive `wall`: the expanded template copied (it does not depend on the start time
+        unless `expand_from_start_time`, not used here), set to `wall` as its constructor would."""
+        it = copy.copy(self._template)
+        it.set_current(wall, force=True)
+        return it
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The first fire time strictly after `after` (aware), as aware UTC; None if it never fires again."""

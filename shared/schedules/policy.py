@@ -160,6 +160,7 @@ class ScheduleSpec:
     attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
     jitter_seconds: int = 0
     seed: str = ""  # the schedule's uid: what the jitter offsets are derived from (`seeded`)
+    _fires: dict[datetime, Fire] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def timezone(self) -> str:
@@ -260,26 +261,50 @@ class ScheduleSpec:
         return dict(self.attributes)
 
     # ---- fire times: nominal (the cron's, within [start, end]) shifted by the jitter --------------------------
-    def fire(self, nominal: datetime) -> Fire:
-        """The fire at `nominal`: when it is due (jitter) and which expression it comes from."""
+    def fire(self, nominal: datetime, following: datetime | None | bool = True) -> Fire:
+        """The fire at `nominal`: when it is due (jitter) and which expression it comes from. `following`: the
+        next nominal time when the caller knows it (None: there is none), True: look it up. Remembered per
+        nominal time, as a decision asks about the same fires more than once (croniter's steps are its cost)."""
+        known = self._fires.get(nominal)
+        if known is not None:
+            return known
         at = nominal
         if self.jitter_seconds:
-            following = self.cron.next_fire(nominal)
+            if following is True:
+                following = self.cron.next_fire(nominal)
             gap = None if following is None else (following - nominal).total_seconds()
             at = nominal + timedelta(seconds=jitter_offset(self.seed, nominal, self.jitter_seconds, gap))
-        return Fire(at=at, nominal=nominal, expression=self.cron.which(nominal) if self.listed else "")
+        fire = Fire(at=at, nominal=nominal, expression=self.cron.which(nominal) if self.listed else "")
+        self._fires[nominal] = fire
+        return fire
+
+    def _not_before(self, when: datetime) -> datetime | None:
+        """Where a walk over nominal times may stop looking for fires due after `when`. With jitter, the last
+        nominal time at or before `when` may be due after it (an earlier one never: it is due before the next),
+        so the walk goes on until a fire is due at or before `when`: no bound but `startDate`."""
+        bound = None if self.jitter_seconds else when
+        if self.start is not None and (bound is None or bound < self.start):
+            bound = self.start - timedelta(microseconds=1)
+        return bound
 
     def fires(self, after: datetime, until: datetime | None = None, *, limit: int | None = None) -> Iterator[Fire]:
-        """Fires due in (after, until], in order (a nominal time up to `jitterSeconds` before `after` may be due
-        after it)."""
-        lower = after - timedelta(seconds=self.jitter_seconds)
+        """Fires due in (after, until], in order (the last nominal time before `after` may be due after it)."""
+        lower = after
+        if self.jitter_seconds:
+            last = self.cron.last_fire_at_or_before(after)
+            if last is not None and after - last < timedelta(seconds=self.jitter_seconds):
+                lower = last - timedelta(microseconds=1)
         if self.start is not None and lower < self.start:
             lower = self.start - timedelta(microseconds=1)
         count = 0
-        for nominal in self.cron.fire_times(lower):
+        nominals = self.cron.fire_times(lower)
+        nominal = next(nominals, None)
+        while nominal is not None:
             if (self.end is not None and nominal > self.end) or (until is not None and nominal > until):
                 return
-            fire = self.fire(nominal)
+            following = next(nominals, None) if self.jitter_seconds else True
+            fire = self.fire(nominal, following)
+            nominal = following if self.jitter_seconds else next(nominals, None)
             if fire.at <= after:
                 continue
             if until is not None and fire.at > until:
@@ -292,14 +317,13 @@ class ScheduleSpec:
     def fires_backwards(self, upper: datetime, lower: datetime, *, limit: int | None = None) -> Iterator[Fire]:
         """Fires due in (lower, upper], latest first."""
         top = upper if self.end is None else min(upper, self.end)
-        bottom = lower - timedelta(seconds=self.jitter_seconds)
-        if self.start is not None and bottom < self.start:
-            bottom = self.start - timedelta(microseconds=1)
-        if top <= bottom:
+        bottom = self._not_before(lower)
+        if bottom is not None and top <= bottom:
             return
-        count = 0
+        count, following = 0, True  # the latest one's next nominal time is looked up, the others' is known
         for nominal in self.cron.fire_times_backwards(floor_minute(top) + timedelta(minutes=1), bottom):
-            fire = self.fire(nominal)
+            fire = self.fire(nominal, following)
+            following = nominal
             if fire.at > upper:
                 continue
             if fire.at <= lower:
