@@ -21,33 +21,23 @@ or two processes that both saw one change, write each row once: the second inser
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from typing import Any
 
 from shared import service
 from shared.jobs.record import JobRecord
+from shared.jobs.status import JobStatus
 from shared.platform import clock
 from shared.schedules.history import schedule_uid_of
-from shared.webhooks import dispatch, store
-from shared.webhooks.models import (
-    JOB_STARTED,
-    PENDING,
-    RANKS,
-    SCHEDULE_RUN_STARTED,
-    STATUS_EVENTS,
-    Subscription,
-)
+from shared.webhooks import enqueue, schedule_events, store
+from shared.webhooks.models import JOB_STARTED, RANKS, SCHEDULE_RUN_STARTED, STATUS_EVENTS
 
 log = logging.getLogger(__name__)
-
-MAX_PAYLOAD_CHARS = 30_000  # a table string property holds 32 Ki UTF-16 units
 
 
 def event_id(job_uid: str, event_type: str) -> str:
     """The event's `webhook-id`: the same for every retry and for a listener that runs twice."""
-    return "msg_" + hashlib.sha256(f"{job_uid}|{event_type}".encode()).hexdigest()[:32]
+    return enqueue.event_id(job_uid, event_key(event_type))
 
 
 def event_key(event_type: str) -> str:
@@ -77,48 +67,9 @@ def job_facts(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def payload(event_type: str, when: str, data: dict[str, Any]) -> str:
-    """The body sent, `{type, timestamp, data}`; a long log tail is shortened (oldest lines first) to fit a row."""
-    data = dict(data)
-    text = json.dumps({"type": event_type, "timestamp": when, "data": data}, separators=(",", ":"))
-    while len(text) > MAX_PAYLOAD_CHARS and data.get("log"):
-        data["log"] = data["log"][len(data["log"]) // 4 + 1 :]
-        text = json.dumps({"type": event_type, "timestamp": when, "data": data}, separators=(",", ":"))
-    return text
-
-
-def _record_event(record: JobRecord, event_type: str, subs: list[Subscription], data: dict[str, Any]) -> list[str]:
-    """Store the event (once) and its deliveries; returns the subscriptions that got a new delivery."""
-    key, when = event_key(event_type), clock.iso(clock.now())
-    values = {
-        "id": event_id(record.uid, event_type),
-        "type": event_type,
-        "timestamp": when,
-        "payload": payload(event_type, when, data),
-    }
-    if not store.add_event(record.uid, key, values):
-        existing = store.get_event(record.uid, key) or {}
-        when = existing.get("timestamp") or when
-        subs = [s for s in subs if (s.created or "") <= when]  # not to a subscription made after the event
-    added = []
-    for sub in subs:
-        delivery = {
-            "subscription": sub.id,
-            "ownerKey": store.owner_key(sub.owner),
-            "eventId": values["id"],
-            "eventKey": key,
-            "type": event_type,
-            "state": PENDING,
-            "attempts": "[]",
-            "attemptCount": 0,
-            "created": clock.iso(clock.now()),
-        }
-        if store.add_delivery(record.uid, f"{key}~{sub.id}", delivery):
-            added.append(sub.id)
-    return added
-
-
 def on_status_change(record: JobRecord) -> None:
+    if record.status == JobStatus.FAILED and schedule_uid_of(record.triggered_by):
+        schedule_events.run_changed(record)  # the failure may just have suspended its schedule
     types = event_types(record)
     if not types:
         return
@@ -137,9 +88,8 @@ def on_status_change(record: JobRecord) -> None:
     touched: list[str] = []
     for event_type in types:
         if wanted[event_type]:
-            touched += [s for s in _record_event(record, event_type, wanted[event_type], data) if s not in touched]
-    for sub_id in touched:
-        dispatch.enqueue(sub_id, record.uid)
+            touched += enqueue.record(record.uid, event_key(event_type), event_type, wanted[event_type], data)
+    enqueue.deliver(record.uid, touched)
 
 
 class WebhookListener:

@@ -17,6 +17,8 @@ from shared.platform.errors import ValidationFailed
 JOB_STARTED, JOB_RUNNING = "job.started", "job.running"
 JOB_COMPLETED, JOB_FAILED, JOB_REMOVED = "job.completed", "job.failed", "job.removed"
 SCHEDULE_RUN_STARTED = "schedule.run.started"
+SCHEDULE_MISSED, SCHEDULE_SKIPPED = "schedule.run.missed", "schedule.run.skipped"
+SCHEDULE_SUSPENDED = "schedule.suspended"
 
 #: event type -> rank within its job (the order of a job's events)
 RANKS = {
@@ -26,6 +28,9 @@ RANKS = {
     JOB_COMPLETED: 3,
     JOB_FAILED: 3,
     JOB_REMOVED: 3,
+    SCHEDULE_MISSED: 2,  # schedule events are keyed by time as well (schedule_events.py)
+    SCHEDULE_SKIPPED: 2,
+    SCHEDULE_SUSPENDED: 2,
 }
 EVENT_TYPES = tuple(RANKS)
 #: the job status a status change reports -> its event

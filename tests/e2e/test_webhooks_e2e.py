@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -243,3 +244,67 @@ def test_rotation_gone_ssrf_ownership_and_redelivery(env):
         gone.stop()
     for r in receiver.received + gone.received:
         assert sub["secret"] not in r.body and new_secret not in r.body
+
+
+def recurring(label: str, cron: str = "* * * * *", seconds: float = 0, exit_code: int = 0, **schedule) -> dict:
+    return {
+        "type": "dmss://WorkflowDS/Blueprints/RecurringJob",
+        "label": label,
+        "runner": {"type": "dmss://WorkflowDS/Blueprints/RecurringJobHandler"},
+        "applicationInput": {
+            "type": "dmss://WorkflowDS/Blueprints/Job",
+            "label": f"{label} run",
+            "runner": {"type": "JOBCORE:Simulated", "durationSeconds": seconds, "exitCode": exit_code},
+        },
+        "schedule": {"type": "dmss://WorkflowDS/Blueprints/CronJob", "cron": cron, "runs": [], **schedule},
+    }
+
+
+def test_schedule_events_started_skipped_missed_suspended(env):
+    clock = ManualClock(datetime(2026, 3, 2, 12, 0, 30, tzinfo=timezone.utc))
+    receiver = Receiver()
+    try:
+        with DevHost(app_dir=ROOT, clock=clock, settings=SETTINGS) as host:
+            api = Api(host.url)
+            kinds = ["schedule.run.started", "schedule.run.skipped", "schedule.run.missed", "schedule.suspended"]
+            sub = subscribe(api, receiver.url("/schedules"), events=kinds)
+            receiver.secrets = [sub["secret"]]
+            busy = api.start(recurring("busy", seconds=150, concurrencyPolicy="Forbid"), **bearer("alice")).json()[
+                "uid"
+            ]
+            failing = api.start(recurring("failing", exit_code=1, suspendAfterFailures=1), **bearer("alice")).json()[
+                "uid"
+            ]
+            host.advance(95)  # 12:01 and 12:02 fire: busy starts a run, then skips; failing's run fails: suspended
+            clock.advance(600)  # ten minutes pass without a tick (the host was asleep)
+            host.advance(60)
+            deadline = time.monotonic() + 30
+            wanted = {(busy, "schedule.run.started"), (busy, "schedule.run.skipped"), (busy, "schedule.run.missed")}
+            wanted |= {(failing, "schedule.suspended")}
+
+            def seen() -> set:
+                out = set()
+                for r in receiver.delivered():
+                    body = r.payload
+                    owner = body["data"].get("triggeredBy", "")
+                    uid = owner[len("Schedule (") : -1] if owner.startswith("Schedule (") else body["data"]["uid"]
+                    out.add((uid, body["type"]))
+                return out
+
+            while not wanted <= seen():
+                assert time.monotonic() < deadline, f"missing {wanted - seen()}"
+                time.sleep(0.05)
+            got = receiver.delivered()
+            suspended = next(r.payload for r in got if r.payload["type"] == "schedule.suspended")
+            assert suspended["data"]["uid"] == failing and suspended["data"]["schedule"]
+            assert "failed runs in a row" in suspended["details"]["reason"]
+            skipped = next(r.payload for r in got if r.payload["type"] == "schedule.run.skipped")
+            assert skipped["data"]["uid"] == busy and skipped["details"]["scheduled"]
+            missed = next(r.payload for r in got if r.payload["type"] == "schedule.run.missed")
+            assert missed["details"]["count"] >= 1 and missed["details"]["missed"]
+            assert len({r.id for r in got}) == len(got)
+            log = events_log(api, busy)
+            assert {e["type"] for e in log["events"]} >= {"schedule.run.skipped", "schedule.run.missed"}
+    finally:
+        receiver.stop()
+    assert all(r.verified_with for r in receiver.received)

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus
 from shared.platform.errors import ValidationFailed
-from shared.webhooks import delivery, events, safety, signing, store
+from shared.webhooks import delivery, enqueue, events, safety, signing, store
 from shared.webhooks.models import Subscription, parse_subscription
 
 PUBLIC = lambda host, port: ["93.184.215.14"]  # noqa: E731
@@ -188,5 +188,5 @@ def test_delivery_ids_round_trip_and_nonsense_names_nothing():
 
 def test_a_long_log_is_shortened_to_fit_a_row():
     data = {"uid": "u", "log": ["line %d %s" % (i, "y" * 200) for i in range(500)]}
-    text = events.payload("job.completed", "2026-01-01T00:00:00Z", data)
-    assert len(text) <= events.MAX_PAYLOAD_CHARS and '"line 499' in text
+    text = enqueue.payload("job.completed", "2026-01-01T00:00:00Z", data)
+    assert len(text) <= enqueue.MAX_PAYLOAD_CHARS and '"line 499' in text
