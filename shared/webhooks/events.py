@@ -22,6 +22,8 @@ or two processes that both saw one change, write each row once: the second inser
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from shared import service
@@ -33,6 +35,11 @@ from shared.webhooks import enqueue, schedule_events, store
 from shared.webhooks.models import JOB_STARTED, RANKS, SCHEDULE_RUN_STARTED, STATUS_EVENTS
 
 log = logging.getLogger(__name__)
+
+
+_SENT: OrderedDict[tuple[str, str], None] = OrderedDict()  # (job, subscription) whose start events are written
+_SENT_LIMIT = 10_000
+_SENT_LOCK = threading.Lock()
 
 
 def event_id(job_uid: str, event_type: str) -> str:
@@ -81,7 +88,9 @@ def on_status_change(record: JobRecord) -> None:
     started = clock.iso(record.started) or ""
     for first in (JOB_STARTED, SCHEDULE_RUN_STARTED):  # a subscription made since the job started missed its start
         if first in wanted:
-            wanted[first] = [s for s in wanted[first] if (s.created or "") <= started]
+            wanted[first] = [
+                s for s in wanted[first] if (s.created or "") <= started and (record.uid, s.id) not in _SENT
+            ]
     if not any(wanted.values()):
         return
     data = service.status_body(record)
@@ -89,7 +98,19 @@ def on_status_change(record: JobRecord) -> None:
     for event_type in types:
         if wanted[event_type]:
             touched += enqueue.record(record.uid, event_key(event_type), event_type, wanted[event_type], data)
+            if event_type in (JOB_STARTED, SCHEDULE_RUN_STARTED):
+                _remember(record.uid, wanted[event_type])
     enqueue.deliver(record.uid, touched)
+
+
+def _remember(uid: str, subs: list) -> None:
+    """A job's start events are written with its first change; later changes in this process skip them (in
+    another process the inserts find them taken: the table stays the judge)."""
+    with _SENT_LOCK:
+        for sub in subs:
+            _SENT[(uid, sub.id)] = None
+        while len(_SENT) > _SENT_LIMIT:
+            _SENT.popitem(last=False)
 
 
 class WebhookListener:
