@@ -183,7 +183,11 @@ async def stop_job(req: func.HttpRequest, client) -> func.HttpResponse:
 
 @app.route(route="jobs/{uid}/result", methods=["GET"])
 def get_result(req: func.HttpRequest) -> func.HttpResponse:
-    return _answer(lambda: service.get_result(req.route_params["uid"], caller_from_headers(req.headers)))
+    return _answer(
+        lambda: service.get_result(
+            req.route_params["uid"], caller_from_headers(req.headers), attempt=req.params.get("attempt")
+        )
+    )
 
 
 @app.route(route="jobs/{uid}/suspend", methods=["POST"])

@@ -49,7 +49,7 @@ import requests
 from shared.jobs.status import JobStatus
 from shared.platform import settings
 
-from .base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks, no_secrets_in_errors
+from .base import FailureReason, JobSpec, RetryLater, Runner, RunnerError, RunnerStatus, UidLocks, no_secrets_in_errors
 from .config import parse_config
 from .container_config import ContainerConfig
 from .output import Memo, log_tail_lines
@@ -151,13 +151,13 @@ class LocalContainerRunner(Runner):
         return {"container": name, "id": container.id}
 
     def find(self, job: JobSpec) -> dict[str, Any] | None:
-        name = container_name(job.uid)
+        name = container_name(job.run_id)
         existing = self._existing(name, job.uid)
         return {"container": name, "id": existing.id} if existing is not None else None
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         cfg: LocalContainerConfig = parse_config(LocalContainerConfig, job.config)
-        name = container_name(job.uid)
+        name = container_name(job.run_id)  # dm-job-<uid>, or dm-job-<uid>-a<n> for attempt n of a retried job
         with self._starting.hold(job.uid), no_secrets_in_errors(job):
             existing = self._existing(name, job.uid)
             if existing is not None:  # start called again for the same job (an activity retried): same container
@@ -223,7 +223,9 @@ class LocalContainerRunner(Runner):
             container = self._docker().containers.run(**self._run_options(cfg, job, name))
         except docker_errors.ImageNotFound as error:
             self._remove_quietly(name)
-            raise RunnerError(f"image {cfg.image_reference()} not found: {_explain(error)}") from None
+            raise RunnerError(
+                f"image {cfg.image_reference()} not found: {_explain(error)}", FailureReason.IMAGE_PULL
+            ) from None
         except docker_errors.APIError as error:
             if _name_taken(error):  # meanwhile, by another start of this job? (Docker: 409, podman: 500)
                 existing = self._existing(name, job.uid)
@@ -385,11 +387,13 @@ def map_container_state(state: dict[str, Any]) -> dict[str, Any]:
         if code == 0 and status != "dead":
             return {"state": JobStatus.COMPLETED, "message": "container exited with code 0", "exit_code": 0}
         message = f"container exited with code {code}"
+        reason = None
         if state.get("OOMKilled"):
             message += " (out of memory: raise computeResource.memory)"
+            reason = FailureReason.OUT_OF_MEMORY
         if state.get("Error"):
             message += f": {str(state['Error'])[:300]}"
-        return {"state": JobStatus.FAILED, "message": message, "exit_code": code}
+        return {"state": JobStatus.FAILED, "message": message, "exit_code": code, "reason": reason}
     if status == "removing":
         return {"state": JobStatus.FAILED, "message": "container is being removed"}
     return {"state": JobStatus.UNKNOWN, "message": f"container state {status or 'unknown'}"}

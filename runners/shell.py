@@ -256,7 +256,7 @@ class ShellRunner(Runner):
 
     def start(self, job: JobSpec) -> dict[str, Any]:
         config = ShellConfig.model_validate(job.config)
-        workdir = work_root() / job.uid
+        workdir = work_root() / job.run_id  # an attempt of its own per retry (JobSpec.run_id)
         workdir.mkdir(parents=True, exist_ok=True)
         with _start_lock(workdir), no_secrets_in_errors(job):
             launched = _read_launch(workdir)
@@ -265,7 +265,7 @@ class ShellRunner(Runner):
             return self._launch(job, config, workdir)
 
     def find(self, job: JobSpec) -> dict[str, Any] | None:
-        workdir = work_root() / job.uid
+        workdir = work_root() / job.run_id  # an attempt of its own per retry (JobSpec.run_id)
         if not workdir.is_dir():
             return None
         with _start_lock(workdir):

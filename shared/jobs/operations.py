@@ -26,7 +26,7 @@ from shared.jobs.activities import load_entity, secrets_of, time_limit
 from shared.jobs.models import Job, RecurringJob
 from shared.jobs.orchestrator import initial_input
 from shared.jobs.polling import PollPolicy
-from shared.jobs.record import JobNotFound, JobRecord
+from shared.jobs.record import JobNotFound, JobRecord, attempt_entry
 from shared.jobs.status import JobStatus, parse_status
 from shared.jobs.store import store
 from shared.jobs.validation import check_uid, parse_json
@@ -217,6 +217,8 @@ def status_body(record: JobRecord) -> dict[str, Any]:
     target = record.extra.get("outputTarget") or entity.get("outputTarget")
     if target:
         body["outputTarget"] = target
+    if record.attempts:  # a job with a retry policy (shared.jobs.retry)
+        body["attempts"] = [{key: entry.get(key) for key in ATTEMPT_KEYS} for entry in record.attempts]
     if record.time_limit_seconds:
         body["timeLimitSeconds"] = record.time_limit_seconds
     if record.dmss_address:  # the entity's address (what a DMSS job gets as JOB_DMSS_ID; not a secret)
@@ -224,9 +226,14 @@ def status_body(record: JobRecord) -> dict[str, Any]:
     return body
 
 
-def get_result(uid: str, caller: Caller | None = None) -> dict[str, Any]:
+ATTEMPT_KEYS = ("attempt", "started", "ended", "status", "exitCode", "reason", "message")
+
+
+def get_result(uid: str, caller: Caller | None = None, attempt: str | None = None) -> dict[str, Any]:
     record = get_record(uid)
     authorize(record, caller, "read the result of")
+    if attempt:
+        return _attempt_result(record, attempt)
     if not record.status.is_final:
         raise Conflict(
             f"job {record.uid} has not finished yet (status {record.status.value}); ask again when "
@@ -234,6 +241,22 @@ def get_result(uid: str, caller: Caller | None = None) -> dict[str, Any]:
         )
     result = store().get_text(record.result_ref) if record.result_ref else ""
     return {"message": record.message, "result": result, "status": record.status.value}
+
+
+def _attempt_result(record: JobRecord, attempt: str) -> dict[str, Any]:
+    """One attempt's result and full log (a job with a retry policy keeps both, in blobs of their own)."""
+    if not (len(attempt) <= 3 and attempt.isdigit() and int(attempt) >= 1):
+        raise BadRequest(f"attempt must be an attempt number (1, 2, ...), not {attempt[:20]!r}")
+    entry = attempt_entry(record, int(attempt)) if record.attempts else None
+    if entry is None:
+        raise NotFound(f"job {record.uid} has no attempt {int(attempt)}")
+    if "ended" not in entry:
+        raise Conflict(f"attempt {int(attempt)} of job {record.uid} has not finished yet; ask again when it has")
+    texts = {
+        key: store().get_text(entry[ref]) if entry.get(ref) else ""
+        for key, ref in (("result", "resultRef"), ("log", "logRef"))
+    }
+    return {"attempt": entry["attempt"], "message": entry.get("message", ""), "status": entry.get("status"), **texts}
 
 
 # ---- stop -------------------------------------------------------------------------------------------------

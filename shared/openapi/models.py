@@ -94,6 +94,20 @@ class ScheduleView(Open):
     backfill: BackfillProgress | None = Field(default=None, description="a backfill's progress, if it had one")
 
 
+class JobAttempt(Wire):
+    """One attempt of a job with a retry policy (`retry`): each is a fresh start on the runner."""
+
+    attempt: int = Field(ge=1, description="1, 2, ...")
+    started: str | None = Field(description="when the runner took it (ISO 8601), or null while it waits to start")
+    ended: str | None = Field(description="when it ended, or null while it runs or waits")
+    status: JobStatus | None = Field(description="how it ended (failed, completed, removed), or null while it goes on")
+    exitCode: int | None = Field(description="its exit code, when the runner tells")
+    reason: Literal["out-of-memory", "image-pull", "runner-unavailable", "time-limit"] | None = Field(
+        description="why it failed, when the runner can tell (what `retry.onReasons` selects on)"
+    )
+    message: str | None = Field(description="what its runner said at its end (at most 300 characters)")
+
+
 class StatusJobResponse(Wire):
     """A job's status. `status`, `log` and `percentage` are the old service's; the rest is this service's."""
 
@@ -112,6 +126,9 @@ class StatusJobResponse(Wire):
     timeLimitSeconds: int | None = Field(default=None, description="past this the job is stopped and marked failed")
     dmssAddress: str | None = Field(default=None, description="the job entity's address in DMSS (a DMSS job)")
     schedule: ScheduleView | None = Field(default=None, description="a recurring job's schedule")
+    attempts: list[JobAttempt] | None = Field(
+        default=None, description="a job with a retry policy: its attempts, oldest first (the last may be waiting)"
+    )
 
 
 class DeleteJobResponse(Wire):
@@ -123,6 +140,8 @@ class GetJobResultResponse(Wire):
     message: str
     result: str = Field(description="the result as text: what the job wrote to $JOB_RESULT_FILE, or its output's tail")
     status: JobStatus = Field(description="completed, failed or removed")
+    attempt: int | None = Field(default=None, description="with `?attempt=`: the attempt's number")
+    log: str | None = Field(default=None, description="with `?attempt=`: the attempt's full log")
 
 
 class UpdateJobProgressResponse(Wire):

@@ -414,12 +414,27 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "job_result",
         "A finished job's result",
-        "What the job wrote to $JOB_RESULT_FILE, or else the tail of its output. Only the starter may.",
+        "What the job wrote to $JOB_RESULT_FILE, or else the tail of its output. Only the starter may. With "
+        "`attempt`, one attempt of a job with a retry policy: its result and its full log.",
         "DMJobs",
-        params=(JOB_UID,),
+        params=(
+            JOB_UID,
+            Param(
+                "attempt",
+                "query",
+                {"type": "integer", "minimum": 1, "maximum": 999},
+                "an attempt of a job with a retry policy (1, 2, ...)",
+            ),
+        ),
         replies={
             "200": Reply("the result", m.GetJobResultResponse),
-            **errors("400", "403", "404", "503", e409="the job has not finished yet"),
+            **errors(
+                "403",
+                "503",
+                e400="malformed uid or attempt",
+                e404="no such job, or no such attempt",
+                e409="the job (or the attempt) has not finished yet",
+            ),
         },
     ),
     Operation(
