@@ -1,24 +1,31 @@
 // The dashboard: a hash router over three views, and the function key prompt.
 import { functionKey, onUnauthorized, setFunctionKey } from "./api.js";
 import { el } from "./util.js";
-import { jobsView } from "./jobs.js";
-import { jobView } from "./job.js";
-import { schedulesView } from "./schedules.js";
+import { jobsView } from "./jobs.js"; // the first page; the other views load when first opened
 
 const main = document.getElementById("main");
 const auth = document.getElementById("auth");
 let leave = () => {};
 
-function route() {
+let shown = 0;
+async function route() {
   leave();
+  leave = () => {};
+  const mine = ++shown;
   const hash = location.hash.replace(/^#\/?/, "");
   const [view, ...rest] = hash.split("/");
   const arg = decodeURIComponent(rest.join("/"));
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("current", a.dataset.view === (view || "jobs"));
   main.replaceChildren();
-  if (view === "job" && arg) leave = jobView(main, arg);
-  else if (view === "schedules") leave = schedulesView(main);
-  else leave = jobsView(main);
+  let open = () => jobsView(main);
+  if (view === "job" && arg) {
+    const { jobView } = await import("./job.js");
+    open = () => jobView(main, arg);
+  } else if (view === "schedules") {
+    const { schedulesView } = await import("./schedules.js");
+    open = () => schedulesView(main);
+  }
+  if (mine === shown) leave = open();
 }
 
 // The function key: asked for when the API answers 401, kept for this tab's session only.

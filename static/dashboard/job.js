@@ -12,12 +12,19 @@ function dmssLink(address, dmssUrl) {
   return el("a", { href: target, rel: "noopener noreferrer", target: "_blank", class: "mono" }, address);
 }
 
-// Retries (another part of the API) report `attempts`: a count, or a list of tries. Shown when present.
+// A job with a retry policy lists its attempts (GET /api/jobs/{uid}: `attempts`, one entry per attempt).
 function attempts(value) {
-  if (value === undefined || value === null) return null;
-  if (!Array.isArray(value)) return typeof value === "object" ? JSON.stringify(value) : String(value);
-  return el("ol", { class: "attempts" }, value.map((a) =>
-    el("li", {}, typeof a === "object" && a ? Object.entries(a).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") : String(a))));
+  if (!Array.isArray(value) || !value.length) return null;
+  const head = ["#", "Status", "Started", "Ended", "Exit code", "Reason / message"];
+  return el("table", { class: "attempts" },
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
+    el("tbody", {}, value.map((a) => el("tr", { "data-attempt": a.attempt },
+      el("td", {}, a.attempt ?? ""),
+      el("td", {}, a.status ? chip(a.status) : el("span", { class: "muted" }, "waiting")),
+      el("td", {}, timeCell(a.started)),
+      el("td", {}, timeCell(a.ended)),
+      el("td", { class: "num" }, a.exitCode ?? ""),
+      el("td", {}, [a.reason, a.message].filter(Boolean).join(" · "))))));
 }
 
 function facts(job, dmssUrl) {

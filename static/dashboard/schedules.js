@@ -45,10 +45,12 @@ function ask(doc, op, title) {
     if (value === null) return null;
     if (value) query[p.name] = value;
   }
-  const schema = resolve(doc, op.requestBody && op.requestBody.content && op.requestBody.content["application/json"] && op.requestBody.content["application/json"].schema);
+  const json = (op.requestBody && op.requestBody.content && op.requestBody.content["application/json"]) || {};
+  const schema = resolve(doc, json.schema);
+  const example = (Object.values(json.examples || {})[0] || {}).value || {};
   let body;
   for (const [name, prop] of Object.entries(schema.properties || {})) {
-    const value = window.prompt(`${title}: ${name}${prop.description ? ` (${prop.description})` : ""}`, "");
+    const value = window.prompt(`${title}: ${name}${prop.description ? ` (${prop.description})` : ""}`, example[name] ?? "");
     if (value === null) return null;
     if (value) (body ??= {})[name] = ["integer", "number"].includes(resolve(doc, prop).type) ? Number(value) : value;
   }
@@ -63,13 +65,28 @@ function fireTimes(preview) {
     el("tbody", {}, rows));
 }
 
+// What the last Run now / Backfill answered, per schedule, shown on its card after the refresh.
+const noted = new Map();
+function replyNote(reply) {
+  if (reply.message) return reply.message;
+  if (reply.backfill) return `backfill: ${Object.entries(reply.backfill).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k} ${v}`).join(" · ")}`;
+  return "done";
+}
+
 function card(job, preview, doc, refresh) {
   const s = job.schedule || {};
   const uid = encodeURIComponent(job.uid);
   const message = el("div");
   const act = (label, fn) => el("button", { type: "button", name: label.toLowerCase().replace(/\s/g, "-"), onclick: async () => {
-    try { await fn(); await refresh(); } catch (error) { message.replaceChildren(errorBox(error)); }
+    try {
+      const reply = await fn();
+      if (reply) noted.set(job.uid, replyNote(reply));
+      await refresh();
+    } catch (error) {
+      message.replaceChildren(errorBox(error));
+    }
   } }, label);
+  if (noted.has(job.uid)) message.replaceChildren(el("p", { class: "note" }, noted.get(job.uid)));
   const buttons = [];
   if (s.state === "active") buttons.push(act("Suspend", () => call("POST", `jobs/${uid}/suspend`)));
   if (s.state === "suspended") buttons.push(act("Resume", () => call("POST", `jobs/${uid}/resume`)));
@@ -77,11 +94,13 @@ function card(job, preview, doc, refresh) {
     const found = subRoute(doc, name);
     if (!found) continue;
     buttons.push(act(label, async () => {
+      if (name === "run" && !window.confirm(`Start a run of ${job.label || job.uid} now?`)) return null;
       const values = ask(doc, found.op, label);
-      if (values) await call("POST", `jobs/${uid}/${name}`, values.query, values.body);
+      return values ? call("POST", `jobs/${uid}/${name}`, values.query, values.body) : null;
     }));
   }
   const counts = Object.entries(s.counts || {}).map(([k, v]) => `${k} ${v}`).join(" · ");
+  const numbers = (o) => Object.entries(o || {}).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k} ${v}`).join(" · ");
   return el("section", { class: "schedule", "data-uid": job.uid, "data-state": s.state },
     el("h2", {}, el("a", { href: `#/job/${uid}` }, job.label || job.uid), " ", chip(s.state === "suspended" ? "suspended" : job.status),
       el("span", { class: `state state-${s.state}` }, s.state)),
@@ -90,7 +109,8 @@ function card(job, preview, doc, refresh) {
       el("dt", {}, "Time zone"), el("dd", {}, s.timezone || "UTC"),
       el("dt", {}, "Policy"), el("dd", {}, s.concurrencyPolicy || ""),
       el("dt", {}, "Runs"), el("dd", {}, counts),
-      s.suspendedReason ? [el("dt", {}, "Suspended"), el("dd", {}, s.suspendedReason)] : null),
+      s.suspendedReason ? [el("dt", {}, "Suspended"), el("dd", {}, s.suspendedReason)] : null,
+      s.backfill && numbers(s.backfill) ? [el("dt", {}, "Backfill"), el("dd", { "data-fact": "backfill" }, numbers(s.backfill))] : null),
     el("h3", {}, "Next fire times"), preview ? fireTimes(preview) : el("p", { class: "muted" }, "none"),
     el("h3", {}, "Recent runs"), timeline(s.runs || [], s.nextFire), legend(),
     el("div", { class: "actions" }, buttons), message);

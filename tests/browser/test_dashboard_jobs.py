@@ -59,6 +59,10 @@ def finished(host):
     return {"completed": done, "failed": failed, "stranger": bob}
 
 
+# every row of the page has its status body (the runner column is filled)
+FILLED = "() => [...document.querySelectorAll('#jobs tbody tr[data-uid] td:nth-child(4)')].every(td => td.textContent)"
+
+
 def row(page, uid):
     return page.locator(f'#jobs tr[data-uid="{uid}"]')
 
@@ -77,7 +81,7 @@ def test_the_list_shows_a_completed_and_a_failed_job_with_the_plugins_chips(host
     cells = done.locator("td").all_inner_texts()
     assert cells[1] == "says hello" and cells[2] == "job" and cells[6] == "anonymous"
     assert re.fullmatch(r"\d+ s", cells[5]), f"a duration: {cells[5]!r}"
-    screenshot(page, "dashboard-jobs")
+    screenshot(page, "dashboard-jobs-two")
 
     page.select_option("select[name=status]", "failed")
     done.wait_for(state="detached")
@@ -104,7 +108,7 @@ def test_a_strangers_job_is_not_listed(host, finished, page):
 
 def test_paging_follows_the_continuation_token(host, finished, page):
     """Newest first, 25 a page: 26 more jobs put the completed one on page 2, and back."""
-    uids = [start(host, "true", f"filler {i}") for i in range(26)]
+    uids = [start(host, "exit 1" if i % 6 == 5 else "true", f"batch {i:02d}") for i in range(26)]
     page.goto(f"{host.url}/api/ui#/jobs")
     row(page, uids[-1]).wait_for()
     assert page.locator("#jobs tbody tr").count() == 25 and row(page, finished["completed"]).count() == 0
@@ -145,6 +149,12 @@ def test_a_running_job_shows_its_log_growing_and_stop_stops_it_after_a_confirm(h
     page.locator(".jobhead .chip", has_text="removed").wait_for()
     assert page.locator("button[name=stop]").count() == 0
     assert wait(host, uid)["status"] == "removed"
+    page.goto(f"{host.url}/api/ui#/jobs")
+    removed = row(page, uid).locator(".chip")
+    removed.wait_for()
+    assert removed.inner_text() == "removed" and "chip-default" in removed.get_attribute("class")
+    page.wait_for_function(FILLED)
+    screenshot(page, "dashboard-jobs")
 
 
 def test_a_finished_job_shows_its_result_and_times(host, finished, page):

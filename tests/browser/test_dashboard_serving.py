@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from fnmatch import fnmatch
 from urllib.parse import urljoin
 
 import pytest
@@ -35,6 +36,13 @@ def test_the_listed_files_are_the_shipped_ones():
     assert shipped == set(dashboard.FILES), "every file in static/dashboard is listed in FILES, and only those"
 
 
+def test_the_deployment_package_ships_them():
+    """`azd deploy` packs the project folder (azure.yaml: project ".") less what .funcignore names."""
+    patterns = [line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines()]
+    shipped = ("static", "static/dashboard", "shared", "shared/dashboard")
+    assert not [p for p in patterns if p and not p.startswith("#") and any(fnmatch(s, p) for s in shipped)]
+
+
 def test_no_inline_script_or_style_and_no_html_from_strings():
     """What the CSP forbids is not in the files either, and text never goes into the page as HTML."""
     for name in dashboard.FILES:
@@ -60,7 +68,7 @@ def test_the_page_and_every_file_it_links(host, path):
         assert rule in csp
     assert "unsafe" not in csp
     links = [link for link in re.findall(r'(?:src|href)="([^"#][^"]*)"', page.text)]
-    assert len(links) == 3 and "%BASE%" not in page.text
+    assert len(links) == 6 and "%BASE%" not in page.text
     for link in links:
         asset = requests.get(urljoin(url, link), timeout=30)
         assert asset.status_code == 200, link
