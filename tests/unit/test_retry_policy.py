@@ -9,13 +9,19 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
+from runners.aci_state import map_group
 from runners.base import FailureReason, JobSpec, RunnerStatus
+from runners.local_container import map_container_state
+from runners.radix import map_radix_status
 from shared.jobs import retry, transitions
 from shared.jobs.models import Job, RetryPolicy
 from shared.jobs.record import JobRecord, current_attempt
 from shared.jobs.status import JobStatus
 from shared.jobs.validation import validate_job
 from shared.platform.errors import ValidationFailed
+from tests.runners.test_aci import BACKOFF, PULL_FAILED, PULLING, group_json
+from tests.runners.test_radix import ENDED, pod
+from tests.runners.test_radix import job as radix_job
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 FAR = NOW + timedelta(days=1)
@@ -314,3 +320,24 @@ def test_a_job_that_reported_failed_is_retried_and_its_report_forgotten():
 def test_validation_error_type_is_pydantic():
     with pytest.raises(ValidationError):
         RetryPolicy.model_validate({"maxAttempts": 3, "onExitCodes": [1], "notOnExitCodes": [2]})
+
+
+# ---- runners classify their failures (what onReasons selects on) ------------------------------------------------
+def test_a_container_killed_for_memory_is_out_of_memory():
+    oom = map_container_state({"Status": "exited", "ExitCode": 137, "OOMKilled": True})
+    assert (oom["reason"], oom["exit_code"]) == (OOM, 137)
+    assert map_container_state({"Status": "exited", "ExitCode": 1})["reason"] is None
+
+
+def test_radix_names_time_limits_and_memory():
+    limit = radix_job("Failed", [pod("Failed", 137, "Error", end=ENDED)], ended=ENDED)
+    assert map_radix_status(limit, time_limit=30)["reason"] == FailureReason.TIME_LIMIT
+    memory = radix_job("Failed", [pod("Failed", 137, "OOMKilled", end=ENDED)], ended=ENDED)
+    assert map_radix_status(memory, time_limit=3600)["reason"] == OOM
+    plain = radix_job("Failed", [pod("Failed", 1, "Error", end=ENDED)], ended=ENDED)
+    assert map_radix_status(plain, time_limit=3600)["reason"] is None
+
+
+def test_aci_names_an_image_it_cannot_pull():
+    pulled = map_group(group_json("Creating", "Waiting", events=[PULLING, PULL_FAILED, BACKOFF]))
+    assert pulled["reason"] == FailureReason.IMAGE_PULL
