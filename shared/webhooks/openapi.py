@@ -78,9 +78,21 @@ EVENTS = {
         },
     },
 }
-SUBSCRIPTION_ID = Param("id", "path", {"type": "string", "minLength": 1}, "the subscription's id", required=True)
+SUBSCRIPTION_ID = Param(
+    "subscription_id",
+    "path",
+    {"type": "string", "minLength": 1},
+    "the subscription's id",
+    required=True,
+    route_name="id",
+)
 DELIVERY_ID = Param(
-    "id", "path", {"type": "string", "minLength": 1}, "a delivery's id (from the events log)", required=True
+    "delivery_id",
+    "path",
+    {"type": "string", "minLength": 1},
+    "a delivery's id (from the events log)",
+    required=True,
+    route_name="id",
 )
 NOT_YOURS = "no such subscription of this caller (another owner's is not found either)"
 EXAMPLE = {"url": "https://example.com/hooks/dm-job", "events": ["job.completed", "job.failed"]}

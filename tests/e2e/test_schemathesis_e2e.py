@@ -240,6 +240,7 @@ def test_stateful_sequences_follow_the_links(target):
 def _minimal_case(operation):
     """A request each operation would take, but for credentials."""
     path = {"job_uid": str(uuid.uuid4()), "job_dmss_id": DMSS_EXAMPLE_ADDRESS, "file": "swagger-ui.css"}
+    path |= {"subscription_id": "sub_" + "0" * 24, "delivery_id": "dlv_none"}  # webhooks: ids that name nothing
     names = {p.name for p in operation.path_parameters}
     bodies = {"POST /jobs": ECHO_JOB, "PUT /jobs/{job_uid}": {"percentage": 0.5}}
     body = bodies.get(operation.label)
