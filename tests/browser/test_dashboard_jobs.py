@@ -165,3 +165,25 @@ def test_a_finished_job_shows_its_result_and_times(host, finished, page):
     assert page.locator('[data-fact="Runner"]').inner_text() == "Shell"
     assert page.locator('[data-fact="Time limit"]').inner_text() == "2 d 0 h", "JOB_MAX_RUN_SECONDS: 172800 s"
     screenshot(page, "dashboard-job-completed")
+
+
+def test_a_job_with_retries_shows_its_attempts(host, page):
+    job = {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "retried",
+        "runner": {"type": "JOBCORE:Shell", "script": "echo try; exit 7"},
+        "retry": {"maxAttempts": 2, "backoffSeconds": 0},
+    }
+    response = requests.post(f"{host.url}/api/jobs", json=job, timeout=30)
+    if response.status_code == 422 and "retry" in response.text:
+        pytest.skip("this app has no retry policies")
+    uid = response.json()["uid"]
+    assert wait(host, uid)["status"] == "failed"
+    page.goto(f"{host.url}/api/ui#/job/{uid}")
+    attempts = page.locator('[data-fact="Attempts"] tbody tr')
+    attempts.nth(1).wait_for()
+    assert attempts.count() == 2
+    for n in (0, 1):
+        cells = attempts.nth(n).locator("td").all_inner_texts()
+        assert cells[0] == str(n + 1) and cells[1] == "failed" and cells[4] == "7", cells
+    screenshot(page, "dashboard-job-attempts")
