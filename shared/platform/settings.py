@@ -109,8 +109,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S(
         "JOB_FRESHNESS_SECONDS",
         "5",
-        "A status read of a running job whose orchestration has not been woken for this long wakes it to poll "
-        "its runner now (at most once per this many seconds per job); 0 turns it off.",
+        "A status read of a running job (its GET, or the list) wakes its orchestration, at most once per this many "
+        "seconds per job; a woken job polls its runner once per this many seconds (never more often) for the next "
+        "3 windows, then goes back to its backoff; 0 turns reads' wakes off.",
         "jobs",
     ),
     _S(
