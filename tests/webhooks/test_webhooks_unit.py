@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus
 from shared.platform.errors import ValidationFailed
-from shared.webhooks import delivery, enqueue, events, safety, signing, store
+from shared.webhooks import delivery, enqueue, events, safety, schedule_events, signing, store
 from shared.webhooks.models import Subscription, parse_subscription
 
 PUBLIC = lambda host, port: ["93.184.215.14"]  # noqa: E731
@@ -190,3 +190,25 @@ def test_a_long_log_is_shortened_to_fit_a_row():
     data = {"uid": "u", "log": ["line %d %s" % (i, "y" * 200) for i in range(500)]}
     text = enqueue.payload("job.completed", "2026-01-01T00:00:00Z", data)
     assert len(text) <= enqueue.MAX_PAYLOAD_CHARS and '"line 499' in text
+
+
+def test_the_tick_call_costs_nothing_when_nothing_was_missed_skipped_or_suspended(monkeypatch):
+    def no_io(*args, **kwargs):
+        raise AssertionError("no storage call expected")
+
+    monkeypatch.setattr(store, "subscriptions_of", no_io)
+
+    class Moved:
+        missed, skipped = 0, 0
+
+    schedule_events.claimed(JobRecord(uid="s", kind="recurring"), Moved())
+    schedule_events.claimed(None, Moved())
+    runs = [
+        {"scheduled": "2026-01-01T00:01:00Z", "status": "missed"},
+        {"scheduled": None, "status": "missed", "count": 5},
+        {"scheduled": "2026-01-01T00:03:00Z", "status": "missed"},
+        {"scheduled": "2026-01-01T00:02:00Z", "status": "completed"},
+    ]
+    assert schedule_events._newest(runs, "missed", 1) == ["2026-01-01T00:03:00Z"]
+    assert schedule_events._newest(runs, "missed", 7) == ["2026-01-01T00:01:00Z", "2026-01-01T00:03:00Z"]
+    assert schedule_events._newest(runs, "skipped", 1) == []
