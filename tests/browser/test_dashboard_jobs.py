@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from datetime import timedelta
 
 import pytest
 import requests
 
 from devhost import DevHost
+from shared.jobs.models import Job
+from shared.jobs.operations import new_record
+from shared.jobs.status import JobStatus
+from shared.jobs.store import store
+from shared.platform import clock
 from tests.standins.dmss import make_jwt
 
 from .conftest import ROOT, screenshot
 
 SETTINGS = {"SCHEDULE_TICK": "0 * * * * *", "POLL_INTERVAL_MAX_SECONDS": "2"}
 FINAL = {"completed", "failed", "removed"}
+SHELL = {"type": "dmss://WorkflowDS/Blueprints/Shell", "script": "true"}
 # what App Service Authentication adds to a signed-in user's requests (shared/platform/identity.py)
 ALICE = {"X-MS-CLIENT-PRINCIPAL-ID": "alice-oid", "X-MS-CLIENT-PRINCIPAL-NAME": "alice@example.com"}
 
@@ -36,6 +44,19 @@ def start(host, script: str, label: str, headers=None) -> str:
     response = requests.post(f"{host.url}/api/jobs", json=job, headers=headers or {}, timeout=30)
     assert response.status_code == 202, response.text
     return response.json()["uid"]
+
+
+def stored(label: str, failed: bool = False) -> str:
+    """A finished shell job written through the job store as a run would leave it (no process: quick)."""
+    job = Job.model_validate({"type": "dmss://WorkflowDS/Blueprints/Job", "label": label, "runner": SHELL})
+    record = new_record(job, str(uuid.uuid4()), None, None)
+    record.created = record.started = clock.now()
+    record.ended = record.started + timedelta(seconds=2)
+    record.status = JobStatus.FAILED if failed else JobStatus.COMPLETED
+    record.message = "exit code 1" if failed else "exit code 0"
+    store().create(record)
+    time.sleep(0.002)  # distinct creation times: the list's order is theirs
+    return record.uid
 
 
 def wait(host, uid: str, statuses=FINAL, headers=None, timeout: float = 60) -> dict:
@@ -107,8 +128,8 @@ def test_a_strangers_job_is_not_listed(host, finished, page):
 
 
 def test_paging_follows_the_continuation_token(host, finished, page):
-    """Newest first, 25 a page: 26 more jobs put the completed one on page 2, and back."""
-    uids = [start(host, "exit 1" if i % 6 == 5 else "true", f"batch {i:02d}") for i in range(26)]
+    """Newest first, 25 a page: 26 more jobs (written through the job store) put the completed one on page 2."""
+    uids = [stored(f"batch {i:02d}", failed=i % 6 == 5) for i in range(26)]
     page.goto(f"{host.url}/api/ui#/jobs")
     row(page, uids[-1]).wait_for()
     assert page.locator("#jobs tbody tr").count() == 25 and row(page, finished["completed"]).count() == 0
