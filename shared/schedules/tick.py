@@ -40,7 +40,6 @@ from shared.schedules.history import job_status, refresh_runs, status_text
 from shared.schedules.policy import decide, iso, parse_iso, run_entry, triggered_by
 from shared.schedules.state import Lifecycle, Pending, ScheduleRecord, template_of
 from shared.webhooks import schedule_events
-from shared.webhooks import schedule_events
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +376,6 @@ class _Tick:
 
     def process(self, uid: str, row_bucket: str) -> None:
         outcome, record = self.claim(uid, row_bucket)
-        schedule_events.claimed(record, outcome)  # webhooks: missed, skipped, suspended (enqueued only)
         schedule_events.claimed(record, outcome)  # webhooks: missed, skipped, suspended (enqueued only)
         self.counter.add("missed", outcome.missed)
         self.counter.add("skipped", outcome.skipped)
