@@ -5,7 +5,9 @@ run a while would be seen ending up to a minute late. A read of a running job's 
 therefore raises the `wake` event, which the orchestration races against its poll timer, so it polls now; the
 read itself answers from the table at once. At most one wake per JOB_FRESHNESS_SECONDS per job, however many
 readers there are: the window is claimed with an ETag-guarded write of one row per job (`JobWakes`), so
-readers on any number of instances agree. With nobody reading, nothing changes: the backoff alone decides.
+readers on any number of instances agree; each process also remembers the windows it saw taken, so the readers
+of one job cost no table call between claims (a shortcut only: a window it does not know of is asked of the
+table). With nobody reading, nothing changes: the backoff alone decides.
 
 A wake is only a hint: the orchestration decides what it does with it (shared.jobs.polling): a reader's wake
 makes the job *watched* for a few windows, in which it polls once per window (so its end is noticed between
@@ -26,6 +28,7 @@ so at most one per window per job, whatever a script sends).
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
@@ -41,7 +44,11 @@ WAKE_TABLE = "JobWakes"
 ROW = "wake"
 EXIT_ROW = "exit"  # exit notices take their windows apart from readers: a read just before an exit blocks nothing
 WATCHED = (JobStatus.STARTING, JobStatus.RUNNING)
-LIST_WAKES = 10  # running jobs of one list page that its read wakes (the claims cost a table call each)
+LIST_WAKES = 10  # running jobs of one list page that its read wakes (a claim may cost a table call)
+SEEN_MAX = 10_000  # windows this process remembers as taken (a shortcut only: the table decides)
+
+_seen: dict[tuple[str, str], datetime] = {}  # (uid, row) -> start of the window known to be taken
+_seen_lock = threading.Lock()
 
 Wake = Callable[[str], None]
 
@@ -58,25 +65,44 @@ def worth_waking(record: JobRecord) -> bool:
 def claim(uid: str, now: datetime, span: timedelta, row_key: str = ROW) -> bool:
     """True for the first reader of a job in each window, False for the others. A window already taken costs one
     table read; taking one, a conditional write (a job's first window: a create)."""
+    if _known_taken(uid, row_key, now, span):
+        return False  # this process saw the window taken: no table call (the readers of one job mostly)
     table = storage.table(WAKE_TABLE)
     row = {"PartitionKey": uid, "RowKey": row_key, "woken": now}
     try:
         existing = table.get_entity(uid, row_key)
     except ResourceNotFoundError:
-        return _create(table, row)
+        return _remember(uid, row_key, now, _create(table, row))
     if now - existing["woken"] < span:
+        _remember(uid, row_key, existing["woken"], True)
         return False
     try:
         table.update_entity(
             row, mode=UpdateMode.REPLACE, etag=existing.metadata["etag"], match_condition=MatchConditions.IfNotModified
         )
-        return True
+        return _remember(uid, row_key, now, True)
     except (ResourceModifiedError, ResourceNotFoundError):
         return False  # another reader took this window
     except HttpResponseError as error:
         if error.status_code == 412:
             return False
         raise
+
+
+def _known_taken(uid: str, row_key: str, now: datetime, span: timedelta) -> bool:
+    with _seen_lock:
+        taken = _seen.get((uid, row_key))
+    return taken is not None and timedelta(0) <= now - taken < span
+
+
+def _remember(uid: str, row_key: str, taken: datetime, claimed: bool) -> bool:
+    """Note a window known to be taken (by this reader when `claimed`); returns `claimed`."""
+    if claimed:
+        with _seen_lock:
+            if len(_seen) >= SEEN_MAX:
+                _seen.clear()  # a shortcut only: forgetting costs one table read per job
+            _seen[(uid, row_key)] = taken
+    return claimed
 
 
 def _create(table: Any, row: dict[str, Any]) -> bool:
