@@ -48,7 +48,7 @@ def due_table() -> TableClient:
 
 
 def index_row(uid: str, due_bucket: str, next_fire: str | None) -> dict[str, Any]:
-    return {"PartitionKey": due_bucket, "RowKey": uid, "nextFire": next_fire or ""}
+    return {"PartitionKey": due_bucket, "RowKey": uid, "nextFire": row_fire(due_bucket, next_fire) or ""}
 
 
 def put(uid: str, due_bucket: str | None, next_fire: str | None) -> None:
@@ -182,35 +182,38 @@ class DueRows:
     rows: list[tuple[str, str]]  # (bucket, uid), oldest bucket first
     leftover: bool  # more rows than the limit: the rest waits for the next tick
     read: int  # index rows read (those not yet due included)
-    not_yet: int  # rows of this minute whose (jittered) fire time is still ahead: left for the next tick
+    not_yet: int = 0  # kept for the report's shape: rows not yet due are filtered out by the query itself
 
 
-def not_yet_due(row: dict[str, Any], now: datetime) -> bool:
-    """A row whose own fire time is later in its bucket than `now` (jitter: 10:00:40 at a 10:00:05 tick). The next
-    tick reads the bucket again (SAFETY_MARGIN), so skipping it saves reading and writing the schedule twice. A row
-    whose nextFire is in another bucket (a BufferOne recheck, a listener's "due now") is never skipped."""
-    next_fire = row.get("nextFire") or ""
-    return bool(next_fire) and next_fire > iso(now) and bucket(parse_iso(next_fire)) == row["PartitionKey"]
+def due_query(span: Window, now: datetime | None) -> str:
+    """The rows of the window's buckets; of the current bucket only those due by `now` (a row's nextFire is when
+    it is due: with jitter, 10:00:40 is in bucket 1000 and not due at the 10:00:05 tick, so the query does not
+    return it and the tick neither reads nor writes its schedule; the next tick reads the bucket again)."""
+    query = f"PartitionKey ge '{span.lower}' and PartitionKey le '{span.upper}'"
+    if now is not None:
+        query += f" and (PartitionKey lt '{span.upper}' or nextFire le '{iso(now)}')"
+    return query
+
+
+def row_fire(due_bucket: str | None, next_fire: str | None) -> str | None:
+    """The nextFire an index row carries: when it is due. That is the schedule's next fire, unless the row is in
+    an earlier bucket (a BufferOne fire waiting: looked at again, or due at once): then the bucket's minute."""
+    if not due_bucket or (next_fire and bucket(parse_iso(next_fire)) == due_bucket):
+        return next_fire
+    return iso(bucket_time(due_bucket))
 
 
 def due_rows(span: Window, limit: int, now: datetime | None = None) -> DueRows:
     """The rows in the window that are due at `now`, oldest bucket first, at most `limit`."""
     rows: list[tuple[str, str]] = []
-    read = not_yet = 0
-    query = due_table().query_entities(
-        f"PartitionKey ge '{span.lower}' and PartitionKey le '{span.upper}'",
-        select=["PartitionKey", "RowKey", "nextFire"],
-        results_per_page=1000,
-    )
+    read = 0
+    query = due_table().query_entities(due_query(span, now), select=["PartitionKey", "RowKey"], results_per_page=1000)
     for row in query:
         if len(rows) >= limit:
-            return DueRows(rows, True, read, not_yet)
+            return DueRows(rows, True, read)
         read += 1
-        if now is not None and not_yet_due(row, now):
-            not_yet += 1
-            continue
         rows.append((row["PartitionKey"], row["RowKey"]))
-    return DueRows(rows, False, read, not_yet)
+    return DueRows(rows, False, read)
 
 
 def processed_until(span: Window, rows: list[tuple[str, str]], leftover: bool, failed: list[str]) -> str:

@@ -73,7 +73,7 @@ class TickReport:
     suspended: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     leftover: bool = False  # more due than MAX_PER_TICK: the rest waits for the next tick
-    not_yet: int = 0  # index rows of this minute due later in it (jitter): left for the next tick, unread
+    not_yet: int = 0  # (always 0: index rows of this minute due later in it are not returned by the query)
     elapsed: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
