@@ -1,11 +1,17 @@
 """Benchmark: one schedule tick with 10,000 registered schedules, ~1% due, against a real Azurite.
 
-    . .venv/bin/activate && python bench/bench_schedule_tick.py [--schedules 10000] [--due-percent 1]
+    . .venv/bin/activate && python bench/bench_schedule_tick.py [--schedules 10000] [--due-percent 1] [--mix]
 
 Registers N recurring jobs (job records created in parallel, the due index written in table transactions of
 up to 100 rows per bucket), runs a warm-up tick, then ticks two minutes in which ~1% of the schedules are due,
 and prints for each: wall time, index rows and entities read, runs started. Beside it, the full-scan
 alternative: read every schedule record and pick the due ones (what a scheduler without the index must do).
+
+With --mix, the schedules use the features of issue 15 in equal thirds, with the same fire times on the whole:
+plain cron strings; a list of expressions (the same hours split in two, plus one that shares the first hour's
+time: a time fired once); and jitterSeconds=240 (each fire due up to four minutes late, so a minute's tick
+starts some of this minute's and some of earlier minutes' fires). Every other schedule is BufferOne. It then ticks
+six minutes, so that the jittered fires reach their steady share.
 """
 
 from __future__ import annotations
@@ -44,10 +50,33 @@ def crons(n: int, due_percent: float) -> list[str]:
     return out
 
 
+def mixed(cron: str, i: int) -> dict:
+    """The CronJob attributes of the i-th schedule under --mix (see the docstring)."""
+    minute, hours = cron.split(" ")[:2]
+    extra: dict = {"concurrencyPolicy": "BufferOne"} if i % 2 else {}
+    if i % 3 == 1:
+        first, _, rest = hours.partition("-")
+        low, _, step = rest.partition("/")
+        start = int(first)
+        middle = start + 12
+        return {
+            "cron": [
+                f"{minute} {start}-{middle - 2}/{step} * * *",
+                f"{minute} {middle}-{low}/{step} * * *",
+                f"{minute} {start} * * *",  # shares every fire of the first hour with the first expression
+            ],
+            **extra,
+        }
+    if i % 3 == 2:
+        return {"cron": cron, "jitterSeconds": 240, **extra}
+    return {"cron": cron, **extra}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--due-percent", type=float, default=1.0)
+    parser.add_argument("--mix", action="store_true", help="thirds: plain, cron lists, jitterSeconds=240")
     args = parser.parse_args()
 
     server = start_azurite()
@@ -56,8 +85,9 @@ def main() -> None:
     try:
         registered_at = datetime(2026, 5, 4, 0, 0, 30, tzinfo=UTC)
         records = []
-        for cron in crons(args.schedules, args.due_percent):
+        for i, cron in enumerate(crons(args.schedules, args.due_percent)):
             uid = str(uuid.uuid4())
+            schedule = mixed(cron, i) if args.mix else {"cron": cron}
             entity = {
                 "type": RECURRING_JOB_TYPE,
                 "uid": uid,
@@ -67,7 +97,7 @@ def main() -> None:
                     "type": JOB_TYPE,
                     "runner": {"type": "dmss://WorkflowDS/Blueprints/Shell", "script": "true"},
                 },
-                "schedule": {"type": CRON_JOB_TYPE, "cron": cron, "runs": []},
+                "schedule": {"type": CRON_JOB_TYPE, **schedule, "runs": []},
             }
             records.append(
                 JobRecord(
@@ -98,14 +128,14 @@ def main() -> None:
         print(f"warm-up tick: due {warm.due}, {warm.elapsed * 1000:.0f} ms")
         print()
         print(f"{'tick at':<22}{'due':>6}{'started':>9}{'entities read':>15}{'wall ms':>10}")
-        for minute in (1, 2):
+        for minute in range(1, 7) if args.mix else (1, 2):
             now = registered_at.replace(second=5) + timedelta(minutes=minute)
             report = ticking.tick(now, start_run, None, status_of)
             assert not report.errors, report.errors
             print(f"{report.now:<22}{report.due:>6}{report.started:>9}{report.read:>15}{report.elapsed * 1000:>10.0f}")
 
         # the alternative without an index: read every schedule, pick the due ones
-        now = registered_at.replace(second=5) + timedelta(minutes=3)
+        now = registered_at.replace(second=5) + timedelta(minutes=7 if args.mix else 3)
         t = time.perf_counter()
         read = due = 0
         for row in store().jobs.query_entities(
