@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 from runners.base import JobSpec, RetryLater, Runner, RunnerError, RunnerStatus
 from runners.registry import default_registry
@@ -33,6 +33,7 @@ from shared.platform import clock, environment, hooks, settings
 
 log = logging.getLogger(__name__)
 
+HOOKS_PENDING = "finishHooksPending"  # record.extra: the final write's listeners have not all run yet
 START_SETTLE_SECONDS = 0.3  # how long `start` watches a new job before leaving it to the polls
 
 
@@ -305,6 +306,8 @@ def _finish(request: FinishRequest) -> FinishOutcome:
         return _after_retry(record, retried, request)
     handle = _handle_of(record)
     if record.extra.get(transitions.FINISHED):
+        if record.extra.get(HOOKS_PENDING):
+            _run_finish_hooks(record, None)
         wait = _cleanup(record, handle, request)
         return FinishOutcome(retry_after=wait) if wait else FinishOutcome(status=record.status.value)
     entity = load_entity(record)
@@ -327,19 +330,44 @@ def _finish(request: FinishRequest) -> FinishOutcome:
         lines=lines,
     )
     if policy is None:
-        record = store().update(request.uid, partial(transitions.finished, ending=ending, now=clock.now()))
+        mutation = partial(transitions.finished, ending=ending, now=clock.now())
     else:
         plan = transitions.AttemptPlan(policy, request.attempt, _deadline(record, request))
-        record = store().update(
-            request.uid, partial(transitions.attempt_ended, ending=ending, plan=plan, now=clock.now())
-        )
-        retried = _retried_attempt(record, request)
-        if retried is not None:
-            return _after_retry(record, retried, request)
+        mutation = partial(transitions.attempt_ended, ending=ending, plan=plan, now=clock.now())
+    record = store().update(request.uid, partial(_marking_hooks_pending, mutation))
+    retried = _retried_attempt(record, request) if policy is not None else None
+    if retried is not None:
+        return _after_retry(record, retried, request)
     _forget_wakes(request.uid)
-    hooks.finished(record, final.result_text)
+    _run_finish_hooks(record, final.result_text)
     wait = _cleanup(record, handle, request)
     return FinishOutcome(retry_after=wait) if wait else FinishOutcome(status=record.status.value)
+
+
+def _marking_hooks_pending(mutation: Callable[[JobRecord], Any], record: JobRecord) -> Any:
+    """The final write also says that its listeners have not heard of it yet: a host that dies between the
+    write and the listeners (the DMSS write-back, the result's delivery, webhooks, the schedule's history) leaves
+    the marker, and the finish run again (activities are at-least-once) tells them then."""
+    answer = mutation(record)
+    if answer is not False and record.extra.get(transitions.FINISHED):
+        record.extra[HOOKS_PENDING] = True
+    return answer
+
+
+def _run_finish_hooks(record: JobRecord, result_text: str | None) -> None:
+    """Tell the listeners the job finished, then clear the marker. Run again after a crash, the status-change
+    listeners hear the final status a second time: each of them is idempotent on a status it already has."""
+    if result_text is None:  # a finish run again: the result as stored
+        hooks.status_changed(record)
+        result_text = store().get_text(record.result_ref) if record.result_ref else None
+    hooks.finished(record, result_text)
+    store().update(record.uid, _hooks_done)
+
+
+def _hooks_done(record: JobRecord) -> bool | None:
+    if not record.extra.pop(HOOKS_PENDING, None):
+        return False
+    return None
 
 
 def _retried_attempt(record: JobRecord, request: FinishRequest) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from shared import service
 from shared.jobs import activities, transitions
 from shared.jobs.store import store
+from shared.platform import hooks
 
 from tests.integration.test_lifecycle_shell import NoOrchestrations, _shell
 
@@ -91,3 +92,47 @@ def test_a_job_may_not_report_removed(storage_env):
     else:
         raise AssertionError("a reported `removed` was accepted")
     assert store().get(started.uid).status.value == "starting"
+
+
+class _Recorder:
+    """A lifecycle listener that remembers what it heard; `die` makes it raise a BaseException once, the way a
+    host killed inside the listeners stops the activity (hooks catch Exception, not a dying process)."""
+
+    def __init__(self):
+        self.ends: list[tuple[str, str | None]] = []
+        self.changes: list[str] = []
+        self.die = False
+
+    def status_changed(self, record) -> None:
+        self.changes.append(record.status.value)
+
+    def finished(self, record, result) -> None:
+        if self.die:
+            self.die = False
+            raise KeyboardInterrupt("host died inside the finish listeners")
+        self.ends.append((record.status.value, result))
+
+
+def test_a_finish_that_died_in_its_listeners_tells_them_when_run_again(storage_env):
+    recorder = _Recorder()
+    hooks.add(recorder)
+    try:
+        script = 'echo out; printf done > "$JOB_RESULT_FILE"'
+        started = service.start_job(_shell(script), caller=None, orchestrations=NoOrchestrations())
+        activities.start(started.uid)
+        polled = _until_done(started.uid)
+        recorder.die = True
+        try:
+            activities.finish({"uid": started.uid, "reason": polled["reason"]})
+        except KeyboardInterrupt:
+            pass
+        assert store().get(started.uid).status.value == "completed"  # written, but nobody was told
+        assert recorder.ends == [] and store().get(started.uid).extra.get(activities.HOOKS_PENDING)
+        assert activities.finish({"uid": started.uid, "reason": polled["reason"]})["status"] == "completed"
+        assert recorder.ends == [("completed", "done")]  # the result as stored
+        assert recorder.changes[-1] == "completed"
+        assert activities.HOOKS_PENDING not in store().get(started.uid).extra
+        activities.finish({"uid": started.uid, "reason": polled["reason"]})  # a third run: nothing heard again
+        assert recorder.ends == [("completed", "done")]
+    finally:
+        hooks.remove(recorder)
