@@ -16,11 +16,12 @@ With the simulated runner (a 10-minute job on the host's clock):
    under 1 s; the backoff alone: up to 60 s of the job's clock);
 5. the job list read every second with 10 running jobs on its page (each woken like a read of it): list median
    with the wakes and without (JOB_FRESHNESS_SECONDS=0), and the runner polls they cause;
-6. a shell job whose script exits with nobody reading, 10 minutes into the job's clock (its backoff's next poll
+6. figures 1 and 2 again with the ACI runner against the ARM stand-in (`--aci-only` runs just these);
+7. a shell job whose script exits with nobody reading, 10 minutes into the job's clock (its backoff's next poll
    a minute away): wall time from the script's exit to `completed` stored (goal: about a second; the launcher's
    exit notice, runners/shell.py).
 
-Run: .venv/bin/python bench/bench_freshness.py [--jobs 8] [--readers 100] [--reader-seconds 60]
+Run: .venv/bin/python bench/bench_freshness.py [--jobs 8] [--readers 100] [--reader-seconds 60] [--aci-only]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from _support import ROOT, azurite_env, percentile
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=timezone.utc)
 DURATION = 600.0
 SHELL = "dmss://WorkflowDS/Blueprints/Shell"
+ACI = "dmss://WorkflowDS/Blueprints/AzureContainer"
 
 
 def job(duration: float) -> dict:
@@ -51,13 +53,40 @@ def job(duration: float) -> dict:
     }
 
 
+def aci_job(duration: float) -> dict:
+    """A container the ARM stand-in runs for `duration` seconds of the host's clock (its script: sleep)."""
+    return {
+        "type": "dmss://WorkflowDS/Blueprints/Job",
+        "label": "fresh-aci",
+        "runner": {
+            "type": ACI,
+            "name": "main",
+            "containerImage": "registry.example.invalid/jobs/worker:1",
+            "customCommand": ["sh", "-c", f"sleep {duration:g}; echo done"],
+        },
+    }
+
+
+class CountedPolls:
+    """The ACI runner's `status` (one ARM read of the group per poll), counted as the simulated runner counts."""
+
+    def __init__(self, runner):
+        self.polls, self._status = 0, runner.status
+
+        def counted(*args, **kwargs):
+            self.polls += 1
+            return self._status(*args, **kwargs)
+
+        runner.status = counted
+
+
 class Bench:
-    def __init__(self, host, runner):
-        self.host, self.runner = host, runner
+    def __init__(self, host, runner, body=job):
+        self.host, self.runner, self.body = host, runner, body
         self.http = requests.Session()
 
     def start(self, duration: float) -> str:
-        uid = self.http.post(f"{self.host.url}/api/jobs", json=job(duration), timeout=30).json()["uid"]
+        uid = self.http.post(f"{self.host.url}/api/jobs", json=self.body(duration), timeout=30).json()["uid"]
         self.host.wait_idle()
         return uid
 
@@ -186,13 +215,62 @@ def shell_exit_lags(runs: int) -> list[float]:
     return lags
 
 
+def aci_lags(jobs: int) -> None:
+    """Figures 1 and 2 with the ACI runner (the real azure-mgmt-containerinstance SDK) against the ARM stand-in,
+    whose containers run on the host's clock: each poll is one ARM read of the container group."""
+    from azure.core.credentials import AccessToken
+
+    from devhost import DevHost
+    from runners.registry import default_registry
+    from shared.platform.clock import ManualClock
+    from tests.standins.arm import ArmStandIn
+
+    class Token:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken("bench-token", int(time.time()) + 3600)
+
+    clock = ManualClock(START)
+    arm = ArmStandIn(clock=clock.now, start_delay=0.0).start()  # the container runs from its creation
+    settings = {
+        "AZURE_RESOURCE_MANAGER_URL": arm.url,
+        "AZURE_SUBSCRIPTION_ID": "bench-sub",
+        "ACI_RESOURCE_GROUP": "bench-rg",
+        "ACI_LOCATION": "norwayeast",
+        "ACI_REGISTRY_SERVER": "",
+        "SCHEDULE_TICK": "0 * * * * *",
+    }
+    runner = default_registry().get(ACI)
+    runner.use_credential(Token())
+    original = runner.status
+    try:
+        with azurite_env(**settings), DevHost(app_dir=ROOT, clock=clock, settings=settings) as host:
+            bench = Bench(host, CountedPolls(runner), aci_job)
+            runs = [bench.lag_with_reader(DURATION + 5.0 * i / jobs) for i in range(jobs)]
+            polls, lag = bench.polls_without_reader(DURATION)
+    finally:
+        runner.status = original
+        runner.use_credential(None)
+        arm.stop()
+    seen, stored = [r[0] for r in runs], [r[1] for r in runs]
+    per_job = statistics.median(r[2] for r in runs)
+    print(
+        f"ACI (ARM stand-in), 10-minute container, a reader every 5 s ({jobs} jobs): end -> completed stored p50 "
+        f"{percentile(stored, 0.5):.1f} s, p95 {percentile(stored, 0.95):.1f} s; as the reader sees it p50 "
+        f"{percentile(seen, 0.5):.1f} s, p95 {percentile(seen, 0.95):.1f} s; ARM reads (polls) per watched job "
+        f"{per_job:.0f}; nobody reading: {polls} polls, finished {lag:.0f} s after its end"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--readers", type=int, default=100)
     parser.add_argument("--reader-seconds", type=int, default=60)
     parser.add_argument("--shell-jobs", type=int, default=5)
+    parser.add_argument("--aci-only", action="store_true", help="only the ACI stand-in's figures")
     args = parser.parse_args()
+    if args.aci_only:
+        return aci_lags(args.jobs)
     from devhost import DevHost
     from runners.registry import default_registry
     from shared.jobs.store import store
@@ -233,6 +311,7 @@ def main() -> None:
             f"a job PUTting its own `completed`: finished after median {statistics.median(reports):.0f} ms "
             f"(max {max(reports):.0f} ms; goal < 1 s)"
         )
+    aci_lags(args.jobs)
     with azurite_env():
         lags = shell_exit_lags(args.shell_jobs)
     print(
