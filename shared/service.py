@@ -24,6 +24,7 @@ from shared.platform import clock
 from shared.platform.errors import BadRequest
 from shared.schedules import operations as schedules
 from shared.schedules.policy import triggered_by as schedule_trigger
+from shared.webhooks import notify, schedule_events
 
 __all__ = [
     "Orchestrations",
@@ -58,6 +59,7 @@ def start_job(
 ) -> StartResult:
     """Validate, store and start a job (or register a recurring one)."""
     job = validate_job(data)
+    notify.check(job, caller)  # its one-off webhook receivers: a 422 before anything is stored
     if isinstance(job, RecurringJob):
         return operations.start_job(
             job,
@@ -168,7 +170,11 @@ def backfill_view(uid: str) -> dict[str, Any]:
 
 
 def suspend_schedule(uid: str, caller: Caller | None) -> dict[str, Any]:
-    return schedules.suspend(_recurring(uid, caller, "suspend").uid)
+    """Suspend; `schedule.suspended` once for a request that suspended an active schedule (schedule_events)."""
+    record = _recurring(uid, caller, "suspend")
+    view = schedules.suspend(record.uid)
+    schedule_events.requested_suspend(record)
+    return view
 
 
 def resume_schedule(uid: str, caller: Caller | None) -> dict[str, Any]:

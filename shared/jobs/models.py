@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 
 from runners.base import FailureReason
 from shared.jobs.status import JobStatus, parse_status
+from shared.webhooks.models import MAX_NOTIFY_TARGETS, NotifyTarget
 
 BLUEPRINTS = "dmss://WorkflowDS/Blueprints/"
 JOBCORE_ALIAS = "JOBCORE:"
@@ -130,6 +131,8 @@ class Job(Entity):
     referenceTarget: str | None = None
     timeLimitSeconds: TimeLimit | None = None
     retry: RetryPolicy | None = None  # no policy: the job ends at its first failure
+    # one-off webhook receivers of this job's events (README "Webhooks"); a RecurringJob's template's: each run's
+    notify: list[NotifyTarget] | None = Field(None, max_length=MAX_NOTIFY_TARGETS)
 
     @field_validator("type")
     @classmethod

@@ -5,6 +5,7 @@
 - `signing`: secrets and Standard Webhooks signatures (the `standardwebhooks` package);
 - `store`: the tables (subscriptions, events, deliveries, the dispatch outbox);
 - `events`: the job store's lifecycle listener: turns a status change into events and deliveries (enqueue only);
+- `notify`: a job's one-off `notify` targets: their check at the start, their subscriptions for the listener;
 - `dispatch`: starts the delivery orchestrations (at once when it can, else from the minute timer);
 - `delivery`: one delivery orchestration per (subscription, job): attempts, backoff, 2xx/410/failed;
 - `operations`: the API (subscriptions, a job's delivery log, redelivery);

@@ -29,6 +29,7 @@ import json
 import logging
 import random
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Generator
 
@@ -160,10 +161,13 @@ def attempt(item: dict[str, str]) -> dict[str, Any]:
         return _end(row, CANCELLED, "the subscription was deleted")
     if sub.disabled:
         return _end(row, CANCELLED, "the subscription is disabled")
+    signer = store.get_subscription(row["ownerKey"], sub.sign_with) if sub.sign_with else sub
+    if signer is None:  # a job's notify target is signed with the secrets of the owner's subscription it names
+        return _end(row, CANCELLED, "the subscription that signs this notify target was deleted")
     event = store.get_event(job_uid, row["eventKey"])
     if event is None:
         return _end(row, CANCELLED, "the event is gone")
-    entry = _post(sub, event)
+    entry = _post(replace(sub, secrets=signer.secrets), event)
     for _ in range(MAX_ATTEMPT_WRITES):
         state, retry_in = _apply(row, entry)
         if store.replace_delivery(row):

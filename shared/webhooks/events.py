@@ -14,7 +14,8 @@ Events and their `data`:
 service's own `status_body`): never an environment value or a token.
 
 Who hears what: a subscription hears only of jobs its owner started (the starter's rule of shared/jobs/access.py;
-a subscription made without an identity hears of jobs started without one). Ids are deterministic (the event
+a subscription made without an identity hears of jobs started without one); a job's own `notify` targets
+(notify.py) hear of that job only. Ids are deterministic (the event
 id is a hash of job and type, a delivery's row key is event and subscription), so a listener that runs twice,
 or two processes that both saw one change, write each row once: the second insert gets 409 and is skipped.
 """
@@ -31,7 +32,7 @@ from shared.jobs.record import JobRecord
 from shared.jobs.status import JobStatus
 from shared.platform import clock
 from shared.schedules.history import schedule_uid_of
-from shared.webhooks import enqueue, schedule_events, store
+from shared.webhooks import enqueue, notify, schedule_events, store
 from shared.webhooks.models import JOB_STARTED, RANKS, SCHEDULE_RUN_STARTED, STATUS_EVENTS
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def on_status_change(record: JobRecord) -> None:
     types = event_types(record)
     if not types:
         return
-    subs = store.subscriptions_of(record.owner)
+    subs = store.subscriptions_of(record.owner) + notify.targets(record)
     if not subs:
         return
     facts = job_facts(record)

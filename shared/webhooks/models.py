@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,6 +43,27 @@ DELIVERY_STATES = (PENDING, DELIVERED, FAILED, GONE, CANCELLED)
 MAX_URL_CHARS = 2048
 MAX_SUBSCRIPTIONS_PER_OWNER = 100
 _SUBSCRIPTION_ID = re.compile(r"^sub_[0-9a-f]{24}$")
+#: what a job's one-off `notify` target may ask for: its own events (schedule events are the subscriptions')
+NOTIFY_EVENT_TYPES = (JOB_STARTED, JOB_RUNNING, JOB_COMPLETED, JOB_FAILED, JOB_REMOVED, SCHEDULE_RUN_STARTED)
+MAX_NOTIFY_TARGETS = 5
+
+
+class NotifyTarget(BaseModel):
+    """A job's one-off receiver (`notify: [...]` of a Job entity, or of a RecurringJob's template: each run).
+
+    Signed with the secrets of one of the owner's subscriptions (`signWith`), so a receiver verifies it with a
+    secret it already has, a rotation of that subscription covers it too, and no secret is ever in a job entity."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    url: str = Field(..., min_length=1, max_length=MAX_URL_CHARS, description="the receiver (https in Azure)")
+    events: list[Literal[NOTIFY_EVENT_TYPES]] = Field(  # type: ignore[valid-type]
+        ..., min_length=1, max_length=len(NOTIFY_EVENT_TYPES), description="this job's event types to send"
+    )
+    signWith: str = Field(
+        ...,
+        pattern=_SUBSCRIPTION_ID.pattern,
+        description="the id of one of your subscriptions (POST /api/subscriptions): its secret signs these deliveries",
+    )
 
 
 class SubscriptionFilter(BaseModel):
@@ -80,6 +101,7 @@ class Subscription:
     disabled: bool = False
     disabled_reason: str | None = None
     secrets: list[dict[str, Any]] = field(default_factory=list)
+    sign_with: str | None = None  # a job's notify target (`ntf_` id): the subscription whose secrets sign it
 
     def view(self) -> dict[str, Any]:
         """What GET shows: never a secret."""

@@ -1,10 +1,11 @@
 """Schedule events: `schedule.run.missed`, `schedule.run.skipped`, `schedule.suspended`.
 
-Two sources, both enqueue only (enqueue.py):
+Three sources, all enqueue only (enqueue.py):
 - the tick calls `claimed(record, outcome)` once per schedule it decided on (shared/schedules/tick.py, one line):
   a decision that recorded missed fire times, skipped one (Forbid, BufferOne) or suspended the schedule;
 - the job listener calls `run_changed(run)` for a run's final status: the schedule history (its own listener,
-  which runs first) may just have suspended the schedule for `suspendAfterFailures`.
+  which runs first) may just have suspended the schedule for `suspendAfterFailures`;
+- shared/service.py calls `requested_suspend(record)` after POST /api/jobs/{uid}/suspend.
 A schedule's events are kept under the recurring job's uid (`GET /api/jobs/{uid}/events` of the RecurringJob),
 keyed `2-<time>-<type>` so that they sort by time and before the job's own final event. `data` is the recurring
 job as `GET /api/jobs/{uid}` shows it (status and schedule view); `details` says which fire times, and why.
@@ -93,3 +94,22 @@ def run_changed(run: JobRecord) -> None:
         return  # suspended before, or by a request: not by this run
     details = {"reason": reason, "run": run.uid}
     _emit(schedule, SCHEDULE_SUSPENDED, f"{clock.iso(run.ended) or ''}-{run.uid[:8]}", details)
+
+
+def requested_suspend(before: JobRecord) -> None:
+    """POST /api/jobs/{uid}/suspend ran on `before` (the recurring job as the request read it): if that suspended
+    an active schedule, `schedule.suspended` once. Keyed by the suspended schedule's `lastConsidered` (which no
+    tick moves while it is suspended, and a resume moves on), so a repeated or concurrent suspend of the same
+    suspension writes nothing new; a suspend of a schedule that was not active emits nothing."""
+    old = ScheduleRecord.of(before)
+    if old is None or not old.active:
+        return
+    try:
+        record = job_store().get(before.uid)
+        state = ScheduleRecord.of(record)
+        if state is None or state.state is not Lifecycle.SUSPENDED:
+            return
+        details = {"reason": state.suspended_reason, "requested": True}
+        _emit(record, SCHEDULE_SUSPENDED, f"{state.last_considered or state.registered or ''}-request", details)
+    except Exception as error:  # noqa: BLE001 - the suspension is done: its event must not turn it into a 500
+        log.warning("schedule %s: suspend event not recorded (%s)", before.uid, type(error).__name__)

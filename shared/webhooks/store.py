@@ -2,7 +2,8 @@
 
 - `WebhookSubscriptions`: PartitionKey = a hash of the owner's caller id, RowKey = subscription id. An owner's
   subscriptions are one partition: a listener reads them with one query, and a GET by id is a point read in the
-  caller's own partition, so another owner's subscription is simply not found.
+  caller's own partition, so another owner's subscription is simply not found. A job's notify targets
+  (notify.py, `ntf_` ids) are in `n` + that hash: the owner's, but not among the subscriptions.
 - `WebhookEvents`: PartitionKey = job uid, RowKey = `<rank>-<type>`: a job's events in the order they happened.
   The row holds the exact body sent (`payload`), so every retry sends the same bytes.
 - `WebhookDeliveries`: PartitionKey = job uid, RowKey = `<event row key>~<subscription id>`: one row per event and
@@ -43,9 +44,15 @@ def _table(suffix: str):
 
 
 # ---- subscriptions -----------------------------------------------------------------------------------------
+def partition(owner_partition: str, sub_id: str) -> str:
+    """A job's notify targets (`ntf_` ids) are kept beside their owner's subscriptions, not among them (the
+    listener's query and the API's list see only the owner's own)."""
+    return "n" + owner_partition if sub_id.startswith("ntf_") else owner_partition
+
+
 def _subscription_row(sub: Subscription) -> dict[str, Any]:
     return {
-        "PartitionKey": owner_key(sub.owner),
+        "PartitionKey": partition(owner_key(sub.owner), sub.id),
         "RowKey": sub.id,
         "owner": sub.owner,
         "url": sub.url,
@@ -56,6 +63,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "disabled": sub.disabled,
         "disabledReason": sub.disabled_reason or "",
         "secrets": json.dumps(sub.secrets),
+        "signWith": sub.sign_with or "",
     }
 
 
@@ -71,6 +79,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
         disabled=bool(row.get("disabled")),
         disabled_reason=row.get("disabledReason") or None,
         secrets=json.loads(row.get("secrets") or "[]"),
+        sign_with=row.get("signWith") or None,
     )
 
 
@@ -78,9 +87,18 @@ def save_subscription(sub: Subscription) -> None:
     _table("WebhookSubscriptions").upsert_entity(_subscription_row(sub), mode=UpdateMode.REPLACE)
 
 
+def add_subscription(sub: Subscription) -> bool:
+    """Insert once (a job's notify target: its first event writes it, later ones find it; a 410 since stays)."""
+    try:
+        _table("WebhookSubscriptions").create_entity(_subscription_row(sub))
+    except ResourceExistsError:
+        return False
+    return True
+
+
 def get_subscription(owner_partition: str, sub_id: str) -> Subscription | None:
     try:
-        return _subscription(_table("WebhookSubscriptions").get_entity(owner_partition, sub_id))
+        return _subscription(_table("WebhookSubscriptions").get_entity(partition(owner_partition, sub_id), sub_id))
     except ResourceNotFoundError:
         return None
 
