@@ -52,8 +52,17 @@ def test_notify_targets_and_a_requested_suspend(env):
             listed = api.http.get(f"{api.base}/api/subscriptions", headers=bearer("alice"), timeout=30).json()
             assert [s["id"] for s in listed["subscriptions"]] == [sub["id"]]  # the target is not a subscription
 
+            # a RecurringJob's template's targets are each run's
+            entity = recurring("notified")
+            each_run = {"url": receiver.url("/runs"), "events": ["job.completed"], "signWith": sub["id"]}
+            entity["applicationInput"]["notify"] = [each_run]
+            schedule = api.start(entity, **bearer("alice")).json()["uid"]
+            host.advance(60)  # the next minute fires a run (Simulated: done at once)
+            (run,) = receiver.wait_for(1, path="/runs")[:1]
+            assert run.payload["type"] == "job.completed"
+            assert run.payload["data"]["triggeredBy"] == f"Schedule ({schedule})"
+
             # a user's suspend: schedule.suspended once, however often it is asked
-            schedule = api.start(recurring("suspended"), **bearer("alice")).json()["uid"]
             for _ in range(2):
                 answer = api.http.post(f"{api.base}/api/jobs/{schedule}/suspend", headers=bearer("alice"), timeout=30)
                 assert answer.status_code == 200, answer.text
