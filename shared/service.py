@@ -59,7 +59,8 @@ def start_job(
 ) -> StartResult:
     """Validate, store and start a job (or register a recurring one)."""
     job = validate_job(data)
-    notify.check(job, caller)  # its one-off webhook receivers: a 422 before anything is stored
+    if triggered_by is None:  # a schedule's run: its template's receivers were checked when it was registered
+        notify.check(job, caller)  # its one-off webhook receivers: a 422 before anything is stored
     if isinstance(job, RecurringJob):
         return operations.start_job(
             job,

@@ -1,7 +1,9 @@
 """A job's one-off receivers: `notify: [{url, events, signWith}]` in its entity (README "Webhooks").
 
-Checked when the job is started (`check`, from shared/service.py: inline POST /api/jobs, a DMSS entity, a
-schedule's run): each URL by the subscriptions' safety rules and `signWith` must name one of the starter's own
+Checked when the job is started (`check`, from shared/service.py: inline POST /api/jobs, a DMSS entity; a
+RecurringJob's template's when it is registered, not again at each run, which must not fail to start because a
+receiver moved: every delivery attempt checks the URL again, and the signer is looked up in the owner's own
+partition): each URL by the subscriptions' safety rules and `signWith` must name one of the starter's own
 subscriptions; a 422 names the entry (`notify[i].url`) and nothing is stored.
 
 Delivered by the subscriptions' machinery: the listener (events.py) adds the job's targets (`targets`) to the
