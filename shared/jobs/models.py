@@ -125,7 +125,7 @@ class Job(Entity):
     applicationInput: dict[str, Any] | None = None
     started: str | None = None
     ended: str | None = None
-    outputTarget: str | None = None
+    outputTarget: ShortText | None = None  # a DMSS address, kept in the row
     result: dict[str, Any] | None = None
     runner: JobHandler
     referenceTarget: str | None = None

@@ -52,6 +52,7 @@ GOOD = {"type": "JOBCORE:Job", "runner": {"type": "JOBCORE:Shell", "script": "tr
         ),
         (json.dumps({**GOOD, "runner": {**GOOD["runner"], "environmentVariables": ["NOT_ALLOWED"]}}).encode(), 422),
         (json.dumps({**GOOD, "timeLimitSeconds": -1}).encode(), 422),
+        (json.dumps({**GOOD, "outputTarget": "é" * 5000}).encode(), 422),  # kept in the row: was a 503
         (b"{" + b" " * (1024 * 1024) + b"}", 413),
     ],
 )
