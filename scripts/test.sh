@@ -19,4 +19,4 @@ fi
 # Lint (pyflakes, pycodestyle, complexity <= 15 for app code: ruff.toml) and the format check before the tests.
 .venv/bin/ruff check --quiet .
 .venv/bin/ruff format --check --quiet .
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
