@@ -117,6 +117,8 @@ class LocalContainerRunner(Runner):
         except docker_errors.NotFound:
             return None
         except docker_errors.APIError as error:
+            if _gone(error):
+                return None
             raise RunnerError(f"container engine error: {_explain(error)}") from None
         except Exception as error:  # connection refused, socket missing
             raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
@@ -132,6 +134,8 @@ class LocalContainerRunner(Runner):
         except docker_errors.NotFound:
             return None
         except docker_errors.APIError as error:
+            if _gone(error):
+                return None
             raise _engine_error(error) from None
         except Exception as error:
             raise RunnerError(f"container engine not reachable: {type(error).__name__}") from None
@@ -310,7 +314,7 @@ class LocalContainerRunner(Runner):
         except docker_errors.APIError as error:
             if error.status_code == 409 and "in progress" in _explain(error).lower():
                 return  # another cleanup is removing it
-            if error.status_code != 404:
+            if not _gone(error):
                 raise _engine_error(error, "could not remove container") from None
         except RunnerError:
             raise
@@ -408,6 +412,13 @@ def _engine_error(error: Any, what: str = "container engine error") -> RunnerErr
     if (error.status_code or 0) >= 500:
         return RetryLater(f"{what}: {_explain(error)}", ENGINE_RETRY_SECONDS)
     return RunnerError(f"{what}: {_explain(error)}")
+
+
+def _gone(error: Exception) -> bool:
+    """A container that no longer exists. Podman's compat API answers 404 for an unknown id, but 500 "container
+    ... does not exist in database: no such container" for one removed while the request was in flight (seen
+    in CI: an inspect racing the finish's removal), so the text decides as well as the status."""
+    return getattr(error, "status_code", None) == 404 or "no such container" in _explain(error).lower()
 
 
 def _explain(error: Exception) -> str:

@@ -68,7 +68,9 @@ def local_job(script: str, **runner) -> dict:
 
 
 def containers_of(docker_client, uid: str) -> list:  # noqa: F811 - the fixture's value
-    return docker_client.containers.list(all=True, filters={"label": f"dm-job.uid={uid}"})
+    """The job's containers as the engine lists them (the low-level list: the SDK's `containers.list` inspects
+    each one it found, and podman answers 500 for one removed in between)."""
+    return docker_client.api.containers(all=True, filters={"label": f"dm-job.uid={uid}"})
 
 
 def containers_left(docker_client, uid: str, timeout: float = 20.0) -> list:  # noqa: F811

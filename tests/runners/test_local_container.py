@@ -9,9 +9,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from docker import errors as docker_errors
 
 from runners.base import ConfigError, JobSpec, RunnerError
-from runners.local_container import LocalContainerRunner, container_name, map_container_state
+from runners.local_container import LocalContainerRunner, _gone, container_name, map_container_state
 from shared.jobs.status import JobStatus
 
 LOCAL = "dmss://WorkflowDS/Blueprints/LocalContainer"
@@ -248,3 +249,10 @@ def test_no_watcher_without_a_token(docker_env):
         assert not [t for t in threading.enumerate() if t.name == f"exit-{handle['container']}"]
     finally:
         runner.cleanup(handle)
+
+
+def test_a_container_removed_mid_request_counts_as_gone():
+    """Podman's 500 for a container removed while it was being inspected means gone, like a 404."""
+    raced = "container 41c9 does not exist in database: no such container"
+    assert _gone(docker_errors.APIError("500 Server Error", explanation=raced))
+    assert not _gone(docker_errors.APIError("500 Server Error", explanation="disk full"))
