@@ -205,8 +205,9 @@ class Outages:
         )
 
     def down(self, what) -> float:
-        what()
+        """The outage begins when taking it down begins: Azurite stops answering before its process has exited."""
         self.windows.append((time.monotonic(), float("inf")))
+        what()
         return self.windows[-1][0]
 
     def back(self, what) -> float:
@@ -285,15 +286,24 @@ class Readers:
         for thread in self._threads:
             thread.join(40)
 
-    def server_errors(self, outages: Outages) -> list[tuple[str, int]]:
+    def server_errors(self, outages: Outages) -> list[tuple]:
         """5xx answers, less a 503 to a request that overlapped an outage (with Retry-After, but for health)."""
         out = []
         for asked, answered, path, status, headers in self.answers:
             told_when = path == "/api/health" or headers.get("Retry-After")
             excused = status == 503 and outages.in_outage(asked, answered) and told_when
             if status >= 500 and not excused:
-                out.append((path, status))
+                out.append((path, status, self._when(outages, asked, answered), headers.get("Retry-After")))
         return out
+
+    @staticmethod
+    def _when(outages: Outages, asked: float, answered: float) -> str:
+        """Where an answer fell against the outages, for the failure message."""
+        spans = [
+            f"down {asked - down:+.2f}..{answered - down:+.2f} s, back {asked - back:+.2f} s"
+            for down, back in outages.windows
+        ]
+        return "; ".join(spans)
 
     def refused(self) -> int:
         return sum(1 for answer in self.answers if answer[3] == 503)
