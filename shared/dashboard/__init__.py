@@ -20,10 +20,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.platform import settings
+from shared.platform.static import Answer, not_found
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static" / "dashboard"
 JS = "text/javascript; charset=utf-8"
@@ -52,14 +52,6 @@ SECURITY_HEADERS = {
 MAX_NAME = 100
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    content_type: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 @functools.lru_cache(maxsize=len(FILES))
 def _read(name: str) -> bytes:
     return (STATIC_DIR / name).read_bytes()
@@ -70,14 +62,7 @@ def _etag(content: bytes) -> str:
 
 
 def _not_found(name: str) -> Answer:
-    body = {
-        "status": 404,
-        "type": "NotFoundException",
-        "message": f"the dashboard has no file {name[:MAX_NAME]!r}",
-        "debug": "",
-        "data": None,
-    }
-    return Answer(404, json.dumps(body).encode("utf-8"), "application/json", dict(SECURITY_HEADERS))
+    return not_found(f"the dashboard has no file {name[:MAX_NAME]!r}", SECURITY_HEADERS)
 
 
 def _page(request_path: str) -> bytes:

@@ -11,9 +11,9 @@ it needs the same function key and token as any other call.
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from shared.platform.static import Answer, not_found
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static" / "swagger-ui"
 FILES = {  # the files of swagger-ui-dist that are copied and served, with their media types
@@ -75,14 +75,6 @@ PAGE = """\
 """
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    content_type: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 @functools.lru_cache(maxsize=len(FILES))
 def _read(name: str) -> bytes | None:
     try:
@@ -96,8 +88,7 @@ def installed() -> bool:
 
 
 def _not_found(message: str) -> Answer:
-    body = {"status": 404, "type": "NotFoundException", "message": message, "debug": "", "data": None}
-    return Answer(404, json.dumps(body).encode("utf-8"), "application/json", dict(SECURITY_HEADERS))
+    return not_found(message, SECURITY_HEADERS)
 
 
 def _page(request_path: str) -> Answer:

@@ -227,8 +227,25 @@ def _aware(dt: datetime, what: str) -> datetime:
     return dt
 
 
+class _Backwards:
+    """Queries both CronSchedule and CronSet answer from their `fire_times_backwards`."""
+
+    def fire_times_backwards(
+        self, before: datetime, not_before: datetime | None = None, *, limit: int | None = None
+    ) -> Iterator[datetime]:
+        raise NotImplementedError
+
+    def prev_fire(self, before: datetime) -> datetime | None:
+        """The last fire time strictly before `before` (aware), as aware UTC; None if there is none."""
+        return next(self.fire_times_backwards(before, limit=1), None)
+
+    def last_fire_at_or_before(self, when: datetime) -> datetime | None:
+        """The latest fire time <= `when` (fire times are whole minutes)."""
+        return self.prev_fire(floor_minute(_aware(when, "when")) + timedelta(minutes=1))
+
+
 @dataclass(frozen=True)
-class CronSchedule:
+class CronSchedule(_Backwards):
     """A validated cron expression in a time zone. Build it with `CronSchedule.parse`."""
 
     expression: str  # as given
@@ -322,14 +339,6 @@ class CronSchedule:
                 return utc
         return None  # pragma: no cover
 
-    def prev_fire(self, before: datetime) -> datetime | None:
-        """The last fire time strictly before `before` (aware), as aware UTC; None if there is none."""
-        return next(self.fire_times_backwards(before, limit=1), None)
-
-    def last_fire_at_or_before(self, when: datetime) -> datetime | None:
-        """The latest fire time <= `when` (fire times are whole minutes)."""
-        return self.prev_fire(floor_minute(_aware(when, "when")) + timedelta(minutes=1))
-
     def fire_times(
         self, after: datetime, until: datetime | None = None, *, limit: int | None = None
     ) -> Iterator[datetime]:
@@ -416,7 +425,7 @@ class Fire:
 
 
 @dataclass(frozen=True)
-class CronSet:
+class CronSet(_Backwards):
     """One or several cron expressions in one zone and dialect: fire times are the union of theirs, a time
     two of them share fires once. With one expression it behaves exactly as that `CronSchedule`.
 
@@ -483,12 +492,6 @@ class CronSet:
     def next_fire(self, after: datetime) -> datetime | None:
         times = [t for t in (s.next_fire(after) for s in self.schedules) if t is not None]
         return min(times, default=None)
-
-    def prev_fire(self, before: datetime) -> datetime | None:
-        return next(self.fire_times_backwards(before, limit=1), None)
-
-    def last_fire_at_or_before(self, when: datetime) -> datetime | None:
-        return self.prev_fire(floor_minute(_aware(when, "when")) + timedelta(minutes=1))
 
     def fire_times(
         self, after: datetime, until: datetime | None = None, *, limit: int | None = None
