@@ -8,63 +8,35 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import traceback
 import urllib.parse
-from typing import Any, Callable
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import dashboard, service
-from shared.dmss.access import DmssAccess
-from shared.dmss.start import start_from_address
-from shared.dmss.writeback import DmssWriteBack
-from shared.jobs import activities, orchestrator, reconcile
 from shared.jobs.access import add_delegate
-from shared.platform import clock, hooks, settings
+from shared.platform import clock, hooks, lazy, names, settings
 from shared.platform.durable import ClientOrchestrations, purge_finished_history, run_sync
-from shared.platform.errors import ApiError, from_exception
 from shared.platform.identity import caller_from_headers
-from shared.schedules import runs as schedule_runs
-from shared.schedules.history import RUN_LISTENER
-from shared.webhooks import events as webhook_events, functions as webhook_functions
+from shared.platform.replies import JSON, answer as _answer, page, reply as _reply
+from shared.webhooks import functions as webhook_functions
+
+# The code behind the functions loads with the first request that uses it, not at every cold start: the host
+# imports this module only to learn the functions (shared.platform.lazy; bench/bench_cold_start.py).
+service = lazy.module("shared.service")
+dmss_start = lazy.module("shared.dmss.start")
+activities = lazy.module("shared.jobs.activities")
+orchestrator = lazy.module("shared.jobs.orchestrator")
+reconcile = lazy.module("shared.jobs.reconcile")
+schedule_runs = lazy.module("shared.schedules.runs")
+dashboard = lazy.module("shared.dashboard")
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("function_app")
-hooks.add(DmssWriteBack())
-hooks.add(RUN_LISTENER)
-hooks.add(webhook_events.LISTENER)  # status changes -> webhook deliveries (enqueued only)
+hooks.add("shared.dmss.writeback:DmssWriteBack")
+hooks.add("shared.schedules.history:RUN_LISTENER")
+hooks.add("shared.webhooks.events:LISTENER")  # status changes -> webhook deliveries (enqueued only)
 app.register_functions(webhook_functions.bp)  # subscriptions, a job's delivery log, the delivery orchestration
-add_delegate(DmssAccess())  # who else may read or stop a DMSS job: DMSS decides, asked as the caller
-JSON = "application/json"
-
-
-def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=JSON, headers=headers)
-
-
-def _error(error: Exception) -> func.HttpResponse:
-    known = error if isinstance(error, ApiError) else from_exception(error)
-    if known is not None:
-        return _reply(known.body(), known.status, known.headers)
-    # the type and where it happened, never the message (it could hold a secret)
-    log.error("unhandled %s at\n%s", type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
-    body = {
-        "status": 500,
-        "type": "InternalServerError",
-        "message": "internal error; see the app's logs",
-        "debug": "",
-        "data": None,
-    }
-    return _reply(body, 500)
-
-
-def _answer(work: Callable[[], Any], status: int = 200) -> func.HttpResponse:
-    try:
-        result = work()
-    except Exception as error:  # noqa: BLE001 - every error gets the JSON error body
-        return _error(error)
-    return result if isinstance(result, func.HttpResponse) else _reply(result, status)
+add_delegate("shared.dmss.access:DmssAccess")  # who else may read or stop a DMSS job: DMSS decides, as the caller
 
 
 def _job_token(req: func.HttpRequest) -> str | None:
@@ -111,7 +83,7 @@ async def start_job_from_dmss(req: func.HttpRequest, client) -> func.HttpRespons
     def work():
         if not address.strip("/"):  # some hosts route POST /api/jobs here (an empty catch-all)
             return _start_inline(req, bridge)
-        result = start_from_address(
+        result = dmss_start.start_from_address(
             address,
             req.headers,
             caller=caller_from_headers(req.headers),
@@ -259,51 +231,44 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 def swagger_ui(req: func.HttpRequest) -> func.HttpResponse:
     from shared.openapi import swagger  # with the document's models: loaded when first asked for
 
-    answer = swagger.serve(req.route_params.get("file"), urllib.parse.urlsplit(req.url).path)
-    return func.HttpResponse(
-        answer.body, status_code=answer.status, headers={**answer.headers, "Content-Type": answer.content_type}
-    )
+    return page(swagger.serve(req.route_params.get("file"), urllib.parse.urlsplit(req.url).path))
 
 
 @app.route(route="ui/{*file}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)  # static files, no data
 def dashboard_ui(req: func.HttpRequest) -> func.HttpResponse:
-    answer = dashboard.serve(
-        req.route_params.get("file"), urllib.parse.urlsplit(req.url).path, req.headers.get("If-None-Match")
-    )
-    return func.HttpResponse(
-        answer.body, status_code=answer.status, headers={**answer.headers, "Content-Type": answer.content_type}
-    )
+    path = urllib.parse.urlsplit(req.url).path
+    return page(dashboard.serve(req.route_params.get("file"), path, req.headers.get("If-None-Match")))
 
 
 # ---- orchestration ----------------------------------------------------------------------------------------
-@app.orchestration_trigger(context_name="context", orchestration=orchestrator.ORCHESTRATOR)
+@app.orchestration_trigger(context_name="context", orchestration=names.ORCHESTRATOR)
 def job_orchestrator(context: df.DurableOrchestrationContext):
     return (yield from orchestrator.orchestrate(context))
 
 
-@app.activity_trigger(input_name="uid", activity=orchestrator.START_ACTIVITY)
+@app.activity_trigger(input_name="uid", activity=names.START_ACTIVITY)
 def start_job_activity(uid: str) -> dict:
     return activities.start(uid)
 
 
-@app.activity_trigger(input_name="uid", activity=orchestrator.POLL_ACTIVITY)
+@app.activity_trigger(input_name="uid", activity=names.POLL_ACTIVITY)
 def poll_job_activity(uid: str) -> dict:
     return activities.poll(uid)
 
 
-@app.activity_trigger(input_name="request", activity=orchestrator.FINISH_ACTIVITY)
+@app.activity_trigger(input_name="request", activity=names.FINISH_ACTIVITY)
 def finish_job_activity(request: dict) -> dict:
     return activities.finish(request)
 
 
-@app.orchestration_trigger(context_name="context", orchestration=schedule_runs.DRIVER)
+@app.orchestration_trigger(context_name="context", orchestration=names.BACKFILL_DRIVER)
 def schedule_backfill_driver(context: df.DurableOrchestrationContext):
     return (yield from schedule_runs.drive(context))
 
 
 # An activity with the Durable client (it starts the backfill's runs): a pattern the extension's maintainers show
 # (Azure/azure-functions-durable-extension issue #443); the local host binds it too (devhost/engine.py, _activity).
-@app.activity_trigger(input_name="uid", activity=schedule_runs.STEP_ACTIVITY)
+@app.activity_trigger(input_name="uid", activity=names.BACKFILL_STEP_ACTIVITY)
 @app.durable_client_input(client_name="client")
 async def schedule_backfill_step(uid: str, client) -> dict:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())

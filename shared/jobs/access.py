@@ -10,10 +10,13 @@ comparison is constant-time.
 from __future__ import annotations
 
 import hmac
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from shared.jobs.record import JobRecord
 from shared.platform.errors import Forbidden
+from shared.platform.lazy import Plugins
+
+if TYPE_CHECKING:
+    from shared.jobs.record import JobRecord
 
 READ, WRITE = "read", "write"
 #: what a delegate is asked for each action; progress is not delegated (the job's token, or its starter)
@@ -41,18 +44,16 @@ class Delegate(Protocol):
         ...
 
 
-_delegates: list[Delegate] = []
+_delegates = Plugins()
 
 
-def add_delegate(delegate: Delegate) -> None:
-    """Register a delegate; one per class (a reloading host importing the app twice does not double it)."""
-    _delegates[:] = [existing for existing in _delegates if type(existing) is not type(delegate)]
-    _delegates.append(delegate)
+def add_delegate(delegate: Delegate | str) -> None:
+    """Register a delegate, or the `"module:attribute"` spec of one; one per class (see `Plugins`)."""
+    _delegates.add(delegate)
 
 
 def remove_delegate(delegate: Delegate) -> None:
-    if delegate in _delegates:
-        _delegates.remove(delegate)
+    _delegates.remove(delegate)
 
 
 def _token_matches(record: JobRecord, presented: str | None) -> bool:
@@ -86,6 +87,6 @@ def authorize(
     if (record.owner or None) == caller_id:
         return
     level = LEVELS.get(action)
-    if level is not None and any(delegate.allows(record, caller, level) for delegate in list(_delegates)):
+    if level is not None and any(delegate.allows(record, caller, level) for delegate in _delegates.all()):
         return
     raise Forbidden(f"the caller may not {action} job {record.uid}: only its starter may")

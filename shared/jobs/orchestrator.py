@@ -22,14 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any, Generator
 
 from shared.jobs.outcomes import FinishOutcome, FinishRequest, PollOutcome, StartOutcome, StartState
-from shared.jobs.polling import ENDED, PollPolicy, mark_polled
+from shared.jobs.polling import PollPolicy, mark_polled
+from shared.platform.names import ENDED, FINISH_ACTIVITY, POLL_ACTIVITY, START_ACTIVITY, STOP_EVENT, WAKE_EVENT
 
-ORCHESTRATOR = "job_orchestrator"
-START_ACTIVITY = "start_job_activity"
-POLL_ACTIVITY = "poll_job_activity"
-FINISH_ACTIVITY = "finish_job_activity"
-STOP_EVENT = "stop"
-WAKE_EVENT = "wake"  # someone is watching, or the job said it ended: poll now (shared.jobs.freshness)
 WOKEN = "woken"  # _wait: a reader's wake (a wake saying the job ended is answered by polling at once)
 POLLS_PER_GENERATION = 16
 FINISH_ATTEMPTS = 5

@@ -22,7 +22,6 @@ from typing import Any
 from shared.platform import settings
 
 WATCHED_WINDOWS = 3  # a job woken within this many freshness windows keeps a cadence of one window
-ENDED = "ended"  # payload of a wake that says the job ended (its own final report, its process exited)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import azure.durable_functions as df
 
-from shared.jobs.orchestrator import ORCHESTRATOR, STOP_EVENT, WAKE_EVENT
-from shared.jobs.polling import ENDED
+from shared.platform.names import ENDED, ORCHESTRATOR, STOP_EVENT, WAKE_EVENT
 
 FINISHED = ("Completed", "Failed", "Terminated")
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the SDK wants a lower bound; no job is older

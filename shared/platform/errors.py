@@ -5,10 +5,8 @@ Messages must never carry a secret (tokens, environment values): build them from
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-
 
 STORAGE_RETRY_AFTER_SECONDS = 5
 
@@ -95,9 +93,15 @@ class ServiceUnavailable(ApiError):
 
 def from_exception(error: Exception) -> ApiError | None:
     """The API error an unexpected exception stands for, when it is one we know: storage that cannot be reached
-    (or answers 5xx) is a 503 with Retry-After on every route, never a 500. Built from the error's type alone."""
-    unreachable = isinstance(error, (ServiceRequestError, ServiceResponseError))
-    failing = isinstance(error, HttpResponseError) and (getattr(error, "status_code", None) or 0) >= 500
+    (or answers 5xx) is a 503 with Retry-After on every route, never a 500. Built from the error's type alone.
+
+    azure.core is not imported for this: if nothing has loaded its exceptions, no error can be one of them (and a
+    cold start does not pay for the SDK)."""
+    exceptions = sys.modules.get("azure.core.exceptions")
+    if exceptions is None:
+        return None
+    unreachable = isinstance(error, (exceptions.ServiceRequestError, exceptions.ServiceResponseError))
+    failing = isinstance(error, exceptions.HttpResponseError) and (getattr(error, "status_code", None) or 0) >= 500
     if unreachable or failing:
         return ServiceUnavailable(f"storage is not reachable ({type(error).__name__}); try again shortly")
     return None

@@ -1,15 +1,19 @@
 """Lifecycle listeners: behaviour added around the core instead of woven into it (dramatiq's middleware idea).
 
 The DMSS write-back, for example, listens for status changes; the core only says that a status changed.
-A listener that fails is logged and does not break the job's own bookkeeping.
+A listener that fails is logged and does not break the job's own bookkeeping. `function_app` names its
+listeners by `"module:attribute"` spec, loaded when a status first changes, so a cold start does not import them.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from shared.jobs.record import JobRecord
+from shared.platform.lazy import Plugins
+
+if TYPE_CHECKING:
+    from shared.jobs.record import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -20,22 +24,20 @@ class Listener(Protocol):
     def finished(self, record: JobRecord, result: str | None) -> None: ...
 
 
-_listeners: list[Listener] = []
+_listeners = Plugins()
 
 
-def add(listener: Listener) -> None:
-    """Register a listener; one per class, so importing the app twice (a reloading host) does not double it."""
-    _listeners[:] = [existing for existing in _listeners if type(existing) is not type(listener)]
-    _listeners.append(listener)
+def add(listener: Listener | str) -> None:
+    """Register a listener, or the `"module:attribute"` spec of one; one per class (see `Plugins`)."""
+    _listeners.add(listener)
 
 
 def remove(listener: Listener) -> None:
-    if listener in _listeners:
-        _listeners.remove(listener)
+    _listeners.remove(listener)
 
 
 def status_changed(record: JobRecord) -> None:
-    for listener in list(_listeners):
+    for listener in _listeners.all():
         try:
             listener.status_changed(record)
         except Exception as error:  # noqa: BLE001 - a listener must not break the lifecycle
@@ -48,7 +50,7 @@ def status_changed(record: JobRecord) -> None:
 
 
 def finished(record: JobRecord, result: str | None) -> None:
-    for listener in list(_listeners):
+    for listener in _listeners.all():
         try:
             listener.finished(record, result)
         except Exception as error:  # noqa: BLE001

@@ -40,6 +40,7 @@ from shared.jobs.record import JobNotFound, JobRecord
 from shared.jobs.status import JobStatus
 from shared.jobs.store import store
 from shared.platform import clock
+from shared.platform.names import BACKFILL_DRIVER, BACKFILL_STEP_ACTIVITY
 from shared.platform.errors import ApiError, BadRequest, ServiceUnavailable, Unauthorized
 from shared.schedules import backfill, tick as schedule_tick
 from shared.schedules.history import job_status
@@ -48,8 +49,7 @@ from shared.schedules.state import template_of
 
 log = logging.getLogger(__name__)
 
-DRIVER = "schedule_backfill_driver"  # the orchestration that moves a backfill on
-STEP_ACTIVITY = "schedule_backfill_step"
+DRIVER, STEP_ACTIVITY = BACKFILL_DRIVER, BACKFILL_STEP_ACTIVITY
 DRIVER_STEPS = 40  # steps per generation (continue_as_new keeps the history short)
 FIRST_WAIT, MAX_WAIT = 1, 5  # seconds between steps: 1 after a step that did something, doubling to 5
 

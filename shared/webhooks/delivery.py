@@ -37,13 +37,13 @@ import requests
 
 from shared.platform import clock, settings
 from shared.platform.errors import ApiError
+from shared.platform.names import WEBHOOK_ATTEMPT_ACTIVITY, WEBHOOK_NEXT_ACTIVITY
 from shared.webhooks import safety, signing, store
 from shared.webhooks.models import CANCELLED, DELIVERED, FAILED, GONE, PENDING, Subscription
 
 log = logging.getLogger(__name__)
 
-NEXT_ACTIVITY = "webhook_delivery_next"
-ATTEMPT_ACTIVITY = "webhook_delivery_attempt"
+NEXT_ACTIVITY, ATTEMPT_ACTIVITY = WEBHOOK_NEXT_ACTIVITY, WEBHOOK_ATTEMPT_ACTIVITY
 RESPONSE_CHARS = 1024
 MAX_ATTEMPT_WRITES = 10
 

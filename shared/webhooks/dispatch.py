@@ -25,11 +25,12 @@ from typing import Any
 
 import requests
 
+from shared.platform.names import WEBHOOK_ORCHESTRATOR
 from shared.webhooks import store
 
 log = logging.getLogger(__name__)
 
-ORCHESTRATOR = "webhook_delivery_orchestrator"
+ORCHESTRATOR = WEBHOOK_ORCHESTRATOR
 START_TIMEOUT_SECONDS = 5
 _endpoint: dict[str, str | None] = {"rpc": None}
 _session = threading.local()

@@ -11,41 +11,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import traceback
-from typing import Any, Callable
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.jobs.validation import parse_json
+from shared.platform import lazy, names
 from shared.platform.durable import run_sync
-from shared.platform.errors import ApiError, from_exception
 from shared.platform.identity import caller_from_headers
-from shared.webhooks import delivery, dispatch, operations
+from shared.platform.replies import answer as _answer
+
+# loaded by the first request or delivery that uses them, not at every cold start (shared.platform.lazy)
+delivery = lazy.module("shared.webhooks.delivery")
+dispatch = lazy.module("shared.webhooks.dispatch")
+operations = lazy.module("shared.webhooks.operations")
+validation = lazy.module("shared.jobs.validation")
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
-JSON = "application/json"
 KEY = func.AuthLevel.FUNCTION
-
-
-def _reply(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=JSON)
-
-
-def _answer(work: Callable[[], Any], status: int = 200) -> func.HttpResponse:
-    """The reply, or the app's JSON error body (a 503 for storage trouble; never the message of the unknown)."""
-    try:
-        return _reply(work(), status)
-    except Exception as error:  # noqa: BLE001 - every error gets the JSON error body
-        known = error if isinstance(error, ApiError) else from_exception(error)
-        if known is not None:
-            return func.HttpResponse(
-                json.dumps(known.body()), status_code=known.status, mimetype=JSON, headers=known.headers
-            )
-        log.error("unhandled %s at\n%s", type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
-        body = {"status": 500, "type": "InternalServerError", "message": "internal error; see the app's logs"}
-        return _reply({**body, "debug": "", "data": None}, 500)
 
 
 # ---- subscriptions ---------------------------------------------------------------------------------------
@@ -54,7 +37,9 @@ def _answer(work: Callable[[], Any], status: int = 200) -> func.HttpResponse:
 async def subscription_create(req: func.HttpRequest, client) -> func.HttpResponse:
     dispatch.remember(client)
     caller = caller_from_headers(req.headers)
-    return await run_sync(_answer, lambda: operations.create_subscription(parse_json(req.get_body()), caller), 201)
+    return await run_sync(
+        _answer, lambda: operations.create_subscription(validation.parse_json(req.get_body()), caller), 201
+    )
 
 
 @bp.route(route="subscriptions", methods=["GET"], auth_level=KEY)
@@ -95,17 +80,17 @@ async def webhook_redeliver(req: func.HttpRequest, client) -> func.HttpResponse:
 
 
 # ---- delivery ----------------------------------------------------------------------------------------------
-@bp.orchestration_trigger(context_name="context", orchestration=dispatch.ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context", orchestration=names.WEBHOOK_ORCHESTRATOR)
 def webhook_delivery_orchestrator(context: df.DurableOrchestrationContext):
     return (yield from delivery.orchestrate(context))
 
 
-@bp.activity_trigger(input_name="key", activity=delivery.NEXT_ACTIVITY)
+@bp.activity_trigger(input_name="key", activity=names.WEBHOOK_NEXT_ACTIVITY)
 def webhook_delivery_next(key: dict) -> dict | None:
     return delivery.next_delivery(key)
 
 
-@bp.activity_trigger(input_name="item", activity=delivery.ATTEMPT_ACTIVITY)
+@bp.activity_trigger(input_name="item", activity=names.WEBHOOK_ATTEMPT_ACTIVITY)
 def webhook_delivery_attempt(item: dict) -> dict:
     return delivery.attempt(item)
 
@@ -119,7 +104,7 @@ async def webhook_dispatch(timer: func.TimerRequest, client) -> None:
     loop = asyncio.get_running_loop()
 
     def start(instance_id: str, value: dict) -> None:
-        coroutine = client.start_new(dispatch.ORCHESTRATOR, instance_id, value)
+        coroutine = client.start_new(names.WEBHOOK_ORCHESTRATOR, instance_id, value)
         asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
 
     report = await run_sync(dispatch.dispatch_due, start)

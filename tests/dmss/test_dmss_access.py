@@ -12,6 +12,7 @@ import pytest
 from shared import service
 from shared.dmss import access as dmss_access
 from shared.dmss.access import DmssAccess, acl_document_of, has_access
+from shared.platform.lazy import Plugins
 from shared.dmss.start import start_from_address
 from shared.jobs import access
 from shared.platform import clock
@@ -74,7 +75,7 @@ def test_acl_document_of():
 @pytest.fixture
 def delegated(monkeypatch):
     """The DMSS delegate registered as function_app registers it; the process's own list is put back after."""
-    monkeypatch.setattr(access, "_delegates", [])
+    monkeypatch.setattr(access, "_delegates", Plugins())
     access.add_delegate(DmssAccess())
     dmss_access.forget()
     monkeypatch.setenv("CALLER_IDENTITY_SOURCE", "auto")
@@ -274,7 +275,7 @@ def test_inline_jobs_stay_owner_only_and_never_ask_dmss(storage_env, dmss, deleg
 
 
 def test_without_the_delegate_a_dmss_job_is_owner_only(storage_env, dmss, monkeypatch):
-    monkeypatch.setattr(access, "_delegates", [])
+    monkeypatch.setattr(access, "_delegates", Plugins())
     uid, _ = started_job(dmss, who(dmss, "alice"))
     with pytest.raises(ApiError) as refused:
         service.get_job(uid, caller(who(dmss, "bob")))
