@@ -164,6 +164,7 @@ def poll(uid: str) -> dict[str, Any]:
 
 def _poll(uid: str) -> PollOutcome:
     record = store().get(uid)
+    store().announce_pending(record)  # a change whose writer died before its index row and listeners had it
     if transitions.must_stop(record):
         return PollOutcome(done=True, reason=transitions.STOPPED, changed=True)
     if record.handle is None:
@@ -358,7 +359,8 @@ def _run_finish_hooks(record: JobRecord, result_text: str | None) -> None:
     """Tell the listeners the job finished, then clear the marker. Run again after a crash, the status-change
     listeners hear the final status a second time: each of them is idempotent on a status it already has."""
     if result_text is None:  # a finish run again: the result as stored
-        hooks.status_changed(record)
+        if not store().announce_pending(record, grace_seconds=0):
+            hooks.status_changed(record)
         result_text = store().get_text(record.result_ref) if record.result_ref else None
     hooks.finished(record, result_text)
     store().update(record.uid, _hooks_done)

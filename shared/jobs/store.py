@@ -26,6 +26,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Callable, Iterable, Iterator
 
 from azure.core import MatchConditions
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 INDEX_PARTITION = "jobs"
 MAX_UPDATE_ATTEMPTS = 20
+ANNOUNCING = "announcing"  # record.extra: a status change whose index row and listeners may not have it yet
+ANNOUNCE_GRACE_SECONDS = 60  # a marker this old was left by a writer that died (announcing takes well under it)
 _MAX_TICKS = 10**15
 
 Mutation = Callable[[JobRecord], "bool | None"]
@@ -66,7 +69,8 @@ class JobStore(ABC):
         """Apply `mutate` to the current row and write it if it changed; redone on a concurrent write.
 
         `mutate` may be called several times (once per attempt) and must only change the record it is given;
-        returning False skips the write. Listeners hear of a status change once the write has succeeded."""
+        returning False skips the write. A status change is announced (index row, listeners) after the write
+        succeeded, at least once: see `announce_pending`."""
 
     @abstractmethod
     def replace_if(self, record: JobRecord) -> bool:
@@ -119,11 +123,34 @@ class JobStore(ABC):
     def ping(self) -> None:
         """Raise if storage is unreachable (health)."""
 
+    @abstractmethod
+    def announce_pending(self, record: JobRecord, grace_seconds: float | None = None) -> bool:
+        """Announce `record`'s last status change again if the process that wrote it died before it had (its
+        marker is older than `grace_seconds`, ANNOUNCE_GRACE_SECONDS by default). True if it did."""
 
-def _written(before: JobRecord | JobStatus, after: JobRecord) -> None:
-    old = before.status if isinstance(before, JobRecord) else before
-    if after.status != old:
-        hooks.status_changed(after)
+
+def _marked(record: JobRecord, old_status: JobStatus | None) -> bool:
+    """A status-changing write carries a marker until its index row and listeners have it: a host that dies
+    between the write and them leaves the marker, and whoever reads the job next (its poll) announces again."""
+    if old_status is None or record.status == old_status:
+        return False
+    record.extra[ANNOUNCING] = {"status": record.status.value, "at": clock.now().isoformat()}
+    return True
+
+
+def _unmarked(status: str, record: JobRecord) -> bool | None:
+    if (record.extra.get(ANNOUNCING) or {}).get("status") != status:
+        return False  # already cleared, or a later change's own marker
+    del record.extra[ANNOUNCING]
+    return None
+
+
+def _stale(marker: object, now: datetime, grace: float) -> bool:
+    try:
+        at = datetime.fromisoformat(marker["at"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return True
+    return (now - at).total_seconds() >= grace
 
 
 MAX_TOKEN_CHARACTERS = 2048
@@ -176,6 +203,7 @@ class TableJobStore(JobStore):
             old_status = record.status
             if mutate(record) is False:
                 return record
+            marked = _marked(record, old_status)
             fit_inline(record)
             after = record.to_entity()
             if after == before:
@@ -193,17 +221,29 @@ class TableJobStore(JobStore):
                     continue
                 raise
             record.etag = meta.get("etag")
-            if record.status != old_status or before.get("label") != after.get("label"):
-                self._index(record)
-            _written(old_status, record)
             record.read_status = record.status
+            if marked:
+                self._announce(record)
+            elif before.get("label") != after.get("label"):
+                self._index(record)
             return record
         raise RuntimeError(f"job {uid}: too many concurrent updates")
 
     def replace_if(self, record: JobRecord) -> bool:
         if not record.etag:
             return False
+        marked = _marked(record, record.read_status)
         fit_inline(record)
+        if not self._write_if_unchanged(record):
+            if marked:
+                del record.extra[ANNOUNCING]
+            return False
+        record.read_status = record.status
+        if marked:
+            self._announce(record)
+        return True
+
+    def _write_if_unchanged(self, record: JobRecord) -> bool:
         try:
             meta = self.jobs.update_entity(
                 record.to_entity(),
@@ -218,10 +258,25 @@ class TableJobStore(JobStore):
                 return False
             raise
         record.etag = meta.get("etag")
-        if record.read_status is not None and record.status != record.read_status:
-            self._index(record)
-            _written(record.read_status, record)
-        record.read_status = record.status
+        return True
+
+    # ---- announcing a status change ------------------------------------------------------------------
+    def _announce(self, record: JobRecord) -> None:
+        """The index row and the listeners hear of the change, then its marker goes: written on top of this
+        very write when nobody has written since (the caller's record stays current), else through `update`."""
+        self._index(record)
+        hooks.status_changed(record)
+        marker = record.extra.pop(ANNOUNCING, None) or {}
+        if not self._write_if_unchanged(record):
+            self.update(record.uid, partial(_unmarked, marker.get("status", record.status.value)))
+
+    def announce_pending(self, record: JobRecord, grace_seconds: float | None = None) -> bool:
+        marker = record.extra.get(ANNOUNCING)
+        grace = ANNOUNCE_GRACE_SECONDS if grace_seconds is None else grace_seconds
+        if not marker or not _stale(marker, clock.now(), grace):
+            return False
+        log.warning("job %s: announcing its change to %s again (its writer stopped first)", record.uid, record.status)
+        self._announce(record)
         return True
 
     def delete(self, uid: str) -> None:
