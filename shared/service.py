@@ -14,17 +14,21 @@ from typing import Any
 
 from shared.jobs import freshness, operations
 from shared.jobs.access import Caller, authorize
-from shared.jobs.models import RecurringJob
 from shared.jobs.operations import Orchestrations, Prepare, StartResult, get_record, get_result
 from shared.jobs.operations import health, report_progress, status_body as job_status_body
 from shared.jobs.record import JobRecord
 from shared.jobs.store import store
-from shared.jobs.validation import parse_json, validate_job
-from shared.platform import clock
+from shared.platform import clock, lazy
 from shared.platform.errors import BadRequest
-from shared.schedules import operations as schedules
-from shared.schedules.policy import triggered_by as schedule_trigger
-from shared.webhooks import notify, schedule_events
+from shared.platform.parsing import parse_json
+
+# what starts and recurring jobs need, not a plain job's status read (often a cold instance's first request)
+models = lazy.module("shared.jobs.models")
+notify = lazy.module("shared.webhooks.notify")
+policy = lazy.module("shared.schedules.policy")
+schedule_events = lazy.module("shared.webhooks.schedule_events")
+schedules = lazy.module("shared.schedules.operations")
+validation = lazy.module("shared.jobs.validation")
 
 __all__ = [
     "Orchestrations",
@@ -58,10 +62,10 @@ def start_job(
     prepare: Prepare | None = None,
 ) -> StartResult:
     """Validate, store and start a job (or register a recurring one)."""
-    job = validate_job(data)
+    job = validation.validate_job(data)
     if triggered_by is None:  # a schedule's run: its template's receivers were checked when it was registered
         notify.check(job, caller)  # its one-off webhook receivers: a 422 before anything is stored
-    if isinstance(job, RecurringJob):
+    if isinstance(job, models.RecurringJob):
         return operations.start_job(
             job,
             caller=caller,
@@ -136,7 +140,7 @@ class _ScheduleCaller:
 
 def _stop_run(run_uid: str, schedule_uid: str, orchestrations: Orchestrations) -> None:
     run = store().get(run_uid)
-    operations.stop_job(run, _ScheduleCaller(run.owner, schedule_trigger(schedule_uid)), orchestrations)
+    operations.stop_job(run, _ScheduleCaller(run.owner, policy.triggered_by(schedule_uid)), orchestrations)
 
 
 # ---- schedules --------------------------------------------------------------------------------------------

@@ -16,22 +16,27 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from runners.base import RunnerError
-from runners.registry import default_registry
 from shared.jobs import freshness, transitions
 from shared.jobs.access import Caller, authorize
-from shared.jobs.activities import load_entity, secrets_of, time_limit
-from shared.jobs.models import Job, RecurringJob
-from shared.jobs.orchestrator import initial_input
 from shared.jobs.polling import PollPolicy
 from shared.jobs.record import JobNotFound, JobRecord, attempt_entry
 from shared.jobs.status import JobStatus, parse_status
 from shared.jobs.store import store
-from shared.jobs.validation import check_uid, parse_json
-from shared.platform import clock, environment, settings
+from shared.platform import clock, environment, lazy, settings
+from shared.platform.parsing import check_uid, parse_json
 from shared.platform.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable, ValidationFailed
+
+if TYPE_CHECKING:
+    from shared.jobs.models import Job
+
+# what starting, stopping and progress need, not a status read (the first request of a cold instance is often one)
+activities = lazy.module("shared.jobs.activities")
+models = lazy.module("shared.jobs.models")
+orchestrator = lazy.module("shared.jobs.orchestrator")
+registry = lazy.module("runners.registry")
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,7 @@ def _owner(caller: Caller | None) -> str:
 
 def new_record(job: Job, uid: str, caller: Caller | None, triggered_by: str | None) -> JobRecord:
     now = clock.now()
-    status = JobStatus.REGISTERED if isinstance(job, RecurringJob) else JobStatus.STARTING
+    status = JobStatus.REGISTERED if isinstance(job, models.RecurringJob) else JobStatus.STARTING
     who = triggered_by or (caller.display if caller is not None else None) or "anonymous"
     entity = job.dump()
     entity.update(uid=uid, status=status.value, started=clock.iso(now), triggeredBy=who)
@@ -80,7 +85,7 @@ def new_record(job: Job, uid: str, caller: Caller | None, triggered_by: str | No
     return JobRecord(
         extra=extra,
         uid=uid,
-        kind="recurring" if isinstance(job, RecurringJob) else "job",
+        kind="recurring" if isinstance(job, models.RecurringJob) else "job",
         status=status,
         job_token=secrets.token_urlsafe(32),
         entity=entity,
@@ -89,7 +94,7 @@ def new_record(job: Job, uid: str, caller: Caller | None, triggered_by: str | No
         triggered_by=who,
         owner=caller.id if caller is not None else None,
         started=now,
-        time_limit_seconds=None if isinstance(job, RecurringJob) else time_limit(job),
+        time_limit_seconds=None if isinstance(job, models.RecurringJob) else activities.time_limit(job),
         message="registered" if status == JobStatus.REGISTERED else "starting",
     )
 
@@ -170,9 +175,8 @@ def orchestrated(orchestrations: Orchestrations) -> Launch:
     """The launch of a plain job: its orchestration, which starts it on its runner and follows it."""
 
     def launch(record: JobRecord) -> None:
-        orchestrations.start(
-            record.uid, initial_input(record.uid, record.time_limit_seconds or 0, PollPolicy.from_settings())
-        )
+        policy = PollPolicy.from_settings()
+        orchestrations.start(record.uid, orchestrator.initial_input(record.uid, record.time_limit_seconds or 0, policy))
 
     return launch
 
@@ -268,7 +272,7 @@ def stop_job(record: JobRecord, caller: Caller | None, orchestrations: Orchestra
     response = "stop requested"
     if record.handle is not None:
         try:
-            response = default_registry().get(record.runner_type).stop(record.handle)
+            response = registry.default_registry().get(record.runner_type).stop(record.handle)
         except RunnerError as error:
             response = f"stop requested; the runner said: {error}"
     try:
@@ -330,7 +334,8 @@ def report_progress(
     if exited and data.keys() <= {"exited"}:  # only the launcher's notice that the process exited: nothing to store
         freshness.on_exit(record, clock.now(), wake)
         return {"response": "OK"}
-    lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets_of(record, load_entity(record)))
+    secrets = activities.secrets_of(record, activities.load_entity(record))
+    lines = environment.scrub(_progress_lines(data.get("logs"), overwrite), secrets)
     if status is not None and status.is_final and status not in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise ValidationFailed(
             f"a job may report that it completed or failed, not {status.value!r}: DELETE the job to stop it"
@@ -422,4 +427,4 @@ def health() -> tuple[int, dict[str, Any]]:
         store().ping()
     except Exception as error:  # noqa: BLE001
         return 503, {"status": "unhealthy", "storage": f"not reachable ({type(error).__name__})"}
-    return 200, {"status": "healthy", "storage": "ok", "runners": default_registry().types()}
+    return 200, {"status": "healthy", "storage": "ok", "runners": registry.default_registry().types()}

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from runners.base import FailureReason
-from shared.jobs.models import RetryPolicy
+
+if TYPE_CHECKING:  # annotations only
+    from shared.jobs.models import RetryPolicy
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from runners.base import FailureReason, RunnerStatus
 from shared.jobs import retry
-from shared.jobs.models import RetryPolicy
 from shared.jobs.record import ATTEMPT_MESSAGE_CHARACTERS, JobRecord, attempt_entry, current_attempt
 from shared.jobs.status import JobStatus
+
+if TYPE_CHECKING:  # annotations only: a status read need not load the pydantic models
+    from shared.jobs.models import RetryPolicy
 
 STOPPED = "stopped"  # finish reasons given by the orchestrator (shared.jobs.orchestrator)
 TIMEOUT = "timeout"

@@ -18,13 +18,13 @@ import azure.functions as func
 from shared.platform import lazy, names
 from shared.platform.durable import run_sync
 from shared.platform.identity import caller_from_headers
+from shared.platform.parsing import parse_json
 from shared.platform.replies import answer as _answer
 
 # loaded by the first request or delivery that uses them, not at every cold start (shared.platform.lazy)
 delivery = lazy.module("shared.webhooks.delivery")
 dispatch = lazy.module("shared.webhooks.dispatch")
 operations = lazy.module("shared.webhooks.operations")
-validation = lazy.module("shared.jobs.validation")
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -37,9 +37,7 @@ KEY = func.AuthLevel.FUNCTION
 async def subscription_create(req: func.HttpRequest, client) -> func.HttpResponse:
     dispatch.remember(client)
     caller = caller_from_headers(req.headers)
-    return await run_sync(
-        _answer, lambda: operations.create_subscription(validation.parse_json(req.get_body()), caller), 201
-    )
+    return await run_sync(_answer, lambda: operations.create_subscription(parse_json(req.get_body()), caller), 201)
 
 
 @bp.route(route="subscriptions", methods=["GET"], auth_level=KEY)
