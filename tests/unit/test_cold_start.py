@@ -31,6 +31,7 @@ NOT_AT_IMPORT = [
     "shared.schedules.tick",
     "shared.webhooks.delivery",
     "runners.registry",
+    "shared.openapi",
 ]
 
 
