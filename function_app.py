@@ -164,6 +164,14 @@ def get_result(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@app.route(route="jobs/{uid}/log", methods=["GET"])
+async def get_job_log(req: func.HttpRequest) -> func.HttpResponse:  # async: a running job's log is a runner call
+    return await run_sync(
+        _answer,
+        lambda: service.get_log(req.route_params["uid"], caller_from_headers(req.headers), req.params.get("tail")),
+    )
+
+
 @app.route(route="jobs/{uid}/suspend", methods=["POST"])
 def schedule_suspend(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(lambda: service.suspend_schedule(req.route_params["uid"], caller_from_headers(req.headers)))

@@ -188,9 +188,22 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Show new lines until the job ends; exit 0 only if it completed.")
     ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="The whole log (stored at the end, or the runner's while it runs).")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", min=1, max=100_000, help="With --full: only the last N lines.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show a job's log (the tail the app keeps)."""
+    """Show a job's log: the tail the app keeps, or with --full the whole log."""
+    if full:
+        body = api.log(uid, tail)
+        if as_json:
+            _emit(body)
+            return
+        sys.stdout.writelines(f"{line}\n" for line in body.get("log") or [])
+        return
     if follow and not as_json:
         final = Follower(api, uid, _out(), show_log=True, show_progress=False).run()
         if final.get("status") != "completed":

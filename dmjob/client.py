@@ -164,6 +164,9 @@ class Api:
     def result(self, uid: str) -> dict:
         return self.call("GET", f"/jobs/{_segment(uid)}/result")
 
+    def log(self, uid: str, tail: int | None = None) -> dict:
+        return self.call("GET", f"/jobs/{_segment(uid)}/log", params={"tail": tail} if tail else None)
+
     def list(self, status: str | None = None, limit: int | None = None, token: str | None = None) -> dict:
         params = {k: v for k, v in (("status", status), ("limit", limit), ("continuationToken", token)) if v}
         return self.call("GET", "/jobs", params=params)

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.jobs import freshness, operations
 from shared.jobs.access import Caller, authorize
-from shared.jobs.operations import Orchestrations, Prepare, StartResult, get_record, get_result
+from shared.jobs.operations import Orchestrations, Prepare, StartResult, get_log, get_record, get_result
 from shared.jobs.operations import health, report_progress, status_body as job_status_body
 from shared.jobs.record import JobRecord
 from shared.jobs.store import store
@@ -34,6 +34,7 @@ __all__ = [
     "Orchestrations",
     "StartResult",
     "get_job",
+    "get_log",
     "get_result",
     "health",
     "backfill_view",

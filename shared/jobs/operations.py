@@ -231,6 +231,59 @@ def status_body(record: JobRecord) -> dict[str, Any]:
 
 
 ATTEMPT_KEYS = ("attempt", "started", "ended", "status", "exitCode", "reason", "message")
+MAX_LOG_LINES = 100_000  # a whole log is answered up to this many (its last) lines
+
+
+def get_log(uid: str, caller: Caller | None = None, tail: str | None = None) -> dict[str, Any]:
+    """A job's whole log, where the status shows only its last lines: the one stored when the job ended; while
+    it runs, read from its runner at this request (one runner call, scrubbed of the job's secret values as every
+    log is); before it has a runner, or for a job that reports its own log, the lines the app keeps."""
+    wanted = _log_lines_wanted(tail)
+    record = get_record(uid)
+    authorize(record, caller, "read")
+    text, source = _whole_log(record)
+    lines = text.splitlines() if text is not None else list(_kept_log(record))
+    shown = lines[-wanted:]
+    return {
+        "uid": record.uid,
+        "status": record.status.value,
+        "source": source,
+        "lines": len(lines),
+        "truncated": len(shown) < len(lines),
+        "log": shown,
+    }
+
+
+def _log_lines_wanted(tail: str | None) -> int:
+    if tail is None or tail == "":
+        return MAX_LOG_LINES
+    if not (len(tail) <= 6 and tail.isdigit() and 1 <= int(tail) <= MAX_LOG_LINES):
+        raise BadRequest(f"tail must be a number of lines from 1 to {MAX_LOG_LINES}, not {tail[:20]!r}")
+    return int(tail)
+
+
+def _kept_log(record: JobRecord) -> list[str]:
+    return record.reported_log if record.externally_reported else record.log
+
+
+def _whole_log(record: JobRecord) -> tuple[str | None, str]:
+    """(text, where it came from); text None: only the kept lines exist."""
+    if record.externally_reported:
+        return None, "kept"  # the job sends its log itself (the old job containers): that is the log
+    if record.log_ref:
+        return store().get_text(record.log_ref), "stored"
+    if record.handle is None or record.status.is_final:
+        return None, "kept"
+    try:
+        runner = registry.default_registry().get(record.runner_type)
+    except LookupError:  # its runner is no longer offered here (local runners switched off): what the app kept
+        return None, "kept"
+    try:
+        text = runner.logs(record.handle)
+    except RunnerError as error:
+        raise ServiceUnavailable(f"the runner could not give job {record.uid}'s log for now: {error}") from None
+    secrets = activities.secrets_of(record, activities.load_entity(record))
+    return "\n".join(environment.scrub(text.splitlines(), secrets)), "runner"
 
 
 def get_result(uid: str, caller: Caller | None = None, attempt: str | None = None) -> dict[str, Any]:

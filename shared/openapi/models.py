@@ -144,6 +144,18 @@ class GetJobResultResponse(Wire):
     log: str | None = Field(default=None, description="with `?attempt=`: the attempt's full log")
 
 
+class GetJobLogResponse(Wire):
+    uid: str
+    status: JobStatus
+    source: Literal["stored", "runner", "kept"] = Field(
+        description="`stored`: saved when the job ended; `runner`: read from the runner now (the job runs); "
+        "`kept`: the lines the app keeps (before the job has a runner, or a job that reports its own log)"
+    )
+    lines: int = Field(description="how many lines the whole log has")
+    truncated: bool = Field(description="true if only the last lines are shown (`tail`, or past 100,000)")
+    log: list[str]
+
+
 class UpdateJobProgressResponse(Wire):
     response: str = Field(description="`OK`")
 

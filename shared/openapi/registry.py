@@ -178,6 +178,7 @@ def _links(*operation_ids: str) -> dict[str, dict[str, Any]]:
 JOB_LINKS = _links(
     "job_status",
     "job_result",
+    "job_log",
     "remove_job",
     "update_job_progress",
     "schedule_preview",
@@ -435,6 +436,30 @@ OPERATIONS: tuple[Operation, ...] = (
                 e404="no such job, or no such attempt",
                 e409="the job (or the attempt) has not finished yet",
             ),
+        },
+    ),
+    Operation(
+        "get_job_log",
+        "jobs/{uid}/log",
+        "GET",
+        "job_log",
+        "A job's whole log",
+        "The status shows a job's last lines; this is the whole log: the one stored when the job ended, or, while "
+        "it runs, the runner's, read at this request (one runner call; the job's secret values scrubbed as in "
+        "every log). Whoever may read the job may.",
+        "DMJobs",
+        params=(
+            JOB_UID,
+            Param(
+                "tail",
+                "query",
+                {"type": "integer", "minimum": 1, "maximum": 100000},
+                "only the last this many lines (default: all, up to 100,000)",
+            ),
+        ),
+        replies={
+            "200": Reply("the log", m.GetJobLogResponse),
+            **errors("403", "404", "503", e400="malformed uid or tail"),
         },
     ),
     Operation(

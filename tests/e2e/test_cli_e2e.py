@@ -89,6 +89,9 @@ def test_status_logs_result_and_list(dmjob, tmp_path):
     logs = dmjob("logs", uid)
     assert logs.stdout.splitlines()[:2] == ["one", "two"]
     assert json.loads(dmjob("logs", uid, "--json").stdout)["log"][:2] == ["one", "two"]
+    assert dmjob("logs", uid, "--full").stdout.splitlines() == ["one", "two"]  # the stored whole log
+    whole = json.loads(dmjob("logs", uid, "--full", "--tail", "1", "--json").stdout)
+    assert whole["source"] == "stored" and whole["log"] == ["two"] and whole["lines"] == 2 and whole["truncated"]
 
     out = tmp_path / "result.json"
     written = dmjob("result", uid, "-o", str(out))

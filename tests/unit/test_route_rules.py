@@ -101,6 +101,8 @@ REQUESTS = [
     ("DELETE", f"/api/jobs/{UID}", "stop_job"),
     ("DELETE", f"/api/jobs/{UID}?stopRunning=true", "stop_job"),
     ("GET", f"/api/jobs/{UID}/result", "get_result"),
+    ("GET", f"/api/jobs/{UID}/log", "get_job_log"),
+    ("GET", f"/api/jobs/{UID}/log?tail=100", "get_job_log"),
     ("POST", f"/api/jobs/{UID}/suspend", "schedule_suspend"),
     ("POST", f"/api/jobs/{UID}/SUSPEND", "schedule_suspend"),  # literals match case-insensitively
     ("POST", f"/api/jobs/{UID}/resume", "schedule_resume"),
