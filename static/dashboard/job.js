@@ -1,4 +1,5 @@
-// One job: status, progress, the log tail following live while it runs, the result once it has ended, and Stop.
+// One job: status, progress, the log tail following live while it runs (or, asked for, the whole log), the result
+// once it has ended, and Stop.
 import { call, get } from "./api.js";
 import { chip, duration, el, errorBox, every, FINAL, jobDuration, shortType, timeCell } from "./util.js";
 
@@ -44,6 +45,8 @@ function facts(job, dmssUrl) {
   return el("dl", { class: "facts" }, rows.filter(([, v]) => v !== null && v !== undefined && v !== "").map(([k, v]) => [el("dt", {}, k), el("dd", { "data-fact": k }, v)]));
 }
 
+const SOURCES = { stored: "stored when it ended", runner: "read from its runner just now", kept: "as the app keeps it" };
+
 function progress(job) {
   const p = job.percentage;
   if (p === null || p === undefined) {
@@ -57,14 +60,38 @@ export function jobView(root, uid) {
   const body = el("div");
   const logBox = el("pre", { id: "log", class: "log", tabindex: 0 });
   const follow = el("input", { type: "checkbox", name: "follow", checked: true });
+  const logNote = el("span", { id: "log-note", class: "muted small" });
+  const wholeButton = el("button", { type: "button", name: "whole-log", onclick: () => showWholeLog() }, "Whole log");
   const result = el("div", { id: "result" });
   const message = el("div");
   root.append(el("p", {}, el("a", { href: "#/jobs" }, "‹ all jobs")), head, message, body,
-    el("h2", {}, "Log ", el("label", { class: "muted small" }, follow, " follow")), logBox, result);
+    el("h2", {}, "Log ", el("label", { class: "muted small" }, follow, " follow"), " ", wholeButton, " ", logNote), logBox, result);
 
   let stopped = false;
   let stopPolling = () => {};
   let shownResult = false;
+  let wholeShown = false; // the whole log is on screen: the status's tail no longer replaces it
+
+  function showLines(lines) {
+    const atBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 24;
+    logBox.textContent = lines.join("\n");
+    logBox.dataset.lines = String(lines.length);
+    if (follow.checked && atBottom) logBox.scrollTop = logBox.scrollHeight;
+  }
+
+  // GET jobs/{uid}/log: stored at the end; while the job runs, read from its runner (one runner call a click)
+  async function showWholeLog() {
+    try {
+      const whole = await get(`jobs/${encodeURIComponent(uid)}/log`);
+      wholeShown = true;
+      showLines(whole.log || []);
+      const shown = whole.truncated ? `, the last ${whole.log.length} shown` : "";
+      logNote.textContent = `whole log: ${whole.lines} lines${shown} (${SOURCES[whole.source] || whole.source})`;
+      wholeButton.textContent = "Refresh whole log";
+    } catch (error) {
+      message.replaceChildren(errorBox(error));
+    }
+  }
 
   async function stopJob(job) {
     const what = job.kind === "recurring" ? "Remove this recurring job (no more runs)?" : `Stop job ${job.label || job.uid}?`;
@@ -82,10 +109,7 @@ export function jobView(root, uid) {
       : el("button", { type: "button", class: "danger", name: "stop", onclick: () => stopJob(job) }, job.kind === "recurring" ? "Remove" : "Stop");
     head.replaceChildren(...[el("h1", {}, job.label || "job", " ", chip(job.status)), el("p", { class: "mono muted" }, job.uid), stop].filter(Boolean));
     body.replaceChildren(...[progress(job), facts(job, dmssUrl)].filter(Boolean));
-    const atBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 24;
-    logBox.textContent = (job.log || []).join("\n");
-    logBox.dataset.lines = String((job.log || []).length);
-    if (follow.checked && atBottom) logBox.scrollTop = logBox.scrollHeight;
+    if (!wholeShown) showLines(job.log || []);
   }
 
   async function showResult(job) {

@@ -207,3 +207,19 @@ def test_a_job_with_retries_shows_its_attempts(host, page):
         cells = attempts.nth(n).locator("td").all_inner_texts()
         assert cells[0] == str(n + 1) and cells[1] == "failed" and cells[4] == "7", cells
     screenshot(page, "dashboard-job-attempts")
+
+
+def test_the_whole_log_replaces_the_tail_on_request(host, page):
+    uid = start(host, 'for i in $(seq 1 500); do echo "line $i"; done', "a long log")
+    body = wait(host, uid)
+    assert body["status"] == "completed" and len(body["log"]) < 500  # the status keeps the tail (LOG_TAIL_LINES)
+    page.goto(f"{host.url}/api/ui#/job/{uid}")
+    page.locator("#result pre").wait_for()
+    assert page.locator("#log").get_attribute("data-lines") == str(len(body["log"]))
+    page.locator('button[name="whole-log"]').click()
+    page.wait_for_function("() => document.querySelector('#log').dataset.lines === '500'")
+    text = page.locator("#log").inner_text()
+    assert text.startswith("line 1\n") and text.rstrip().endswith("line 500")
+    assert "500 lines" in page.locator("#log-note").inner_text() and "stored" in page.locator("#log-note").inner_text()
+    page.wait_for_timeout(2500)  # a status refresh (every 2 s) leaves the whole log in place
+    assert page.locator("#log").get_attribute("data-lines") == "500"
