@@ -8,4 +8,7 @@
 - `durable`: the async Durable client adapted for the synchronous service.
 - `hooks`: lifecycle listeners (DMSS write-back, schedule history) fired by the job store.
 - `environment`: the environment a job gets, and scrubbing its values out of what is shown.
+- `parsing`: strict JSON bodies and uids, what every route checks first.
+- `replies`, `static`: HTTP replies (the one JSON error path), the static pages' answers.
+- `names`: the Durable functions' and events' names; `lazy`: code loaded at first use (the cold start).
 """
