@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
@@ -228,12 +228,9 @@ def _aware(dt: datetime, what: str) -> datetime:
 
 
 class _Backwards:
-    """Queries both CronSchedule and CronSet answer from their `fire_times_backwards`."""
+    """Queries both CronSchedule and CronSet answer from their own `fire_times_backwards`."""
 
-    def fire_times_backwards(
-        self, before: datetime, not_before: datetime | None = None, *, limit: int | None = None
-    ) -> Iterator[datetime]:
-        raise NotImplementedError
+    fire_times_backwards: Callable[..., Iterator[datetime]]
 
     def prev_fire(self, before: datetime) -> datetime | None:
         """The last fire time strictly before `before` (aware), as aware UTC; None if there is none."""
