@@ -23,10 +23,33 @@ T = TypeVar("T")
 CLIENT_TIMEOUT_SECONDS = 30
 
 
+_rpc: dict[str, str | None] = {"url": None}
+
+
+def remember_endpoint(client: Any) -> None:
+    """Keep the Durable client's local RPC endpoint (the extension's webhook on this instance; no key in it), so
+    code without a client binding (a listener inside an activity starting a webhook delivery) can start
+    orchestrations through it. Every function with a client binding tells it: on a scaled-out app an instance
+    that has served any of them can start at once instead of leaving the start to the minute timer."""
+    bindings = getattr(client, "_orchestration_bindings", None)  # where the SDK keeps the binding's JSON
+    url = getattr(bindings, "rpc_base_url", None)
+    if url:
+        _rpc["url"] = url
+
+
+def rpc_endpoint() -> str | None:
+    return _rpc["url"]
+
+
+def forget_endpoint() -> None:
+    _rpc["url"] = None
+
+
 class ClientOrchestrations:
     def __init__(self, client: Any, loop: asyncio.AbstractEventLoop):
         self._client = client
         self._loop = loop
+        remember_endpoint(client)
 
     def _call(self, coroutine) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=CLIENT_TIMEOUT_SECONDS)

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from shared.platform import durable
 from shared.platform.names import WEBHOOK_ORCHESTRATOR
 from shared.webhooks import store
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 ORCHESTRATOR = WEBHOOK_ORCHESTRATOR
 START_TIMEOUT_SECONDS = 5
-_endpoint: dict[str, str | None] = {"rpc": None}
 _session = threading.local()
 
 
@@ -41,15 +41,12 @@ def instance_id(sub_id: str, job_uid: str) -> str:
 
 
 def remember(client: Any) -> None:
-    """Keep the Durable client's local RPC endpoint (no key in it) for starts from listeners."""
-    bindings = getattr(client, "_orchestration_bindings", None)  # the SDK keeps the binding there
-    rpc = getattr(bindings, "rpc_base_url", None)
-    if rpc:
-        _endpoint["rpc"] = rpc
+    """Keep the Durable client's local RPC endpoint for starts from listeners (shared.platform.durable)."""
+    durable.remember_endpoint(client)
 
 
 def forget() -> None:
-    _endpoint["rpc"] = None
+    durable.forget_endpoint()
 
 
 def _http() -> requests.Session:
@@ -60,7 +57,7 @@ def _http() -> requests.Session:
 
 def start(sub_id: str, job_uid: str) -> bool:
     """Start the (subscription, job) orchestration now if this process can; True if the start was accepted."""
-    rpc = _endpoint["rpc"]
+    rpc = durable.rpc_endpoint()
     if not rpc:
         return False
     url = f"{rpc}orchestrators/{ORCHESTRATOR}/{instance_id(sub_id, job_uid)}"
