@@ -209,11 +209,15 @@ async def schedule_run_now(req: func.HttpRequest, client) -> func.HttpResponse:
 @app.durable_client_input(client_name="client")
 async def schedule_backfill(req: func.HttpRequest, client) -> func.HttpResponse:
     loop = asyncio.get_running_loop()
-    bridge, drivers = ClientOrchestrations(client, loop), schedule_runs.Drivers(client, loop)
+    bridge = ClientOrchestrations(client, loop)
     return await run_sync(
         _answer,
         lambda: schedule_runs.request_backfill(
-            bridge, drivers, req.route_params["uid"], req.get_body(), caller_from_headers(req.headers)
+            bridge,
+            schedule_runs.Drivers(client, loop),
+            req.route_params["uid"],
+            req.get_body(),
+            caller_from_headers(req.headers),
         ),
         202,
     )
@@ -278,7 +282,7 @@ def schedule_backfill_driver(context: df.DurableOrchestrationContext):
 @app.durable_client_input(client_name="client")
 async def schedule_backfill_step(uid: str, client) -> dict:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
-    return await run_sync(schedule_runs.safe_step, bridge, uid)
+    return await run_sync(lambda: schedule_runs.safe_step(bridge, uid))  # loaded off the event loop
 
 
 # ---- schedules --------------------------------------------------------------------------------------------
@@ -286,7 +290,7 @@ async def schedule_backfill_step(uid: str, client) -> dict:
 @app.durable_client_input(client_name="client")
 async def schedule_tick(timer: func.TimerRequest, client) -> None:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
-    report = await run_sync(schedule_runs.tick, bridge)
+    report = await run_sync(lambda: schedule_runs.tick(bridge))  # loaded off the event loop
     log.info("schedule tick: %s", json.dumps(report.as_dict()))
 
 
@@ -294,7 +298,7 @@ async def schedule_tick(timer: func.TimerRequest, client) -> None:
 @app.durable_client_input(client_name="client")
 async def reconcile_jobs(timer: func.TimerRequest, client) -> None:
     bridge = ClientOrchestrations(client, asyncio.get_running_loop())
-    report = await run_sync(reconcile.reconcile, bridge)
+    report = await run_sync(lambda: reconcile.reconcile(bridge))
     if report.restarted or report.closed or report.errors:
         log.warning("reconciliation: %s", json.dumps(report.as_dict()))
 

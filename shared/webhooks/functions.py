@@ -15,7 +15,7 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.platform import lazy, names
+from shared.platform import durable, lazy, names
 from shared.platform.durable import run_sync
 from shared.platform.identity import caller_from_headers
 from shared.platform.parsing import parse_json
@@ -35,7 +35,7 @@ KEY = func.AuthLevel.FUNCTION
 @bp.route(route="subscriptions", methods=["POST"], auth_level=KEY)
 @bp.durable_client_input(client_name="client")
 async def subscription_create(req: func.HttpRequest, client) -> func.HttpResponse:
-    dispatch.remember(client)
+    durable.remember_endpoint(client)
     caller = caller_from_headers(req.headers)
     return await run_sync(_answer, lambda: operations.create_subscription(parse_json(req.get_body()), caller), 201)
 
@@ -58,7 +58,7 @@ def subscription_delete(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="subscriptions/{id}/rotate", methods=["POST"], auth_level=KEY)
 @bp.durable_client_input(client_name="client")
 async def subscription_rotate(req: func.HttpRequest, client) -> func.HttpResponse:
-    dispatch.remember(client)
+    durable.remember_endpoint(client)
     caller = caller_from_headers(req.headers)
     return await run_sync(_answer, lambda: operations.rotate_secret(req.route_params["id"], caller))
 
@@ -72,7 +72,7 @@ def job_events(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="deliveries/{id}/redeliver", methods=["POST"], auth_level=KEY)
 @bp.durable_client_input(client_name="client")
 async def webhook_redeliver(req: func.HttpRequest, client) -> func.HttpResponse:
-    dispatch.remember(client)
+    durable.remember_endpoint(client)
     caller = caller_from_headers(req.headers)
     return await run_sync(_answer, lambda: operations.redeliver(req.route_params["id"], caller), 202)
 
@@ -98,13 +98,13 @@ def webhook_delivery_attempt(item: dict) -> dict:
 @bp.durable_client_input(client_name="client")
 async def webhook_dispatch(timer: func.TimerRequest, client) -> None:
     """Start what listeners could not start themselves (no client known yet, a busy or lost start)."""
-    dispatch.remember(client)
+    durable.remember_endpoint(client)
     loop = asyncio.get_running_loop()
 
     def start(instance_id: str, value: dict) -> None:
         coroutine = client.start_new(names.WEBHOOK_ORCHESTRATOR, instance_id, value)
         asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
 
-    report = await run_sync(dispatch.dispatch_due, start)
+    report = await run_sync(lambda: dispatch.dispatch_due(start))  # loaded off the event loop
     if report["started"] or report["refused"]:
         log.info("webhook dispatch: %s", json.dumps(report))
